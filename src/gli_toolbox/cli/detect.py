@@ -1,0 +1,61 @@
+"""``gli detect``: per-year lake layers from Sentinel-2 scenes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from ..config import DetectConfig
+from ..errors import ConfigError
+from .options import configure_logging, selection_options, verbosity_options
+
+logger = logging.getLogger(__name__)
+
+
+@click.command("detect")
+@selection_options
+@click.option("--crs", default=None, metavar="EPSG", help="Output CRS (default: UTM zone of the AOI centre).")
+@click.option("--min-area-m2", "min_area_m2", type=click.FloatRange(min=0), default=5400.0, show_default=True,
+              help="Minimum lake area (m2); smaller water objects are removed before vectorizing.")
+@click.option("--index", type=click.Choice(["ndwi", "mndwi"]), default="ndwi", show_default=True,
+              help="Water index: NDWI (green, NIR) or MNDWI (green, SWIR1).")
+@click.option("--threshold", "ndwi_threshold", type=click.FloatRange(-1, 1), default=0.2, show_default=True,
+              help="A pixel is water when its index is above this value.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("gli_output"), show_default=True,
+              help="Output folder.")
+@click.option("--save-masks", is_flag=True, help="Also write water_<YEAR>.tif masks.")
+@click.option("--per-scene", is_flag=True, help="One lake layer per acquisition date (lakes_<YYYYMMDD>) instead of per year.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs of an earlier run in --out (other files are kept).")
+@verbosity_options
+def detect_cmd(
+    aoi: str, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
+    crs: str | None, min_area_m2: float, index: str, ndwi_threshold: float, out: Path, save_masks: bool,
+    per_scene: bool, overwrite: bool, verbose: int, quiet: int,
+) -> None:
+    """Detect glacial lakes in AOI for each year and write lakes_<YEAR>.shp, inventory.gpkg and run.json."""
+    configure_logging(verbose, quiet)
+    from ..export import check_output_dir, write_outputs
+    from ..pipeline import detect
+
+    if crs is not None and crs.isdigit():
+        crs = f"EPSG:{crs}"
+    try:
+        config = DetectConfig(
+            years=years, months=months, stac=stac, collection=collection, max_cloud_pct=max_cloud, crs=crs,
+            min_area_m2=min_area_m2, index=index,  # type: ignore[arg-type]
+            ndwi_threshold=ndwi_threshold, save_masks=save_masks, per_scene=per_scene,
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    check_output_dir(out, overwrite=overwrite)  # fail before any download
+    result = detect(aoi, config=config)
+    paths = write_outputs(result, out, overwrite=overwrite)
+    if quiet == 0:
+        layers = result.scene_lakes if per_scene else result.lakes
+        for key, gdf in layers.items():
+            click.echo(f"{key}: {len(gdf)} lakes, {gdf['area_km2'].sum():.4f} km2", err=True)
+        for w in result.run.get("warnings", []):
+            click.echo(f"warning: {w}", err=True)
+        click.echo(f"wrote {len(paths)} files to {out}", err=True)

@@ -1,0 +1,188 @@
+"""Read Sentinel-2 pixels for one chunk of the output grid: only the needed bands, only the window.
+
+odc-stac does the windowed reading, reprojection and same-day mosaicking (local files, HTTP(S)
+COGs through GDAL's /vsicurl/, S3); this adapter adds the provider's reflectance rule and the
+scene-classification mask.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import odc.stac
+import rasterio.features
+from numpy.typing import NDArray
+from odc.geo.geobox import GeoBox
+from shapely.geometry.base import BaseGeometry
+
+from . import providers
+from .errors import AssetReadError, ConfigError
+from .search import Scene
+from .water import offset_already_removed, scl_valid, to_reflectance
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["utm_crs", "output_grid", "chunks", "aoi_mask", "Observation", "read_day"]
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """EPSG code of the WGS84 UTM zone containing (lon, lat).
+
+    >>> utm_crs(74.6, 42.8), utm_crs(-70.0, -33.0)
+    ('EPSG:32643', 'EPSG:32719')
+    """
+    zone = min(int(math.floor((lon + 180.0) / 6.0)) + 1, 60)
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def output_grid(aoi_wgs84: BaseGeometry, *, crs: str | None, resolution_m: float) -> GeoBox:
+    """The one processing grid: the AOI's bounding box in ``crs`` (default: UTM zone of the AOI
+    centre), snapped outward to multiples of ``resolution_m`` so it lines up with Sentinel-2 pixels.
+    """
+    import pyproj
+    from odc.geo.geom import Geometry
+
+    c = aoi_wgs84.centroid
+    target = crs or utm_crs(c.x, c.y)
+    try:
+        crs_obj = pyproj.CRS.from_user_input(target)
+    except pyproj.exceptions.CRSError:
+        raise ConfigError(f"--crs: {target!r} is not a known CRS; give an EPSG code such as EPSG:32643") from None
+    if not crs_obj.is_projected or crs_obj.axis_info[0].unit_name not in ("metre", "meter"):
+        raise ConfigError(f"--crs: {target} is not a projected CRS in metres; lake areas need one, e.g. a UTM zone (EPSG:326xx)")
+    geom = Geometry(aoi_wgs84, "EPSG:4326").to_crs(crs_obj)
+    return GeoBox.from_geopolygon(geom, resolution=resolution_m, crs=crs_obj, tight=False)
+
+
+def chunks(grid: GeoBox, chunk_px: int) -> Iterator[tuple[tuple[slice, slice], GeoBox]]:
+    """Split the grid into independent square chunks: ``((row_slice, col_slice), sub_geobox)``."""
+    ny, nx = grid.shape
+    for y0 in range(0, ny, chunk_px):
+        for x0 in range(0, nx, chunk_px):
+            sl = (slice(y0, min(y0 + chunk_px, ny)), slice(x0, min(x0 + chunk_px, nx)))
+            yield sl, grid[sl]
+
+
+def aoi_mask(grid: GeoBox, aoi_wgs84: BaseGeometry) -> NDArray[np.bool_]:
+    """True for grid pixels whose centre lies inside the AOI."""
+    from odc.geo.geom import Geometry
+
+    geom = Geometry(aoi_wgs84, "EPSG:4326").to_crs(grid.crs).geom
+    return rasterio.features.geometry_mask([geom], out_shape=grid.shape, transform=grid.affine, invert=True)
+
+
+@dataclass
+class Observation:
+    """Reflectance and validity of one acquisition day over one chunk."""
+
+    green: NDArray[np.float32]
+    nir: NDArray[np.float32]
+    swir16: NDArray[np.float32] | None
+    valid: NDArray[np.bool_]
+    scl: NDArray[np.uint8] | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _stac_cfg(keys: dict[str, str]) -> dict[str, Any]:
+    assets = {k: {"data_type": "uint16", "nodata": 0} for b, k in keys.items() if b != "scl"}
+    if "scl" in keys:
+        assets[keys["scl"]] = {"data_type": "uint8", "nodata": 0}
+    return {"*": {"assets": assets}}
+
+
+def _gdal_env(items: Sequence[Any]) -> dict[str, str]:
+    """GDAL options for the asset locations (CDSE's s3://eodata needs its endpoint and keys)."""
+    env: dict[str, str] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3"}
+    hrefs = [a.href for i in items for a in i.assets.values()]
+    if any(h.startswith("s3://eodata") for h in hrefs):
+        if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
+            raise AssetReadError(
+                "CDSE assets need S3 keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(create them at https://eodata-s3keysmanager.dataspace.copernicus.eu)"
+            )
+        env.update(
+            AWS_S3_ENDPOINT=os.environ.get("AWS_S3_ENDPOINT", "eodata.dataspace.copernicus.eu"),
+            AWS_VIRTUAL_HOSTING="FALSE",
+            AWS_HTTPS="YES",
+        )
+    return env
+
+
+def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool) -> Observation:
+    """Read one acquisition day (one or more tiles of the same pass) over ``tile``.
+
+    Scenes are grouped by their reflectance rule (they normally share one), each group is read
+    and mosaicked by odc-stac, converted to reflectance, and the groups fused (first valid pixel).
+
+    Raises
+    ------
+    AssetReadError
+        When a band file cannot be read; the caller skips the day and records it.
+    """
+    import rasterio
+
+    bands = ["green", "nir"] + (["swir16"] if need_swir else [])
+    groups: dict[tuple[Any, ...], list[Scene]] = defaultdict(list)
+    for s in scenes:
+        groups[providers.reflectance_rule(s.item).key()].append(s)
+
+    shape = tile.shape
+    out = {b: np.full(shape, np.nan, dtype=np.float32) for b in bands}
+    scl_out: NDArray[np.uint8] | None = None
+    valid = np.zeros(shape, dtype=bool)
+    notes: list[str] = []
+    for group in groups.values():
+        items = [s.item for s in group]
+        rule = providers.reflectance_rule(items[0])
+        keys = {b: providers.asset_key(items[0], b) for b in bands + ["scl"]}
+        missing = [b for b in bands if keys[b] is None]
+        if missing:
+            raise AssetReadError(f"{items[0].id} has no {', '.join(missing)} asset (keys: {', '.join(items[0].assets)})")
+        keys = {b: k for b, k in keys.items() if k is not None}
+        try:
+            with rasterio.Env(**_gdal_env(items)):
+                ds = odc.stac.load(
+                    items,
+                    bands=list(keys.values()),
+                    geobox=tile,
+                    groupby="solar_day",
+                    resampling="nearest",
+                    stac_cfg=_stac_cfg(keys),
+                    fail_on_error=True,
+                )
+        except AssetReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - GDAL/odc raise many types for unreadable assets
+            first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+            raise AssetReadError(f"cannot read {', '.join(i.id for i in items)}: {first}") from None
+        dn = {b: ds[k].isel(time=0).values for b, k in keys.items()}
+        offset = rule.offset
+        if rule.verify_offset and offset != 0 and offset_already_removed(dn["green"], nodata=rule.nodata):
+            offset = 0.0
+            notes.append(
+                f"{', '.join(i.id for i in items)}: metadata say the -1000 DN offset is still in the pixels, "
+                "but the data show it was already removed; read without offset"
+            )
+        refl = {b: to_reflectance(dn[b], scale=rule.scale, offset=offset, nodata=rule.nodata) for b in bands}
+        ok = np.all([np.isfinite(refl[b]) for b in bands], axis=0)
+        if "scl" in keys:
+            scl = dn["scl"].astype(np.uint8)
+            ok &= scl_valid(scl)
+            if scl_out is None:
+                scl_out = np.zeros(shape, dtype=np.uint8)
+            take_scl = (scl_out == 0) & (scl != 0)
+            scl_out[take_scl] = scl[take_scl]
+        else:
+            notes.append(f"{items[0].id}: no scene classification; clouds and shadows are not masked")
+        take = ok & ~valid
+        for b in bands:
+            out[b][take] = refl[b][take]
+        valid |= take
+    return Observation(out["green"], out["nir"], out.get("swir16"), valid, scl_out, notes)

@@ -1,0 +1,299 @@
+"""The detection pipeline: search -> read chunk by chunk -> yearly water composite -> lakes.
+
+:func:`detect` is the Python API behind ``gli detect``; it returns results in memory and writes
+nothing. :func:`gli_toolbox.export.write_outputs` writes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely.geometry
+from affine import Affine
+from numpy.typing import NDArray
+from odc.geo.geobox import GeoBox
+from shapely.geometry.base import BaseGeometry
+
+from . import lakes as lakes_mod
+from . import load, search
+from .aoi import Aoi, aoi_from_geometry, read_aoi
+from .config import DetectConfig
+from .errors import AssetReadError, NoScenesFoundError
+from .water import NEVER_OBSERVED, composite, mndwi, ndwi, water_observation
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["WaterMap", "DetectResult", "detect", "plan"]
+
+
+@dataclass
+class WaterMap:
+    """Water classification on the processing grid for one year (or one date).
+
+    ``water_class``: 1 water, 0 not water, 255 never validly observed (or outside the AOI).
+    ``valid_count`` / ``water_count``: valid and water observations per pixel.
+    """
+
+    label: str
+    water_class: NDArray[np.uint8]
+    valid_count: NDArray[np.uint16]
+    water_count: NDArray[np.uint16]
+    transform: Affine
+    crs: str
+
+    @property
+    def water_fraction(self) -> NDArray[np.float32]:
+        """Share of valid observations that were water (NaN where never observed)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.valid_count > 0, self.water_count / np.maximum(self.valid_count, 1), np.nan).astype(np.float32)
+
+
+@dataclass
+class DetectResult:
+    """What :func:`detect` returns: per-year lake layers and water maps, plus the run record."""
+
+    config: DetectConfig
+    aoi: Aoi
+    grid: GeoBox
+    lakes: dict[int, gpd.GeoDataFrame]
+    masks: dict[int, WaterMap]
+    scene_lakes: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    scene_masks: dict[str, WaterMap] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class YearPlan:
+    year: int
+    start: str
+    end: str
+    days: dict[dt.date, list[search.Scene]]
+    dropped: list[str]
+
+
+def _as_aoi(aoi: Aoi | str | Path | BaseGeometry | dict[str, Any], max_km2: float) -> Aoi:
+    if isinstance(aoi, Aoi):
+        return aoi
+    if isinstance(aoi, (str, Path)):
+        return read_aoi(aoi, max_km2=max_km2)
+    if isinstance(aoi, dict):
+        return aoi_from_geometry(shapely.geometry.shape(aoi), max_km2=max_km2)
+    return aoi_from_geometry(aoi, max_km2=max_km2)
+
+
+def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = None) -> list[YearPlan]:
+    """Search scenes for every year of ``config`` (what ``gli search`` lists)."""
+    source = source or search.open_source(config.stac)
+    plans = []
+    for year in config.years:
+        start, end = config.season(year)
+        scenes, dropped = search.search_year(
+            source, collection=config.collection, aoi_wgs84=aoi.geometry_wgs84, start=start, end=end,
+            max_cloud_pct=config.max_cloud_pct,
+        )
+        plans.append(YearPlan(year, start, end, search.group_by_day(scenes), dropped))
+    return plans
+
+
+def _no_scene_reason(p: YearPlan, config: DetectConfig) -> str:
+    return (
+        f"{p.year}: no {config.collection} scenes intersect the AOI between {p.start[:10]} and {p.end[:10]} "
+        f"with cloud cover <= {config.max_cloud_pct:g}%"
+    )
+
+
+def _software() -> dict[str, str]:
+    from importlib.metadata import version
+
+    import rasterio
+
+    out = {"python": platform.python_version(), "gdal": rasterio.__gdal_version__}
+    for pkg in ("gli-toolbox", "odc-stac", "pystac-client", "rasterio", "numpy", "geopandas"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001
+            out[pkg] = "unknown"
+    return out
+
+
+def detect(
+    aoi: Aoi | str | Path | BaseGeometry | dict[str, Any],
+    *,
+    config: DetectConfig | None = None,
+    progress: bool | None = None,
+    on_scene: Callable[[str], None] | None = None,
+    **params: Any,
+) -> DetectResult:
+    """Detect glacial lakes in ``aoi`` for each year of the configuration.
+
+    Parameters
+    ----------
+    aoi
+        Path of a vector file, an :class:`~gli_toolbox.aoi.Aoi`, a shapely geometry or a GeoJSON
+        geometry dict (both in WGS84).
+    config
+        Run parameters; or give them as keyword arguments (``years=(2017, 2019)``,
+        ``stac="sample_data/catalog.json"``, ``ndwi_threshold=0.3`` ...), which override ``config``.
+    progress
+        Show a progress bar (default: only on a terminal).
+
+    Returns
+    -------
+    DetectResult
+        ``lakes[year]`` GeoDataFrames and ``masks[year]`` water maps; ``run`` is what ``run.json`` holds.
+
+    Raises
+    ------
+    NoScenesFoundError
+        No scene for any year. Years without scenes are otherwise skipped and listed in
+        ``run["warnings"]``.
+    """
+    if config is None:
+        config = DetectConfig(**params)
+    elif params:
+        config = replace(config, **params)
+    the_aoi = _as_aoi(aoi, config.max_aoi_km2)
+    source = search.open_source(config.stac)
+    plans = plan(the_aoi, config, source)
+    warnings: list[str] = [_no_scene_reason(p, config) for p in plans if not p.days]
+    if all(not p.days for p in plans):
+        raise NoScenesFoundError(
+            "no scenes found: " + "; ".join(_no_scene_reason(p, config) for p in plans)
+            + ". Widen --months, raise --max-cloud, or check --collection"
+        )
+    for w in warnings:
+        logger.warning(w)
+
+    grid = load.output_grid(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
+    inside = load.aoi_mask(grid, the_aoi.geometry_wgs84)
+    crs = grid.crs.to_wkt() if grid.crs.epsg is None else f"EPSG:{grid.crs.epsg}"
+    transform = grid.affine
+    tiles = list(load.chunks(grid, config.chunk_px))
+    # Footprints in the grid CRS, to skip chunks a scene does not touch.
+    tile_boxes = [shapely.geometry.box(*g.boundingbox) for _, g in tiles]
+
+    from tqdm.auto import tqdm
+
+    total = sum(len(p.days) for p in plans) * len(tiles)
+    bar = tqdm(total=total, unit="scene", desc="reading scenes", disable=(None if progress is None else not progress), leave=False)
+
+    lakes: dict[int, gpd.GeoDataFrame] = {}
+    masks: dict[int, WaterMap] = {}
+    scene_lakes: dict[str, gpd.GeoDataFrame] = {}
+    scene_masks: dict[str, WaterMap] = {}
+    skipped: list[dict[str, str]] = []
+    years_record: dict[str, Any] = {}
+    notes: list[str] = []
+    need_swir = config.index == "mndwi"
+    pixel_area_m2 = abs(transform.a * transform.e)
+
+    from odc.geo.geom import Geometry
+
+    try:
+        for p in plans:
+            if not p.days:
+                years_record[str(p.year)] = {"scenes": [], "dropped_duplicates": p.dropped, "reason": _no_scene_reason(p, config)}
+                continue
+            water_count = np.zeros(grid.shape, dtype=np.uint16)
+            valid_count = np.zeros(grid.shape, dtype=np.uint16)
+            day_used: dict[dt.date, bool] = {d: False for d in p.days}
+            day_failed: set[dt.date] = set()
+            per_day: dict[dt.date, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
+            for day, scenes in p.days.items():
+                footprint = shapely.union_all(
+                    [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(grid.crs).geom for s in scenes]
+                )
+                if config.per_scene:
+                    per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
+                for (sl, tile), tbox in zip(tiles, tile_boxes):
+                    bar.update(1)
+                    if day in day_failed or not footprint.intersects(tbox):
+                        continue
+                    try:
+                        obs = load.read_day(scenes, tile, need_swir=need_swir)
+                    except AssetReadError as exc:
+                        day_failed.add(day)
+                        skipped.append({"day": day.isoformat(), "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
+                        logger.warning("skipped %s: %s", day, exc)
+                        continue
+                    notes.extend(n for n in obs.notes if n not in notes)
+                    index = ndwi(obs.green, obs.nir) if not need_swir else mndwi(obs.green, obs.swir16)  # type: ignore[arg-type]
+                    water, observed = water_observation(index, obs.valid, threshold=config.ndwi_threshold)
+                    observed &= inside[sl]
+                    water &= observed
+                    water_count[sl] += water
+                    valid_count[sl] += observed
+                    if observed.any():
+                        day_used[day] = True
+                    if config.per_scene:
+                        per_day[day][0][sl] = water
+                        per_day[day][1][sl] = observed
+                if on_scene is not None:
+                    on_scene(day.isoformat())
+            # Days that failed in a later chunk after succeeding in an earlier one must not count half.
+            n_scenes = sum(1 for d, used in day_used.items() if used and d not in day_failed)
+            wclass = composite(water_count, valid_count, min_water_fraction=config.min_water_fraction)
+            wclass[~inside] = NEVER_OBSERVED
+            masks[p.year] = WaterMap(str(p.year), wclass, valid_count, water_count, transform, crs)
+            lakes[p.year] = lakes_mod.extract_lakes(
+                wclass, valid_count, transform=transform, crs=crs, min_area_m2=config.min_area_m2,
+                max_hole_m2=config.hole_area_m2, aoi_mask=inside,
+                attributes={"year": p.year, "n_scenes": n_scenes},
+            )
+            for day, (w, o) in per_day.items():
+                if day in day_failed or not o.any():
+                    continue
+                label = day.strftime("%Y%m%d")
+                dclass = np.where(o, w.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
+                scene_masks[label] = WaterMap(label, dclass, o.astype(np.uint16), w.astype(np.uint16), transform, crs)
+                scene_lakes[label] = lakes_mod.extract_lakes(
+                    dclass, o.astype(np.uint16), transform=transform, crs=crs, min_area_m2=config.min_area_m2,
+                    max_hole_m2=config.hole_area_m2, aoi_mask=inside,
+                    attributes={"year": p.year, "n_scenes": 1, "date": day.isoformat()},
+                )
+            years_record[str(p.year)] = {
+                "season": [p.start, p.end],
+                "scenes": [s.to_record() for scenes in p.days.values() for s in scenes],
+                "dropped_duplicates": p.dropped,
+                "days_used": n_scenes,
+                "days_failed": sorted(d.isoformat() for d in day_failed),
+                "n_lakes": int(len(lakes[p.year])),
+                "lake_area_km2": float(lakes[p.year]["area_km2"].sum()),
+                "water_pixels": int((wclass == 1).sum()),
+                "never_observed_pixels_in_aoi": int(((valid_count == 0) & inside).sum()),
+            }
+    finally:
+        bar.close()
+
+    run = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "software": _software(),
+        "parameters": config.to_dict(),
+        "aoi": {
+            "source": the_aoi.source,
+            "source_crs": the_aoi.source_crs,
+            "area_km2": round(the_aoi.area_km2, 6),
+            "bounds_wgs84": list(the_aoi.geometry_wgs84.bounds),
+        },
+        "stac": {"location": source.location, "collection": config.collection},
+        "grid": {
+            "crs": crs,
+            "resolution_m": config.resolution_m,
+            "shape": list(grid.shape),
+            "transform": list(transform)[:6],
+            "pixel_area_m2": pixel_area_m2,
+            "chunks": len(tiles),
+        },
+        "years": years_record,
+        "skipped_assets": skipped,
+        "warnings": warnings + notes,
+    }
+    return DetectResult(config, the_aoi, grid, lakes, masks, scene_lakes, scene_masks, run)
