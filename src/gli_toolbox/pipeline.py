@@ -224,7 +224,10 @@ def detect(
                         skipped.append({"day": day.isoformat(), "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
                         logger.warning("skipped %s: %s", day, exc)
                         continue
-                    notes.extend(n for n in obs.notes if n not in notes)
+                    for note in obs.notes:
+                        if note not in notes:
+                            notes.append(note)
+                            logger.warning(note)
                     index = ndwi(obs.green, obs.nir) if not need_swir else mndwi(obs.green, obs.swir16)  # type: ignore[arg-type]
                     water, observed = water_observation(index, obs.valid, threshold=config.ndwi_threshold)
                     observed &= inside[sl]
@@ -240,6 +243,21 @@ def detect(
                     on_scene(day.isoformat())
             # Days that failed in a later chunk after succeeding in an earlier one must not count half.
             n_scenes = sum(1 for d, used in day_used.items() if used and d not in day_failed)
+            if n_scenes == 0:
+                reason = (
+                    f"{p.year}: {sum(len(v) for v in p.days.values())} scene(s) found but none gave a valid "
+                    "observation of the AOI (cloud, shadow, no data or unreadable); no lake layer for this year"
+                )
+                warnings.append(reason)
+                logger.warning(reason)
+                years_record[str(p.year)] = {
+                    "season": [p.start, p.end],
+                    "scenes": [s.to_record() for scenes in p.days.values() for s in scenes],
+                    "dropped_duplicates": p.dropped,
+                    "days_failed": sorted(d.isoformat() for d in day_failed),
+                    "reason": reason,
+                }
+                continue
             wclass = composite(water_count, valid_count, min_water_fraction=config.min_water_fraction)
             wclass[~inside] = NEVER_OBSERVED
             masks[p.year] = WaterMap(str(p.year), wclass, valid_count, water_count, transform, crs)
@@ -273,6 +291,10 @@ def detect(
     finally:
         bar.close()
 
+    if not lakes:
+        raise NoScenesFoundError(
+            "no valid observation in any year: " + "; ".join(warnings) + ". Check the scenes with `gli search`"
+        )
     run = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "software": _software(),

@@ -232,7 +232,12 @@ def open_source(location: str, *, timeout_s: float = 30.0) -> SceneSource:
         client = pystac_client.Client.open(location, modifier=modifier, timeout=timeout_s)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise StacError(f"cannot reach STAC API at {location} ({exc.__class__.__name__}); check the URL and your connection, or use a local catalog with --stac PATH") from None
-    except (APIError, json.JSONDecodeError, pystac.STACError, KeyError, ValueError, TypeError) as exc:
+    except APIError as exc:
+        text = str(exc)
+        if any(k in text for k in ("NewConnectionError", "Max retries exceeded", "Connection refused", "NameResolutionError", "timed out")):
+            raise StacError(f"cannot reach STAC API at {location}; check the URL and your connection, or use a local catalog with --stac PATH") from None
+        raise StacError(f"{location} did not answer as a STAC API ({text.splitlines()[0][:120] if text else 'APIError'}); check the URL, e.g. https://earth-search.aws.element84.com/v1") from None
+    except (json.JSONDecodeError, pystac.STACError, KeyError, ValueError, TypeError) as exc:
         raise StacError(f"{location} did not answer as a STAC API ({exc.__class__.__name__}: {str(exc)[:120]}); check the URL, e.g. https://earth-search.aws.element84.com/v1") from None
     except requests.exceptions.RequestException as exc:
         raise StacError(f"cannot reach STAC API at {location} ({exc.__class__.__name__}); check the URL and your connection") from None

@@ -42,6 +42,15 @@ NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/bin/nginx")
 #: Debian packages that provide the binaries, for the skip/fail messages.
 DEBIAN_PACKAGES = "postgresql-15 postgresql-15-postgis-3 nginx"
 
+#: Collection of the sample catalog whose first item is copied into the paging collection.
+SAMPLE_COLLECTION = "sentinel-2-c1-l2a"
+
+#: The reprocessed pair of one Earth Search acquisition (baseline 02.14 and its 05.00 reprocessing),
+#: loaded from the recorded responses in ``tests/data/stac_fixtures``.
+DUPLICATE_COLLECTION = "sentinel-2-l2a"
+DUPLICATE_OLD_ID = "S2A_32TMT_20200305_0_L2A"
+DUPLICATE_NEW_ID = "S2A_32TMT_20200305_1_L2A"
+
 #: Extra collection filled with copies of one sample item, so that a search spans several pages
 #: (the search adapter asks for 100 items per page).
 PAGING_COLLECTION = "paging-test"

@@ -56,6 +56,4 @@ def detect_cmd(
         layers = result.scene_lakes if per_scene else result.lakes
         for key, gdf in layers.items():
             click.echo(f"{key}: {len(gdf)} lakes, {gdf['area_km2'].sum():.4f} km2", err=True)
-        for w in result.run.get("warnings", []):
-            click.echo(f"warning: {w}", err=True)
         click.echo(f"wrote {len(paths)} files to {out}", err=True)

@@ -62,5 +62,7 @@ def configure_logging(verbose: int, quiet: int) -> None:
     level = max(logging.DEBUG, min(logging.CRITICAL, level))
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
     # Third-party libraries stay at WARNING unless -vv.
-    for name in ("rasterio", "botocore", "urllib3", "odc", "pystac_client", "fiona", "pyogrio"):
+    for name in ("rasterio", "botocore", "odc", "pystac_client", "fiona", "pyogrio"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING) if verbose < 2 else level)
+    # urllib3 logs every connection retry as a warning; the final error is reported by gli itself.
+    logging.getLogger("urllib3").setLevel(logging.ERROR if verbose < 2 else level)

@@ -1,0 +1,190 @@
+"""End-to-end runs of the ``gli`` CLI on the bundled real sample, and every bad input."""
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import rasterio.features
+from click.testing import CliRunner
+
+from gli_toolbox.cli import cli
+from gli_toolbox.lakes import LAKE_FIELDS
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "sample_data"
+CATALOG = SAMPLE / "catalog.json"
+BARBELLINO = SAMPLE / "barbellino.geojson"
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    res = run("detect", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2017-2019", "--out", out, "--save-masks")
+    assert res.exit_code == 0, res.output
+    return out, res
+
+
+def test_outputs_exist_for_both_barbellino_years(sample_run):
+    out, res = sample_run
+    for year in (2017, 2019):
+        for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+            assert (out / f"lakes_{year}{ext}").exists()
+        assert (out / f"water_{year}.tif").exists()
+    assert not (out / "lakes_2018.shp").exists()  # no scene in 2018: no layer rather than an empty one
+    assert (out / "inventory.gpkg").exists() and (out / "run.json").exists()
+    assert "2018" in res.output  # said which year had no scenes
+
+
+def test_fields_crs_and_gpkg_layers(sample_run):
+    out, _ = sample_run
+    import pyogrio
+
+    layers = {name for name, _ in pyogrio.list_layers(out / "inventory.gpkg")}
+    assert layers == {"lakes_2017", "lakes_2019"}
+    for year in (2017, 2019):
+        gdf = gpd.read_file(out / f"lakes_{year}.shp")
+        assert list(gdf.columns[:-1]) == list(LAKE_FIELDS)
+        assert gdf.crs.to_epsg() == 32632  # UTM zone of the AOI centre (10.04 E)
+        assert len(gdf) >= 1 and (gdf.year == year).all()
+        assert gdf.lake_id.str.fullmatch(r"GL\d{6}[EW]\d{5}[NS][A-Z]?").all()
+        assert (gdf.n_scenes == 1).all()
+        gpkg = gpd.read_file(out / "inventory.gpkg", layer=f"lakes_{year}")
+        assert sorted(gpkg.lake_id) == sorted(gdf.lake_id)
+
+
+def test_lake_area_equals_water_pixels_times_pixel_area(sample_run):
+    out, _ = sample_run
+    for year in (2017, 2019):
+        gdf = gpd.read_file(out / f"lakes_{year}.shp")
+        with rasterio.open(out / f"water_{year}.tif") as src:
+            mask = src.read(1)
+            assert src.crs.to_epsg() == 32632 and src.nodata == 255 and src.dtypes[0] == "uint8"
+            pixel_area = abs(src.transform.a * src.transform.e)
+            for _, lake in gdf.iterrows():
+                inside = rasterio.features.geometry_mask([lake.geometry], mask.shape, src.transform, invert=True)
+                # every polygon pixel is water in the yearly mask (no holes were filled in this sample)
+                assert (mask[inside] == 1).all()
+                assert lake.area_km2 == pytest.approx(inside.sum() * pixel_area / 1e6)
+                assert lake.geometry.area == pytest.approx(inside.sum() * pixel_area, rel=1e-6)
+            # water left outside the lakes is only objects below the 5400 m2 minimum mapping unit
+            from scipy import ndimage
+
+            covered = rasterio.features.geometry_mask(list(gdf.geometry), mask.shape, src.transform, invert=True)
+            rest, n = ndimage.label((mask == 1) & ~covered)
+            assert n == 0 or np.bincount(rest.ravel())[1:].max() * pixel_area < 5400
+
+
+def test_reservoir_grows_and_touches_edge_in_2019(sample_run):
+    out, _ = sample_run
+    a17 = gpd.read_file(out / "lakes_2017.shp").area_km2.sum()
+    a19 = gpd.read_file(out / "lakes_2019.shp").area_km2.sum()
+    assert a19 > a17 * 1.2
+    assert gpd.read_file(out / "lakes_2019.shp").edge.max() == 1
+
+
+def test_run_json_records_scenes_and_parameters(sample_run):
+    out, _ = sample_run
+    run_doc = json.loads((out / "run.json").read_text())
+    assert run_doc["parameters"]["years"] == [2017, 2018, 2019]
+    assert run_doc["software"]["gli-toolbox"]
+    ids = [s["id"] for s in run_doc["years"]["2017"]["scenes"]]
+    assert ids == ["S2A_T32TNS_20170703T101021_L2A"]
+    assert run_doc["years"]["2017"]["scenes"][0]["cloud_pct"] is not None
+    assert run_doc["years"]["2017"]["scenes"][0]["reflectance_offset"] == -0.1
+    assert "2018" in " ".join(run_doc["warnings"])
+
+
+def test_existing_output_folder_is_refused_then_overwritten_keeping_user_files(sample_run, tmp_path):
+    out = tmp_path / "o"
+    assert run("detect", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2019", "--out", out).exit_code == 0
+    (out / "my_edits.shp").write_text("partner's work")
+    before = (out / "run.json").read_text()
+    inode = (out / "run.json").stat().st_ino
+    res = run("detect", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2019", "--out", out)
+    assert res.exit_code != 0 and "--overwrite" in res.output and "Traceback" not in res.output
+    assert (out / "run.json").read_text() == before
+    res = run("detect", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2019", "--out", out, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert (out / "my_edits.shp").read_text() == "partner's work"
+    assert (out / "run.json").stat().st_ino != inode  # replaced by the new run
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+BAD_CASES = {
+    "missing aoi": (["--aoi", "nope.geojson"], "not found"),
+    "years malformed": (["--years", "2016_2023"], "expected YYYY"),
+    "years reversed": (["--years", "2019-2017"], "comes after"),
+    "years too early": (["--years", "2012-2016"], "2015"),
+    "months": (["--months", "7-13"], "out of range"),
+    "stac unreachable": (["--stac", "http://127.0.0.1:{port}/v1"], "cannot reach"),
+    "stac missing file": (["--stac", "no_catalog.json"], "no such file"),
+    "no scenes": (["--months", "1-1"], "no scenes found"),
+    "bad crs": (["--crs", "EPSG:4326"], "projected CRS"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_one_line_nonzero_no_output(case, tmp_path):
+    extra, expected = BAD_CASES[case]
+    args = {"--aoi": str(BARBELLINO), "--stac": str(CATALOG), "--years": "2019", "--out": str(tmp_path / "out")}
+    for k, v in zip(extra[::2], extra[1::2]):
+        args[k] = v.replace("{port}", str(_free_port()))
+    flat = ["detect"] + [x for kv in args.items() for x in kv]
+    res = run(*flat)
+    assert res.exit_code != 0
+    assert expected in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.partial-*"))
+    error_lines = [line for line in res.output.splitlines() if line.startswith("Error")]
+    assert len(error_lines) == 1
+
+
+def test_corrupt_asset_is_skipped_and_recorded(tmp_path):
+    cat = tmp_path / "cat"
+    shutil.copytree(SAMPLE, cat, ignore=shutil.ignore_patterns("*.py"))
+    green = next((cat / "sentinel-2-c1-l2a").glob("*20190723*/B03.tif"))
+    green.write_bytes(b"this is not a GeoTIFF" * 10)
+    out = tmp_path / "out"
+    res = run("detect", "--aoi", cat / "barbellino.geojson", "--stac", cat / "catalog.json", "--years", "2017-2019", "--out", out)
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "run.json").read_text())
+    assert any("20190723" in s["scenes"] for s in doc["skipped_assets"])
+    assert (out / "lakes_2017.shp").exists() and not (out / "lakes_2019.shp").exists()
+
+
+def test_per_scene_layers(tmp_path):
+    out = tmp_path / "ps"
+    res = run("detect", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2017-2019", "--out", out, "--per-scene")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.glob("lakes_*.shp")) == ["lakes_20170703.shp", "lakes_20190723.shp"]
+    gdf = gpd.read_file(out / "lakes_20190723.shp")
+    assert (gdf["date"] == "2019-07-23").all() and (gdf.n_scenes == 1).all()
+
+
+def test_search_lists_scenes():
+    res = run("search", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2017-2019")
+    assert res.exit_code == 0
+    assert "S2A_T32TNS_20170703T101021_L2A" in res.output and "2018: 0 scenes" in res.output
+
+
+def test_mndwi_option_gives_lakes(tmp_path):
+    res = run("detect", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2019", "--out", tmp_path / "m",
+              "--index", "mndwi", "--threshold", "0")
+    assert res.exit_code == 0, res.output
+    assert len(gpd.read_file(tmp_path / "m" / "lakes_2019.shp")) >= 1

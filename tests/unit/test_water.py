@@ -1,0 +1,78 @@
+"""Water index, reflectance, SCL validity and the seasonal composite against independent numbers."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from gli_toolbox import water
+
+
+def test_ndwi_matches_float64_formula():
+    rng = np.random.default_rng(0)
+    g = rng.uniform(0, 0.6, (50, 40))
+    n = rng.uniform(0, 0.6, (50, 40))
+    got = water.ndwi(g.astype(np.float32), n.astype(np.float32))
+    expected = (g - n) / (g + n)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_index_is_nan_where_undefined():
+    g = np.array([[0.0, np.nan, 0.1]], dtype=np.float32)
+    n = np.array([[0.0, 0.1, np.nan]], dtype=np.float32)
+    assert np.isnan(water.ndwi(g, n)).all()
+
+
+def test_mndwi_uses_swir():
+    assert water.mndwi(np.array([0.3]), np.array([0.1]))[0] == pytest.approx(0.5)
+
+
+def test_reflectance_c1_offset_roundtrip():
+    # Collection-1 DN = reflectance * 10000 + 1000
+    refl = np.array([[0.0, 0.05, 0.2, 0.9]])
+    dn = np.round(refl * 10000 + 1000).astype(np.uint16)
+    got = water.to_reflectance(dn, scale=1e-4, offset=-0.1)
+    np.testing.assert_allclose(got, refl, atol=1e-6)
+
+
+def test_reflectance_nodata_and_saturation_are_nan():
+    dn = np.array([[0, 65535, 1500]], dtype=np.uint16)
+    got = water.to_reflectance(dn, scale=1e-4, offset=0.0)
+    assert np.isnan(got[0, 0]) and np.isnan(got[0, 1]) and got[0, 2] == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("cls,valid", [(0, False), (1, False), (2, True), (3, False), (4, True), (5, True),
+                                       (6, True), (7, True), (8, False), (9, False), (10, False), (11, True)])
+def test_scl_classes(cls, valid):
+    assert bool(water.scl_valid(np.array([cls], dtype=np.uint8))[0]) is valid
+
+
+def test_offset_heuristic_detects_removed_offset_over_water():
+    # Dark water without offset: DN 100-400 -> clearly removed; with offset: >= 1000
+    without = np.array([150, 220, 400, 1800, 2500] * 20, dtype=np.uint16)
+    assert water.offset_already_removed(without)
+    assert not water.offset_already_removed(without + 1000)
+
+
+def test_water_observation_masks_invalid():
+    idx = np.array([[0.5, 0.5, 0.1, np.nan]], dtype=np.float32)
+    valid = np.array([[True, False, True, True]])
+    w, o = water.water_observation(idx, valid, threshold=0.2)
+    assert w.tolist() == [[True, False, False, False]]
+    assert o.tolist() == [[True, False, True, False]]
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.uint16, (4, 5), elements=st.integers(0, 20)), arrays(np.uint16, (4, 5), elements=st.integers(0, 20)),
+       st.sampled_from([0.25, 0.5, 0.75, 1.0]))
+def test_composite_equals_fraction_rule(a, b, frac):
+    valid = np.maximum(a, b)
+    wat = np.minimum(a, b)
+    got = water.composite(wat, valid, min_water_fraction=frac)
+    for (i, j), v in np.ndenumerate(valid):
+        if v == 0:
+            assert got[i, j] == 255
+        else:
+            assert got[i, j] == int(wat[i, j] / v >= frac)
