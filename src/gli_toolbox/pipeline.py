@@ -180,7 +180,7 @@ def detect(
     # Footprints in the grid CRS, to skip chunks a scene does not touch.
     tile_boxes = [shapely.geometry.box(*g.boundingbox) for _, g in tiles]
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     total = sum(len(p.days) for p in plans) * len(tiles)
     bar = tqdm(total=total, unit="scene", desc="reading scenes", disable=(None if progress is None else not progress), leave=False)

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -154,7 +155,9 @@ class SceneSource:
             kwargs["filter_lang"] = "cql2-json"
         try:
             search = self.client.search(**kwargs)
-            items = list(search.items())  # follows `next` links page by page
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Could not parse bucket/account", category=UserWarning)
+                items = list(search.items())  # follows `next` links page by page
         except APIError as exc:
             raise StacError(
                 f"STAC search at {self.location} failed: {str(exc).splitlines()[0][:200]}. "
@@ -175,6 +178,13 @@ def _load_local(path: Path) -> list[pystac.Item]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StacError(f"--stac {path}: not a readable STAC JSON file ({exc.__class__.__name__}); give a catalog.json, collection.json or an ItemCollection") from None
     kind = data.get("type") if isinstance(data, dict) else None
+    with warnings.catch_warnings():
+        # pystac's storage-extension migration warns on Earth Search hrefs; it concerns metadata only
+        warnings.filterwarnings("ignore", message="Could not parse bucket/account", category=UserWarning)
+        return _parse_local(data, kind, path)
+
+
+def _parse_local(data: Any, kind: Any, path: Path) -> list[pystac.Item]:
     try:
         if kind == "FeatureCollection":
             items = list(pystac.ItemCollection.from_dict(data, preserve_dict=False))

@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pystac
+import pystac_client.warnings
 import pytest
 import rasterio
 import shapely.affinity
@@ -161,18 +162,36 @@ def test_http_server_answers_range_requests(http_server: str, sample_data: Path)
 def test_url_where_nothing_listens_raises_quickly() -> None:
     url = f"http://127.0.0.1:{servers.free_port()}"
     t0 = time.monotonic()
-    with pytest.raises(StacError, match="cannot reach"):
+    with pytest.raises(StacError):
         open_source(url)
     assert time.monotonic() - t0 < 5.0
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="search.open_source: pystac-client wraps the requests ConnectionError in APIError "
+    "(chained as __context__), so the 'cannot reach' branch never runs and the user is told the "
+    "server 'did not answer as a STAC API'",
+)
+def test_url_where_nothing_listens_says_cannot_reach() -> None:
+    with pytest.raises(StacError, match="cannot reach"):
+        open_source(f"http://127.0.0.1:{servers.free_port()}")
+
+
 def test_file_server_is_not_a_stac_api(http_server: str) -> None:
-    with pytest.raises(StacError):
+    with pytest.raises(StacError, match="did not answer as a STAC API"):
         open_source(http_server)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=pystac_client.warnings.NoConformsTo,
+    reason="search.open_source lets pystac-client's NoConformsTo warning out before raising its own "
+    "StacError; under -W error::UserWarning the warning is raised instead",
+)
 def test_static_catalog_over_http_is_not_a_stac_api(http_server: str) -> None:
-    with pytest.raises(StacError, match="item search"):
+    with pytest.raises(StacError, match="without item search"):
         open_source(http_server + "/catalog.json")
 
 
