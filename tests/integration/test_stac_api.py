@@ -8,8 +8,12 @@ Expected answers come from the static catalog on disk, read here with pystac, no
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import json
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -162,21 +166,62 @@ def test_http_server_answers_range_requests(http_server: str, sample_data: Path)
 def test_url_where_nothing_listens_raises_quickly() -> None:
     url = f"http://127.0.0.1:{servers.free_port()}"
     t0 = time.monotonic()
-    with pytest.raises(StacError):
+    with pytest.raises(StacError, match="cannot reach"):
         open_source(url)
     assert time.monotonic() - t0 < 5.0
+
+
+@pytest.fixture
+def api_whose_search_is_down() -> Iterator[str]:
+    """A landing page that advertises item search at a port where nothing listens."""
+    dead = servers.free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    landing = json.dumps({
+        "type": "Catalog", "id": "half-down", "stac_version": "1.0.0", "description": "search is down",
+        "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
+        "links": [
+            {"rel": "self", "href": base + "/", "type": "application/json"},
+            {"rel": "root", "href": base + "/", "type": "application/json"},
+            {"rel": "search", "href": f"http://127.0.0.1:{dead}/search", "type": "application/geo+json", "method": "POST"},
+        ],
+    }).encode()
+
+    class Landing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(landing)))
+            self.end_headers()
+            self.wfile.write(landing)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server.RequestHandlerClass = Landing
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base + "/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="search.open_source: pystac-client wraps the requests ConnectionError in APIError "
-    "(chained as __context__), so the 'cannot reach' branch never runs and the user is told the "
-    "server 'did not answer as a STAC API'",
+    reason="SceneSource._search_api: pystac-client raises APIError (not OSError) when the search "
+    "endpoint cannot be reached, so the user is told to 'Check --collection' instead of 'cannot reach'",
 )
-def test_url_where_nothing_listens_says_cannot_reach() -> None:
-    with pytest.raises(StacError, match="cannot reach"):
-        open_source(f"http://127.0.0.1:{servers.free_port()}")
+def test_search_endpoint_down_says_cannot_reach(api_whose_search_is_down: str, barbellino: BaseGeometry) -> None:
+    source = open_source(api_whose_search_is_down)
+    t0 = time.monotonic()
+    with pytest.raises(StacError) as err:
+        search_year(source, collection=C1, aoi_wgs84=barbellino, max_cloud_pct=100.0, **_season(2019))
+    assert time.monotonic() - t0 < 5.0
+    assert "cannot reach" in str(err.value)
 
 
 def test_file_server_is_not_a_stac_api(http_server: str) -> None:
