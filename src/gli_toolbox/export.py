@@ -26,6 +26,7 @@ from .errors import OutputExistsError
 
 if TYPE_CHECKING:
     from .pipeline import DetectResult, WaterMap
+    from .tracking import TrackResult
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def write_layer(gdf: gpd.GeoDataFrame, folder: Path, name: str, *, gpkg: Path | 
     kw: dict[str, Any] = {"engine": "pyogrio"}
     if len(gdf) == 0:
         kw["geometry_type"] = "Polygon"  # an empty layer still declares its geometry type
+    elif set(gdf.geom_type) - {"Polygon"}:
+        kw["geometry_type"] = "MultiPolygon"  # unions over years and edited outlines can be multi-part
     gdf.to_file(folder / f"{name}.shp", driver="ESRI Shapefile", encoding="UTF-8", **kw)
     if gpkg is not None:
         gdf.to_file(gpkg, layer=name, driver="GPKG", **kw)
@@ -127,8 +130,24 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
         if cfg.save_masks:
             for name, mask in masks.items():
                 write_mask(mask, stage / f"{name}.tif")
+        if result.tracking is not None:
+            write_tracking(result.tracking, stage)
         run = dict(result.run)
         run["outputs"] = sorted(p.name for p in stage.iterdir()) + ["run.json"]
         write_run_json(run, stage / "run.json")
-        names = sorted(p.name for p in stage.iterdir())
+        names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
     return [Path(out) / n for n in names]
+
+
+def write_tracking(tr: TrackResult, folder: Path) -> None:
+    """Write ``lake_changes.shp`` / ``.csv``, ``lake_areas.csv``, ``lake_pairs.csv``,
+    ``lake_events.csv`` and ``figures/*.png`` for a tracking result."""
+    from .figures import write_figures
+
+    changes = tr.changes
+    write_layer(changes, folder, "lake_changes")
+    changes.drop(columns=changes.geometry.name).to_csv(folder / "lake_changes.csv", index=False, float_format="%.6f")
+    tr.areas.to_csv(folder / "lake_areas.csv", index=False, float_format="%.6f")
+    tr.pairs.to_csv(folder / "lake_pairs.csv", index=False, float_format="%.6f")
+    tr.events.to_csv(folder / "lake_events.csv", index=False)
+    write_figures(tr, folder / "figures")

@@ -27,6 +27,7 @@ from . import load, search
 from .aoi import Aoi, aoi_from_geometry, read_aoi
 from .config import DetectConfig
 from .errors import AssetReadError, NoScenesFoundError
+from .tracking import TrackResult, track
 from .water import NEVER_OBSERVED, composite, mndwi, ndwi, water_observation
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class DetectResult:
     scene_lakes: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
     scene_masks: dict[str, WaterMap] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackResult | None = None
+    """Lakes matched across the exported layers (years, or dates with ``per_scene``)."""
 
 
 @dataclass
@@ -318,4 +321,22 @@ def detect(
         "skipped_assets": skipped,
         "warnings": warnings + notes,
     }
-    return DetectResult(config, the_aoi, grid, lakes, masks, scene_lakes, scene_masks, run)
+    # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
+    yearly = track(lakes, pixel_m=config.resolution_m)
+    lakes = {y: _sorted(g) for y, g in yearly.layers.items()}
+    tracking = yearly
+    if config.per_scene and scene_lakes:
+        tracking = track(scene_lakes, pixel_m=config.resolution_m)
+        scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
+    run["tracking"] = {
+        "periods": [str(p) for p in tracking.periods],
+        "lakes": int(len(tracking.changes)),
+        "status_counts": {k: int(v) for k, v in tracking.changes["status"].value_counts().items()},
+        "merges": int((tracking.events["kind"] == "merged").sum()),
+        "splits": int((tracking.events["kind"] == "split").sum()),
+    }
+    return DetectResult(config, the_aoi, grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
+
+
+def _sorted(g: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return g.sort_values("lake_id", kind="stable").reset_index(drop=True)

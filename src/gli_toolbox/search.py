@@ -159,13 +159,26 @@ class SceneSource:
                 warnings.filterwarnings("ignore", message="Could not parse bucket/account", category=UserWarning)
                 items = list(search.items())  # follows `next` links page by page
         except APIError as exc:
+            text = str(exc)
+            if _looks_unreachable(text):
+                raise StacError(
+                    f"cannot reach the STAC search of {self.location}; check your connection and retry later"
+                ) from None
             raise StacError(
-                f"STAC search at {self.location} failed: {str(exc).splitlines()[0][:200]}. "
+                f"STAC search at {self.location} failed: {text.splitlines()[0][:200] if text else 'APIError'}. "
                 "Check --collection and --stac"
             ) from None
         except OSError as exc:
             raise StacError(f"cannot reach STAC API at {self.location} ({exc.__class__.__name__}); check the URL and your connection") from None
         return [i for i in items if (_cloud(i) is None or _cloud(i) <= max_cloud)]
+
+
+def _looks_unreachable(text: str) -> bool:
+    """pystac-client wraps connection failures in APIError; recognise them by their message."""
+    keys = ("NewConnectionError", "Max retries exceeded", "Connection refused", "NameResolutionError",
+            "timed out", "ConnectionError", "RemoteDisconnected", "Connection aborted", "502 Bad Gateway",
+            "503 Service", "504 Gateway")
+    return any(k in text for k in keys)
 
 
 def _is_url(text: str) -> bool:
@@ -234,17 +247,21 @@ def open_source(location: str, *, timeout_s: float = 30.0) -> SceneSource:
         return SceneSource(location=str(path), local_items=items)
 
     import pystac_client
+    import pystac_client.warnings
     import requests
     from pystac_client.exceptions import APIError
 
     modifier = _pc_modifier() if "planetarycomputer" in urlparse(location).netloc else None
     try:
-        client = pystac_client.Client.open(location, modifier=modifier, timeout=timeout_s)
+        with warnings.catch_warnings():
+            # A static catalog served over HTTP makes pystac-client warn (NoConformsTo); we raise below.
+            warnings.simplefilter("ignore", pystac_client.warnings.NoConformsTo)
+            client = pystac_client.Client.open(location, modifier=modifier, timeout=timeout_s)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise StacError(f"cannot reach STAC API at {location} ({exc.__class__.__name__}); check the URL and your connection, or use a local catalog with --stac PATH") from None
     except APIError as exc:
         text = str(exc)
-        if any(k in text for k in ("NewConnectionError", "Max retries exceeded", "Connection refused", "NameResolutionError", "timed out")):
+        if _looks_unreachable(text):
             raise StacError(f"cannot reach STAC API at {location}; check the URL and your connection, or use a local catalog with --stac PATH") from None
         raise StacError(f"{location} did not answer as a STAC API ({text.splitlines()[0][:120] if text else 'APIError'}); check the URL, e.g. https://earth-search.aws.element84.com/v1") from None
     except (json.JSONDecodeError, pystac.STACError, KeyError, ValueError, TypeError) as exc:

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import servers  # noqa: E402
+import servers
 
 _SERVICES = pytest.StashKey[list[servers.Service]]()
 
@@ -54,7 +54,9 @@ def fixtures_dir(repo_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def http_server(sample_data: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+def http_server(
+    sample_data: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """Base URL of nginx serving ``sample_data/`` on 127.0.0.1, range requests included."""
     reason = servers.missing_for_http_server()
     if reason:
@@ -91,15 +93,25 @@ def stac_api(
         _unavailable(reason)
     catalog = sample_data / "catalog.json"
     if not catalog.exists():
-        pytest.fail(f"{catalog} is missing: the STAC API is loaded from the sample catalog", pytrace=False)
+        pytest.fail(
+            f"{catalog} is missing: the STAC API is loaded from the sample catalog", pytrace=False
+        )
 
-    collections, items = servers.catalog_records(catalog, files_root=sample_data, base_url=http_server)
+    collections, items = servers.catalog_records(
+        catalog, files_root=sample_data, base_url=http_server
+    )
     template_coll = next((c for c in collections if c["id"] == servers.SAMPLE_COLLECTION), None)
     template_item = next((i for i in items if i["collection"] == servers.SAMPLE_COLLECTION), None)
     if template_coll is None or template_item is None:
-        pytest.fail(f"{catalog} has no {servers.SAMPLE_COLLECTION} collection with items", pytrace=False)
+        pytest.fail(
+            f"{catalog} has no {servers.SAMPLE_COLLECTION} collection with items", pytrace=False
+        )
     paging_coll, paging_items = servers.paging_records(template_coll, template_item)
-    dup_coll, dup_items = servers.recorded_records(fixtures_dir, servers.DUPLICATE_COLLECTION, [servers.DUPLICATE_OLD_ID, servers.DUPLICATE_NEW_ID])
+    dup_coll, dup_items = servers.recorded_records(
+        fixtures_dir,
+        servers.DUPLICATE_COLLECTION,
+        [servers.DUPLICATE_OLD_ID, servers.DUPLICATE_NEW_ID],
+    )
 
     logdir = tmp_path_factory.mktemp("stac_api")
     try:
@@ -115,7 +127,7 @@ def stac_api(
                 [*collections, paging_coll, dup_coll],
                 [*items, *paging_items, *dup_items],
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any loader error ends the fixture with the log
             pytest.fail(f"loading pgstac failed: {exc}\n{pg.log_tail()}", pytrace=False)
         try:
             api = servers.start_stac_fastapi(port, logdir)

@@ -171,34 +171,47 @@ def _as_user(user: str | None) -> dict[str, Any]:
     return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
-def _spawn(cmd: list[str], *, log: Path, user: str | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
+def _spawn(
+    cmd: list[str], *, log: Path, user: str | None = None, **kwargs: Any
+) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **_as_user(user), **kwargs
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **_as_user(user),
+            **kwargs,
         )
 
 
-def _wait_until(ready: Callable[[], bool], svc: Service, what: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+def _wait_until(
+    ready: Callable[[], bool], svc: Service, what: str, timeout_s: float = STARTUP_TIMEOUT_S
+) -> None:
     """Poll ``ready`` until it is true; stop ``svc`` and raise with its log if it dies or times out."""
     t0 = time.monotonic()
     while True:
         if svc.proc.poll() is not None:
             svc.stop()
-            raise ServiceError(f"{svc.name} exited with code {svc.proc.returncode} while {what}:\n{svc.log_tail()}")
+            raise ServiceError(
+                f"{svc.name} exited with code {svc.proc.returncode} while {what}:\n{svc.log_tail()}"
+            )
         try:
             if ready():
                 return
-        except Exception:  # noqa: BLE001 - anything means "not yet"
+        except Exception:  # noqa: BLE001, S110 - anything means "not yet"
             pass
         if time.monotonic() - t0 > timeout_s:
             svc.stop()
-            raise ServiceError(f"{svc.name} was not ready after {timeout_s:.0f} s ({what}):\n{svc.log_tail()}")
+            raise ServiceError(
+                f"{svc.name} was not ready after {timeout_s:.0f} s ({what}):\n{svc.log_tail()}"
+            )
         time.sleep(0.1)
 
 
 def _http_status(url: str, timeout_s: float = 2.0) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
             return int(r.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -276,13 +289,17 @@ def start_nginx(root: Path, workdir: Path) -> Service:
             encoding="utf-8",
         )
         if not mime.exists():
-            conf.with_name("mime.types").write_text("types { application/json json; image/tiff tif; }\n", encoding="utf-8")
+            conf.with_name("mime.types").write_text(
+                "types { application/json json; image/tiff tif; }\n", encoding="utf-8"
+            )
         log = workdir / "nginx-stdout.log"
         error_log = workdir / "nginx-error.log"
         cmd = [binary, "-p", str(workdir), "-c", str(conf), "-e", str(error_log)]
         proc = _spawn(cmd, log=log)
         svc = Service("nginx", f"http://127.0.0.1:{port}", proc, [log, error_log], signal.SIGTERM)
-        _wait_until(lambda: _http_status(svc.url + "/") > 0, svc, "waiting for HTTP on port %d" % port)
+        _wait_until(
+            lambda: _http_status(svc.url + "/") > 0, svc, f"waiting for HTTP on port {port}"
+        )
         svc.started_in_s = time.monotonic() - t0
         return svc
 
@@ -317,13 +334,32 @@ def start_postgres(logdir: Path) -> Service:
         os.chown(base, pw.pw_uid, pw.pw_gid)
     data = base / "data"
     initdb_log = logdir / "initdb.log"
-    remove = lambda: shutil.rmtree(base, ignore_errors=True)  # noqa: E731
+
+    def remove() -> None:
+        shutil.rmtree(base, ignore_errors=True)
+
     with open(initdb_log, "wb") as out:
         res = subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-             "--locale=C", "--no-sync"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=base, **_as_user(as_user),
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=base,
+            **_as_user(as_user),
             timeout=60,
+            check=False,
         )
     if res.returncode != 0:
         remove()
@@ -332,14 +368,35 @@ def start_postgres(logdir: Path) -> Service:
     def start(port: int) -> Service:
         log = logdir / f"postgres-{port}.log"
         cmd = [
-            str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port),
-            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "logging_collector=off", "-c", "log_min_messages=warning",
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "logging_collector=off",
+            "-c",
+            "log_min_messages=warning",
         ]
         proc = _spawn(cmd, log=log, user=as_user, cwd=base)
         # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
-        svc = Service("postgres", f"postgresql://postgres@127.0.0.1:{port}/postgres", proc, [initdb_log, log], signal.SIGINT)
+        svc = Service(
+            "postgres",
+            f"postgresql://postgres@127.0.0.1:{port}/postgres",
+            proc,
+            [initdb_log, log],
+            signal.SIGINT,
+        )
 
         def ready() -> bool:
             with psycopg.connect(_pg_dsn(port)) as conn:
@@ -359,7 +416,9 @@ def start_postgres(logdir: Path) -> Service:
     return svc
 
 
-def load_pgstac(dsn: str, collections: Iterable[dict[str, Any]], items: Iterable[dict[str, Any]]) -> None:
+def load_pgstac(
+    dsn: str, collections: Iterable[dict[str, Any]], items: Iterable[dict[str, Any]]
+) -> None:
     """Install the pgstac schema (``pypgstac migrate``) and upsert the collections and items."""
     from pypgstac.db import PgstacDB
     from pypgstac.load import Loader, Methods
@@ -400,12 +459,24 @@ def start_stac_fastapi(pg_port: int, logdir: Path) -> Service:
         t0 = time.monotonic()
         log = logdir / f"stac-fastapi-{port}.log"
         cmd = [
-            sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "stac_fastapi.pgstac.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
         ]
         proc = _spawn(cmd, log=log, env=env, cwd=logdir)
         svc = Service("stac-fastapi", f"http://127.0.0.1:{port}", proc, [log], signal.SIGTERM)
-        _wait_until(lambda: _http_status(svc.url + "/") == 200, svc, f"waiting for GET / on port {port}")
+        _wait_until(
+            lambda: _http_status(svc.url + "/") == 200, svc, f"waiting for GET / on port {port}"
+        )
         svc.started_in_s = time.monotonic() - t0
         return svc
 
@@ -422,8 +493,10 @@ _STRUCTURAL_RELS = {"self", "root", "parent", "child", "item", "collection", "it
 def _clean_links(d: dict[str, Any]) -> None:
     """Drop links that point into the static catalog; pgstac writes its own self/parent/root links."""
     d["links"] = [
-        link for link in d.get("links", [])
-        if link.get("rel") not in _STRUCTURAL_RELS and urlparse(str(link.get("href", ""))).scheme in ("http", "https")
+        link
+        for link in d.get("links", [])
+        if link.get("rel") not in _STRUCTURAL_RELS
+        and urlparse(str(link.get("href", ""))).scheme in ("http", "https")
     ]
 
 
@@ -439,33 +512,48 @@ def href_to_url(href: str, *, files_root: Path, base_url: str) -> str:
     try:
         rel = path.relative_to(Path(files_root).resolve())
     except ValueError:
-        raise ValueError(f"asset {href} lies outside {files_root}; the sample catalog must be self-contained") from None
+        raise ValueError(
+            f"asset {href} lies outside {files_root}; the sample catalog must be self-contained"
+        ) from None
     return f"{base_url.rstrip('/')}/{quote(rel.as_posix())}"
 
 
-def catalog_records(catalog_path: Path, *, files_root: Path, base_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def catalog_records(
+    catalog_path: Path, *, files_root: Path, base_url: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Collections and items of a static catalog as pgstac records, asset hrefs rewritten to URLs."""
     catalog = pystac.Catalog.from_file(str(catalog_path))
     collections: dict[str, dict[str, Any]] = {}
     for coll in catalog.get_all_collections():
         d = coll.to_dict(include_self_link=False, transform_hrefs=False)
         for key, asset in coll.assets.items():
-            d["assets"][key]["href"] = href_to_url(asset.get_absolute_href() or asset.href, files_root=files_root, base_url=base_url)
+            d["assets"][key]["href"] = href_to_url(
+                asset.get_absolute_href() or asset.href, files_root=files_root, base_url=base_url
+            )
         _clean_links(d)
         collections[coll.id] = d
     items = []
     for item in catalog.get_items(recursive=True):
         d = item.to_dict(include_self_link=False, transform_hrefs=False)
         for key, asset in item.assets.items():
-            d["assets"][key]["href"] = href_to_url(asset.get_absolute_href() or asset.href, files_root=files_root, base_url=base_url)
+            d["assets"][key]["href"] = href_to_url(
+                asset.get_absolute_href() or asset.href, files_root=files_root, base_url=base_url
+            )
         _clean_links(d)
         if d.get("collection") not in collections:
-            raise ValueError(f"item {item.id} of {catalog_path} is in no collection of the catalog ({d.get('collection')!r})")
+            raise ValueError(
+                f"item {item.id} of {catalog_path} is in no collection of the catalog ({d.get('collection')!r})"
+            )
         items.append(d)
     return list(collections.values()), items
 
 
-def paging_records(template_collection: dict[str, Any], template_item: dict[str, Any], *, count: int = PAGING_ITEM_COUNT) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def paging_records(
+    template_collection: dict[str, Any],
+    template_item: dict[str, Any],
+    *,
+    count: int = PAGING_ITEM_COUNT,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Collection ``paging-test`` with ``count`` copies of ``template_item``, one per day from 1 March 2018.
 
     One day apart, so that none of them is a reprocessed duplicate of another.
@@ -474,7 +562,9 @@ def paging_records(template_collection: dict[str, Any], template_item: dict[str,
     coll["id"] = PAGING_COLLECTION
     coll["title"] = "Copies of one sample item, to exercise paging"
     last = PAGING_FIRST_DAY + dt.timedelta(days=count - 1)
-    coll["extent"]["temporal"]["interval"] = [[f"{PAGING_FIRST_DAY}T00:00:00Z", f"{last}T23:59:59Z"]]
+    coll["extent"]["temporal"]["interval"] = [
+        [f"{PAGING_FIRST_DAY}T00:00:00Z", f"{last}T23:59:59Z"]
+    ]
     items = []
     for i in range(count):
         d = copy.deepcopy(template_item)
@@ -489,14 +579,22 @@ def paging_records(template_collection: dict[str, Any], template_item: dict[str,
     return coll, items
 
 
-def recorded_records(fixtures_dir: Path, collection: str, item_ids: Iterable[str], *, provider: str = "earth-search-v1") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def recorded_records(
+    fixtures_dir: Path,
+    collection: str,
+    item_ids: Iterable[str],
+    *,
+    provider: str = "earth-search-v1",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A recorded collection and some of its recorded items (asset URLs left as recorded; never read)."""
     base = Path(fixtures_dir) / provider
     coll = json.loads((base / "collections" / f"{collection}.json").read_text(encoding="utf-8"))
     _clean_links(coll)
     items = []
     for item_id in item_ids:
-        d = json.loads((base / "items" / collection / f"{item_id}.json").read_text(encoding="utf-8"))
+        d = json.loads(
+            (base / "items" / collection / f"{item_id}.json").read_text(encoding="utf-8")
+        )
         d["collection"] = collection
         _clean_links(d)
         items.append(d)
@@ -518,7 +616,9 @@ def _main() -> None:  # pragma: no cover - manual use
         pg = start_postgres(work / "postgres")
         started.append(pg)
         port = int(urlparse(pg.url).port or 0)
-        colls, items = catalog_records(sample / "catalog.json", files_root=sample, base_url=nginx.url)
+        colls, items = catalog_records(
+            sample / "catalog.json", files_root=sample, base_url=nginx.url
+        )
         load_pgstac(_pg_dsn(port), colls, items)
         api = start_stac_fastapi(port, work)
         started.append(api)
