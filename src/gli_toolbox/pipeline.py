@@ -28,7 +28,7 @@ from .aoi import Aoi, aoi_from_geometry, read_aoi
 from .config import DetectConfig
 from .errors import AssetReadError, NoScenesFoundError
 from .tracking import TrackResult, track
-from .water import NEVER_OBSERVED, composite, mndwi, ndwi, water_observation
+from .water import NEVER_OBSERVED, classify_observation, composite
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,17 @@ class WaterMap:
     water_count: NDArray[np.uint16]
     transform: Affine
     crs: str
+    snow_count: NDArray[np.uint16] | None = None
+    """Clear observations classified as snow/ice (not counted in ``valid_count``)."""
+
+    def observed_share(self, geom: BaseGeometry) -> float:
+        """Share of the pixels under ``geom`` (grid CRS) with at least one open-water observation."""
+        import rasterio.features
+
+        inside = rasterio.features.geometry_mask([geom], out_shape=self.valid_count.shape, transform=self.transform,
+                                                 invert=True, all_touched=False)
+        n = int(inside.sum())
+        return float((self.valid_count[inside] > 0).sum() / n) if n else 0.0
 
     @property
     def water_fraction(self) -> NDArray[np.float32]:
@@ -195,7 +206,7 @@ def detect(
     skipped: list[dict[str, str]] = []
     years_record: dict[str, Any] = {}
     notes: list[str] = []
-    need_swir = config.index == "mndwi"
+    need_swir = True  # SWIR1 for the snow/ice test (NDSI) and MNDWI
     pixel_area_m2 = abs(transform.a * transform.e)
 
     from odc.geo.geom import Geometry
@@ -207,6 +218,7 @@ def detect(
                 continue
             water_count = np.zeros(grid.shape, dtype=np.uint16)
             valid_count = np.zeros(grid.shape, dtype=np.uint16)
+            snow_count = np.zeros(grid.shape, dtype=np.uint16)
             day_used: dict[dt.date, bool] = {d: False for d in p.days}
             day_failed: set[dt.date] = set()
             per_day: dict[dt.date, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
@@ -231,12 +243,15 @@ def detect(
                         if note not in notes:
                             notes.append(note)
                             logger.warning(note)
-                    index = ndwi(obs.green, obs.nir) if not need_swir else mndwi(obs.green, obs.swir16)  # type: ignore[arg-type]
-                    water, observed = water_observation(index, obs.valid, threshold=config.ndwi_threshold)
+                    water, observed, snow = classify_observation(
+                        obs.green, obs.nir, obs.swir16, scl=obs.scl, masked=~obs.valid,
+                        threshold=config.ndwi_threshold, index=config.index,
+                    )
                     observed &= inside[sl]
                     water &= observed
                     water_count[sl] += water
                     valid_count[sl] += observed
+                    snow_count[sl] += snow & inside[sl]
                     if observed.any():
                         day_used[day] = True
                     if config.per_scene:
@@ -263,7 +278,7 @@ def detect(
                 continue
             wclass = composite(water_count, valid_count, min_water_fraction=config.min_water_fraction)
             wclass[~inside] = NEVER_OBSERVED
-            masks[p.year] = WaterMap(str(p.year), wclass, valid_count, water_count, transform, crs)
+            masks[p.year] = WaterMap(str(p.year), wclass, valid_count, water_count, transform, crs, snow_count)
             lakes[p.year] = lakes_mod.extract_lakes(
                 wclass, valid_count, transform=transform, crs=crs, min_area_m2=config.min_area_m2,
                 max_hole_m2=config.hole_area_m2, aoi_mask=inside,
@@ -322,11 +337,14 @@ def detect(
         "warnings": warnings + notes,
     }
     # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
-    yearly = track(lakes, pixel_m=config.resolution_m)
+    def seen(maps: dict[Any, WaterMap]) -> Callable[[Any, Any], bool]:
+        return lambda period, geom: period in maps and maps[period].observed_share(geom) >= 0.5
+
+    yearly = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
     lakes = {y: _sorted(g) for y, g in yearly.layers.items()}
     tracking = yearly
     if config.per_scene and scene_lakes:
-        tracking = track(scene_lakes, pixel_m=config.resolution_m)
+        tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
     run["tracking"] = {
         "periods": [str(p) for p in tracking.periods],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Status", "STATUSES", "TrackResult", "track", "change_status", "decimal_year"]
 
 Status = Literal["new", "vanished", "stable", "growing", "shrinking", "merged", "split"]
+#: Pair status (not a change) for a period in which a known lake's place was not seen at all.
+NOT_OBSERVED = "not_observed"
 STATUSES: tuple[str, ...] = ("new", "vanished", "stable", "growing", "shrinking", "merged", "split")
 
 
@@ -143,6 +145,7 @@ def track(
     proximity_m: float = 30.0,
     small_lake_km2: float = 0.05,
     pixel_m: float = 10.0,
+    observed: Callable[[Any, Any], bool] | None = None,
 ) -> TrackResult:
     """Give every lake a stable id across periods and classify its change.
 
@@ -159,6 +162,10 @@ def track(
         Lakes below this area may match by proximity.
     pixel_m
         Pixel size for area uncertainties that have to be computed here.
+    observed
+        ``observed(period, geometry) -> bool``: was the place of a missing lake actually seen in that
+        period? When it says False (cloud all season, frozen all season), the lake is reported
+        ``not_observed`` for that period instead of ``vanished``. Without it every absence counts.
 
     Returns
     -------
@@ -232,7 +239,7 @@ def track(
             tr.area = float(areas[r])
         assigned.append(row_track)
 
-    return _build_result(periods, prepared, tracks, assigned, events, crs)
+    return _build_result(periods, prepared, tracks, assigned, events, crs, observed)
 
 
 def _resolve(
@@ -302,6 +309,7 @@ def _build_result(
     assigned: list[np.ndarray],
     events: list[dict[str, Any]],
     crs: Any,
+    observed: Callable[[Any, Any], bool] | None = None,
 ) -> TrackResult:
     per_scene = any(len(str(p)) != 4 for p in periods)
     times = np.array([decimal_year(p) for p in periods])
@@ -329,6 +337,16 @@ def _build_result(
     def area_err(t: int, r: int) -> tuple[float, float]:
         return float(prepared[t].at[r, "area_km2"]), float(prepared[t].at[r, "area_err"])
 
+    def seen_missing(tr: _Track, t: int) -> bool:
+        """True when the track is absent at t and its last known outline was observed at t."""
+        if observed is None:
+            return True
+        earlier = [s for s in tr.obs if s < t]
+        if not earlier:
+            return True
+        s = max(earlier)
+        return bool(observed(periods[t], prepared[s].geometry.values[tr.obs[s]]))
+
     pair_rows = []
     for tr in tracks:
         for t in range(1, len(periods)):
@@ -350,7 +368,7 @@ def _build_result(
             elif r_now is not None and not earlier:
                 status = "new"
             elif r_prev is not None and r_now is None and tr.ended is None:
-                status = "vanished"
+                status = "vanished" if seen_missing(tr, t) else "not_observed"
             if status is not None:
                 pair_rows.append({"lake_id": tr.id, "from": periods[t - 1], "to": periods[t], "status": status,
                                   "d_area": d, "signif": sig})
@@ -370,7 +388,7 @@ def _build_result(
         _, sig = change_status(a[0], e[0], a[-1], e[-1])
         if tr.merged_into is not None:
             status = "merged"
-        elif t_last < last_t:
+        elif t_last < last_t and any(seen_missing(tr, s) for s in range(t_last + 1, last_t + 1)):
             status = "vanished"
         elif tr.split_from is not None or tr.split_into:
             status = "split"

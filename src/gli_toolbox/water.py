@@ -22,6 +22,8 @@ __all__ = [
     "scl_valid",
     "offset_already_removed",
     "water_observation",
+    "snow_index_mask",
+    "classify_observation",
     "composite",
 ]
 
@@ -128,6 +130,75 @@ def water_observation(
     with np.errstate(invalid="ignore"):
         water = observed & (index > threshold)
     return water, observed
+
+
+#: NDSI above which a pixel with NIR reflectance above ``SNOW_MIN_NIR`` is snow or ice
+#: (SNOMAP, Hall, Riggs and Salomonson 1995; Dozier 1989). The NIR test keeps water, which also has
+#: a high NDSI, out of the snow class.
+SNOW_MIN_NDSI = 0.4
+SNOW_MIN_NIR = 0.11
+
+
+def snow_index_mask(green: NDArray[np.floating], nir: NDArray[np.floating], swir16: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """Snow/ice from reflectance: NDSI = (green - SWIR1) / (green + SWIR1) > 0.4 and NIR > 0.11.
+
+    >>> snow_index_mask(np.array([[0.8, 0.05]]), np.array([[0.7, 0.02]]), np.array([[0.1, 0.01]])).astype(int)
+    array([[1, 0]])
+    """
+    ndsi = normalized_difference(green, swir16)
+    with np.errstate(invalid="ignore"):
+        return (ndsi > SNOW_MIN_NDSI) & (np.asarray(nir) > SNOW_MIN_NIR)
+
+
+def classify_observation(
+    green: NDArray[np.floating],
+    nir: NDArray[np.floating],
+    swir16: NDArray[np.floating] | None = None,
+    *,
+    scl: NDArray[np.integer] | None = None,
+    masked: NDArray[np.bool_] | None = None,
+    threshold: float,
+    index: str = "ndwi",
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Water, open-surface observation and snow/ice of one acquisition.
+
+    A pixel is *clear* when its reflectances are finite, its scene classification (if any) is not
+    cloud, shadow, cirrus, saturated or no data, and ``masked`` (e.g. terrain or detector cloud
+    shadow) is False. A clear pixel is *snow/ice* when SCL says 11, or (with SWIR1) the NDSI test of
+    :func:`snow_index_mask` holds. Snow/ice is not an observation of open water: a lake frozen on one
+    date neither counts as water nor as "not water" then. The rest is *observed*; it is *water* when
+    the index exceeds ``threshold``.
+
+    Returns
+    -------
+    water, observed, snow : bool arrays
+
+    Examples
+    --------
+    >>> g = np.array([[0.06, 0.10, 0.80]]); n = np.array([[0.02, 0.20, 0.70]]); s = np.array([[0.01, 0.15, 0.05]])
+    >>> w, o, sn = classify_observation(g, n, s, threshold=0.2)
+    >>> w.astype(int), o.astype(int), sn.astype(int)
+    (array([[1, 0, 0]]), array([[1, 1, 0]]), array([[0, 0, 1]]))
+    """
+    clear = np.isfinite(green) & np.isfinite(nir)
+    if scl is not None:
+        clear &= scl_valid(scl)
+    if masked is not None:
+        clear &= ~masked
+    snow = np.zeros_like(clear)
+    if scl is not None:
+        snow |= scl == SCL_SNOW
+    if swir16 is not None:
+        snow |= snow_index_mask(green, nir, swir16)
+    snow &= clear
+    if index == "mndwi":
+        if swir16 is None:
+            raise ValueError("MNDWI needs the SWIR1 band")
+        idx = mndwi(green, swir16)
+    else:
+        idx = ndwi(green, nir)
+    water, observed = water_observation(idx, clear & ~snow, threshold=threshold)
+    return water, observed, snow
 
 
 def composite(

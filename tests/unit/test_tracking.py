@@ -171,3 +171,13 @@ def test_identical_in_all_years_is_stable_with_one_id(spec, n_years):
     assert (res.changes.n_years == n_years).all()
     ids = [set(g.lake_id) for g in res.layers.values()]
     assert all(i == ids[0] for i in ids)
+
+
+def test_unobserved_absence_is_not_vanished():
+    layers = {2016: layer(("A", 0, 0, 300, 300)), 2017: layer(), 2018: layer()}
+    res = track(layers, observed=lambda period, geom: period == 2018)  # 2017 cloudy/frozen all season
+    assert pair(res, "A", 2017) == "not_observed"
+    assert status(res, "A") == "vanished"  # seen empty in 2018
+    res2 = track(layers, observed=lambda period, geom: False)
+    assert status(res2, "A") == "stable"  # never seen missing: not reported as gone
+    assert pair(res2, "A", 2018) is None

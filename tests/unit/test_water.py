@@ -76,3 +76,35 @@ def test_composite_equals_fraction_rule(a, b, frac):
             assert got[i, j] == 255
         else:
             assert got[i, j] == int(wat[i, j] / v >= frac)
+
+
+def test_snow_is_neither_water_nor_dry_observation():
+    green = np.array([[0.06, 0.80, 0.80, 0.10]], dtype=np.float32)
+    nir = np.array([[0.02, 0.70, 0.70, 0.30]], dtype=np.float32)
+    swir = np.array([[0.01, 0.05, 0.05, 0.20]], dtype=np.float32)
+    scl = np.array([[6, 11, 5, 4]], dtype=np.uint8)
+    w, o, s = water.classify_observation(green, nir, swir, scl=scl, threshold=0.2)
+    assert w.tolist() == [[True, False, False, False]]
+    assert o.tolist() == [[True, False, False, True]]  # SCL 11 and NDSI-snow are not observations
+    assert s.tolist() == [[False, True, True, False]]
+
+
+def test_frozen_date_does_not_erase_lake_in_composite():
+    # one lake pixel: open water on 2 dates, frozen (SCL 11) on 3 dates -> still water for the year
+    wc = np.zeros((1, 1), np.uint16)
+    vc = np.zeros((1, 1), np.uint16)
+    for scl, g, n, s in [(6, 0.06, 0.02, 0.01)] * 2 + [(11, 0.8, 0.7, 0.05)] * 3:
+        w, o, _ = water.classify_observation(np.full((1, 1), g), np.full((1, 1), n), np.full((1, 1), s),
+                                             scl=np.full((1, 1), scl, np.uint8), threshold=0.2)
+        wc += w
+        vc += o
+    assert water.composite(wc, vc)[0, 0] == 1
+    # frozen all season: never observed as open water -> 255, not "no lake"
+    assert water.composite(np.zeros((1, 1), np.uint16), np.zeros((1, 1), np.uint16))[0, 0] == 255
+
+
+def test_masked_pixels_are_not_observed():
+    g = np.full((1, 2), 0.06)
+    n = np.full((1, 2), 0.02)
+    w, o, _ = water.classify_observation(g, n, masked=np.array([[True, False]]), threshold=0.2)
+    assert o.tolist() == [[False, True]] and w.tolist() == [[False, True]]
