@@ -313,6 +313,10 @@ def _build_result(
 ) -> TrackResult:
     per_scene = any(len(str(p)) != 4 for p in periods)
     times = np.array([decimal_year(p) for p in periods])
+    # plain arrays: pandas scalar lookups in these loops would dominate the run time
+    A = [g["area_km2"].to_numpy(dtype=float) for g in prepared]
+    E = [g["area_err"].to_numpy(dtype=float) for g in prepared]
+    G = [g.geometry.values for g in prepared]
     last_t = len(periods) - 1
 
     layers = {}
@@ -324,8 +328,7 @@ def _build_result(
     area_rows = []
     for tr in tracks:
         for t, r in sorted(tr.obs.items()):
-            row = {"lake_id": tr.id, **_label(periods[t]),
-                   "area_km2": float(prepared[t].at[r, "area_km2"]), "area_err": float(prepared[t].at[r, "area_err"])}
+            row = {"lake_id": tr.id, **_label(periods[t]), "area_km2": float(A[t][r]), "area_err": float(E[t][r])}
             area_rows.append(row)
     cols = ["lake_id", "year"] + (["date"] if per_scene else []) + ["area_km2", "area_err"]
     areas = pd.DataFrame(area_rows, columns=cols).sort_values(["lake_id", "year"] + (["date"] if per_scene else []))
@@ -335,7 +338,7 @@ def _build_result(
     split_at = {(ev["lake_id"], ev["period"]) for ev in events if ev["kind"] == "split"}
 
     def area_err(t: int, r: int) -> tuple[float, float]:
-        return float(prepared[t].at[r, "area_km2"]), float(prepared[t].at[r, "area_err"])
+        return float(A[t][r]), float(E[t][r])
 
     def seen_missing(tr: _Track, t: int) -> bool:
         """True when the track is absent at t and its last known outline was observed at t."""
@@ -345,7 +348,7 @@ def _build_result(
         if not earlier:
             return True
         s = max(earlier)
-        return bool(observed(periods[t], prepared[s].geometry.values[tr.obs[s]]))
+        return bool(observed(periods[t], G[s][tr.obs[s]]))
 
     pair_rows = []
     for tr in tracks:
@@ -380,8 +383,8 @@ def _build_result(
         obs = sorted(tr.obs.items())
         t_first, r_first = obs[0]
         t_last, r_last = obs[-1]
-        a = np.array([prepared[t].at[r, "area_km2"] for t, r in obs], dtype=float)
-        e = np.array([prepared[t].at[r, "area_err"] for t, r in obs], dtype=float)
+        a = np.array([A[t][r] for t, r in obs], dtype=float)
+        e = np.array([E[t][r] for t, r in obs], dtype=float)
         ts = times[[t for t, _ in obs]]
         rate = float(np.polyfit(ts, a, 1)[0]) if len(obs) >= 2 and np.ptp(ts) > 0 else 0.0
         d_area = float(a[-1] - a[0])
@@ -416,7 +419,8 @@ def _build_result(
             row["last_dt"] = _label(periods[t_last]).get("date", "")
             row["n_obs_dt"] = len(obs)
         rows.append(row)
-        geoms.append(shapely.union_all([prepared[t].geometry.values[r] for t, r in obs]))
+        parts = [G[t][r] for t, r in obs]
+        geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
     changes = gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
     if len(changes):
         changes = changes.sort_values("lake_id").reset_index(drop=True)

@@ -19,7 +19,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pystac
-import pystac_client.warnings
 import pytest
 import rasterio
 import servers
@@ -287,12 +286,6 @@ def api_whose_search_is_down() -> Iterator[str]:
         thread.join(5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="SceneSource._search_api: pystac-client raises APIError (not OSError) when the search "
-    "endpoint cannot be reached, so the user is told to 'Check --collection' instead of 'cannot reach'",
-)
 def test_search_endpoint_down_says_cannot_reach(
     api_whose_search_is_down: str, barbellino: BaseGeometry
 ) -> None:
@@ -311,12 +304,6 @@ def test_file_server_is_not_a_stac_api(http_server: str) -> None:
         open_source(http_server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pystac_client.warnings.NoConformsTo,
-    reason="search.open_source lets pystac-client's NoConformsTo warning out before raising its own "
-    "StacError; under -W error::UserWarning the warning is raised instead",
-)
 def test_static_catalog_over_http_is_not_a_stac_api(http_server: str) -> None:
     with pytest.raises(StacError, match="without item search"):
         open_source(http_server + "/catalog.json")
