@@ -39,6 +39,7 @@ __all__ = [
     "tile_id",
     "acquisition_key",
     "dedupe_reprocessed",
+    "sun_angles",
 ]
 
 BandName = Literal["green", "nir", "swir16", "scl", "red", "blue"]
@@ -222,3 +223,26 @@ def dedupe_reprocessed(items: list[pystac.Item]) -> tuple[list[pystac.Item], lis
     kept = [i for i in items if id(i) in keep]
     dropped = [i.id for i in items if id(i) not in keep]
     return kept, dropped
+
+
+def sun_angles(item: pystac.Item, *, compute: bool = True) -> tuple[float, float] | None:
+    """(azimuth, elevation) of the sun in degrees for the item.
+
+    From ``view:sun_azimuth`` / ``view:sun_elevation`` (Earth Search, CDSE), or
+    ``s2:mean_solar_azimuth`` / ``s2:mean_solar_zenith`` (Planetary Computer); otherwise computed
+    from the acquisition time and footprint centre (``compute=True``) or None.
+    """
+    p = item.properties
+    if "view:sun_azimuth" in p and "view:sun_elevation" in p:
+        return float(p["view:sun_azimuth"]), float(p["view:sun_elevation"])
+    if "s2:mean_solar_azimuth" in p and "s2:mean_solar_zenith" in p:
+        return float(p["s2:mean_solar_azimuth"]), 90.0 - float(p["s2:mean_solar_zenith"])
+    if not compute or item.datetime is None:
+        return None
+    import shapely.geometry
+
+    from .sun import solar_position
+
+    c = shapely.geometry.shape(item.geometry).centroid if item.geometry else None
+    lon, lat = (c.x, c.y) if c is not None else ((item.bbox[0] + item.bbox[2]) / 2, (item.bbox[1] + item.bbox[3]) / 2)
+    return solar_position(item.datetime, lon, lat)
