@@ -109,15 +109,16 @@ class SceneSource:
         intersects: BaseGeometry,
         start: str,
         end: str,
-        max_cloud_pct: float,
+        max_cloud_pct: float | None,
     ) -> list[pystac.Item]:
-        """Items of ``collection`` intersecting ``intersects`` (WGS84) in [start, end] with cloud <= max."""
+        """Items of ``collection`` intersecting ``intersects`` (WGS84) in [start, end] with cloud <= max
+        (``None``: no cloud filter, e.g. for DEM tiles)."""
         if self.local_items is not None:
             return list(self._search_local(collection, intersects, start, end, max_cloud_pct))
         return self._search_api(collection, intersects, start, end, max_cloud_pct)
 
     def _search_local(
-        self, collection: str, geom: BaseGeometry, start: str, end: str, max_cloud: float
+        self, collection: str, geom: BaseGeometry, start: str, end: str, max_cloud: float | None
     ) -> Iterator[pystac.Item]:
         t0 = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
         t1 = dt.datetime.fromisoformat(end.replace("Z", "+00:00"))
@@ -131,12 +132,12 @@ class SceneSource:
             if not footprint.intersects(geom):
                 continue
             cloud = _cloud(item)
-            if cloud is not None and cloud > max_cloud:
+            if max_cloud is not None and cloud is not None and cloud > max_cloud:
                 continue
             yield item
 
     def _search_api(
-        self, collection: str, geom: BaseGeometry, start: str, end: str, max_cloud: float
+        self, collection: str, geom: BaseGeometry, start: str, end: str, max_cloud: float | None
     ) -> list[pystac.Item]:
         from pystac_client.conformance import ConformanceClasses
         from pystac_client.exceptions import APIError
@@ -148,7 +149,9 @@ class SceneSource:
             "limit": 100,
         }
         # Ask the server to filter clouds when it can; always filter again below.
-        if self.client.conforms_to(ConformanceClasses.QUERY):
+        if max_cloud is None:
+            pass
+        elif self.client.conforms_to(ConformanceClasses.QUERY):
             kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
         elif self.client.conforms_to(ConformanceClasses.FILTER):
             kwargs["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud]}
@@ -170,7 +173,7 @@ class SceneSource:
             ) from None
         except OSError as exc:
             raise StacError(f"cannot reach STAC API at {self.location} ({exc.__class__.__name__}); check the URL and your connection") from None
-        return [i for i in items if (_cloud(i) is None or _cloud(i) <= max_cloud)]
+        return [i for i in items if max_cloud is None or _cloud(i) is None or _cloud(i) <= max_cloud]
 
 
 def _looks_unreachable(text: str) -> bool:

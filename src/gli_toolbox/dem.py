@@ -1,0 +1,123 @@
+"""Read a DEM for the processing grid: from a file, or Copernicus GLO-30 from the STAC provider.
+
+The DEM is kept on a coarser grid (``resolution_m``, 30 m = the DEM's own resolution) that covers
+the processing grid plus a margin, so that cast shadows from ridges outside the AOI are found.
+Values for a chunk of the 10 m grid are resampled from it on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from odc.geo.geobox import GeoBox
+from rasterio.warp import Resampling, reproject
+
+from .errors import ConfigError, StacError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Dem", "dem_grid", "read_dem_file", "read_dem_stac", "load_dem", "DEM_COLLECTION"]
+
+#: Copernicus DEM GLO-30 on Planetary Computer and Earth Search v1.
+DEM_COLLECTION = "cop-dem-glo-30"
+
+
+@dataclass
+class Dem:
+    """Elevation (m, float32, NaN = no data) on ``geobox``, and where it came from."""
+
+    elevation: NDArray[np.float32]
+    geobox: GeoBox
+    source: str
+
+    def on(self, target: GeoBox, values: NDArray[np.floating] | None = None,
+           resampling: Literal["nearest", "bilinear"] = "bilinear") -> NDArray[np.float32]:
+        """``values`` (default: the elevation) of this DEM grid resampled onto ``target``."""
+        src = self.elevation if values is None else values.astype(np.float32)
+        out = np.full(target.shape, np.nan, dtype=np.float32)
+        reproject(src, out, src_transform=self.geobox.affine, src_crs=self.geobox.crs.to_wkt(),
+                  dst_transform=target.affine, dst_crs=target.crs.to_wkt(), src_nodata=np.nan, dst_nodata=np.nan,
+                  resampling=Resampling.nearest if resampling == "nearest" else Resampling.bilinear)
+        return out
+
+
+def dem_grid(grid: GeoBox, *, margin_m: float, resolution_m: float = 30.0) -> GeoBox:
+    """The processing grid's extent grown by ``margin_m``, at ``resolution_m``, same CRS."""
+    x0, y0, x1, y1 = grid.boundingbox
+    return GeoBox.from_bbox((x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m), grid.crs,
+                            resolution=resolution_m, tight=False)
+
+
+def _coverage_check(elev: NDArray[np.float32], target: GeoBox, core: GeoBox, source: str) -> None:
+    # share of the core (AOI grid) covered by DEM values
+    inner = np.full(core.shape, np.nan, dtype=np.float32)
+    reproject(elev, inner, src_transform=target.affine, src_crs=target.crs.to_wkt(), dst_transform=core.affine,
+              dst_crs=core.crs.to_wkt(), src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)
+    share = float(np.isfinite(inner).mean()) if inner.size else 0.0
+    if share < 0.5:
+        raise ConfigError(
+            f"--dem {source} covers only {100 * share:.0f}% of the area; give a DEM that covers the AOI or use --dem auto"
+        )
+
+
+def read_dem_file(path: str | Path, target: GeoBox) -> NDArray[np.float32]:
+    """Read any GDAL-readable DEM reprojected (bilinear) onto ``target``; nodata becomes NaN."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"--dem {path}: file not found; give a GeoTIFF DEM or --dem auto")
+    out = np.full(target.shape, np.nan, dtype=np.float32)
+    try:
+        with rasterio.open(p) as src:
+            if src.crs is None:
+                raise ConfigError(f"--dem {path} has no CRS; add one (gdal_edit.py -a_srs) or use --dem auto")
+            reproject(rasterio.band(src, 1), out, dst_transform=target.affine, dst_crs=target.crs.to_wkt(),
+                      dst_nodata=np.nan, resampling=Resampling.bilinear)
+    except rasterio.errors.RasterioError as exc:
+        raise ConfigError(f"--dem {path}: cannot read it as a raster ({str(exc)[:120]})") from None
+    return out
+
+
+def read_dem_stac(stac: str, target: GeoBox) -> NDArray[np.float32]:
+    """Copernicus DEM GLO-30 tiles from the STAC API (or local catalog) mosaicked onto ``target``."""
+    import odc.stac
+    from shapely.geometry import box
+
+    from . import search
+
+    source = search.open_source(stac)
+    if DEM_COLLECTION not in source.collections() and source.is_local:
+        raise StacError(f"{stac} has no {DEM_COLLECTION} collection; pass --dem PATH to a DEM file")
+    lonlat = target.extent.to_crs("EPSG:4326").geom
+    items = source.search(collection=DEM_COLLECTION, intersects=box(*lonlat.bounds),
+                          start="1900-01-01T00:00:00Z", end="2100-01-01T00:00:00Z", max_cloud_pct=None)
+    if not items:
+        raise StacError(f"no {DEM_COLLECTION} tiles found at {stac} for the area; pass --dem PATH to a DEM file")
+    key = "data" if "data" in items[0].assets else next(iter(items[0].assets))
+    ds = odc.stac.load(items, bands=[key], geobox=target, resampling="bilinear", dtype="float32",
+                       groupby="id", stac_cfg={"*": {"assets": {key: {"data_type": "float32", "nodata": np.nan}}}})
+    arr = ds[key].values
+    # tiles do not overlap except on edges: take the first finite value along the item axis
+    elev = np.full(target.shape, np.nan, dtype=np.float32)
+    for layer in arr:
+        take = np.isnan(elev) & np.isfinite(layer)
+        elev[take] = layer[take]
+    return elev
+
+
+def load_dem(source: str, grid: GeoBox, *, stac: str, margin_m: float = 5000.0, resolution_m: float = 30.0) -> Dem:
+    """DEM for ``grid`` plus ``margin_m``: ``source`` is a file path or ``"auto"`` (GLO-30 via ``stac``)."""
+    target = dem_grid(grid, margin_m=margin_m, resolution_m=resolution_m)
+    if source == "auto":
+        elev = read_dem_stac(stac, target)
+        label = f"{DEM_COLLECTION} from {stac}"
+    else:
+        elev = read_dem_file(source, target)
+        label = str(source)
+    _coverage_check(elev, target, grid, source)
+    return Dem(elev, target, label)
