@@ -163,7 +163,7 @@ class SceneSource:
                 items = list(search.items())  # follows `next` links page by page
         except APIError as exc:
             text = str(exc)
-            if _looks_unreachable(text):
+            if _looks_unreachable(text, exc):
                 raise StacError(
                     f"cannot reach the STAC search of {self.location}; check your connection and retry later"
                 ) from None
@@ -176,8 +176,15 @@ class SceneSource:
         return [i for i in items if max_cloud is None or _cloud(i) is None or _cloud(i) <= max_cloud]
 
 
-def _looks_unreachable(text: str) -> bool:
-    """pystac-client wraps connection failures in APIError; recognise them by their message."""
+def _looks_unreachable(text: str, exc: BaseException | None = None) -> bool:
+    """pystac-client wraps connection failures in APIError: recognise them by the wrapped requests
+    error, or failing that by the message."""
+    import requests
+
+    if exc is not None and getattr(exc, "status_code", None) is None and isinstance(
+        exc.__context__, (requests.ConnectionError, requests.Timeout)
+    ):
+        return True
     keys = ("NewConnectionError", "Max retries exceeded", "Connection refused", "NameResolutionError",
             "timed out", "ConnectionError", "RemoteDisconnected", "Connection aborted", "502 Bad Gateway",
             "503 Service", "504 Gateway")
@@ -264,7 +271,7 @@ def open_source(location: str, *, timeout_s: float = 30.0) -> SceneSource:
         raise StacError(f"cannot reach STAC API at {location} ({exc.__class__.__name__}); check the URL and your connection, or use a local catalog with --stac PATH") from None
     except APIError as exc:
         text = str(exc)
-        if _looks_unreachable(text):
+        if _looks_unreachable(text, exc):
             raise StacError(f"cannot reach STAC API at {location}; check the URL and your connection, or use a local catalog with --stac PATH") from None
         raise StacError(f"{location} did not answer as a STAC API ({text.splitlines()[0][:120] if text else 'APIError'}); check the URL, e.g. https://earth-search.aws.element84.com/v1") from None
     except (json.JSONDecodeError, pystac.STACError, KeyError, ValueError, TypeError) as exc:
@@ -292,6 +299,13 @@ def search_year(
     Returns the scenes sorted by time and the ids of dropped duplicates.
     """
     items = source.search(collection=collection, intersects=aoi_wgs84, start=start, end=end, max_cloud_pct=max_cloud_pct)
+    if not items:
+        available = source.collections()
+        if available and collection not in available:
+            raise StacError(
+                f"collection {collection!r} is not in {source.location}; available: {', '.join(available[:12])}"
+                + (" ..." if len(available) > 12 else "") + ". Fix --collection"
+            )
     kept, dropped = providers.dedupe_reprocessed(items)
     if dropped:
         logger.info("dropped %d reprocessed duplicate(s): %s", len(dropped), ", ".join(dropped))

@@ -135,6 +135,7 @@ BAD_CASES = {
     "stac missing file": (["--stac", "no_catalog.json"], "no such file"),
     "no scenes": (["--months", "1-1"], "no scenes found"),
     "bad crs": (["--crs", "EPSG:4326"], "projected CRS"),
+    "collection typo": (["--collection", "sentinel-2-c1-l2b"], "available: sentinel-2-c1-l2a"),
 }
 
 
