@@ -126,6 +126,31 @@ class DetectConfig:
     max_aoi_km2: float = 250_000.0
     """AOIs larger than this are refused as a likely mistake (wrong CRS or units)."""
 
+    glaciers: str | None = None
+    """Glacier outline file (e.g. an RGI region); adds ``glac_dist`` and ``lake_type``."""
+
+    max_glacier_dist_m: float | None = 10_000.0
+    """With ``glaciers``: keep only lakes within this distance of a glacier (Wang et al. 2020);
+    ``None`` keeps all."""
+
+    dem: str | None = None
+    """DEM file, or ``"auto"`` for Copernicus GLO-30 from the STAC provider; adds ``elev_m`` and
+    ``slope_deg``, removes water on steep slopes and masks terrain cast shadows per scene."""
+
+    max_slope_deg: float = 10.0
+    """With ``dem``: water objects whose median slope is steeper are removed (see docs/glacial_context.md)."""
+
+    terrain_shadows: bool = True
+    """With ``dem``: mask pixels in terrain cast shadow at each acquisition (sun angles of the scene)."""
+
+    dem_margin_m: float = 10_000.0
+    """DEM read around the grid so that ridges outside the AOI still cast their shadows into it
+    (3,000 m of relief reaches 10 km at a sun elevation of 17 degrees)."""
+
+    cloud_detector: Literal["auto", "scl", "s2cloudless", "none"] = "auto"
+    """Cloud/shadow masking: the scene classification where the item has one, s2cloudless (with
+    geometric cloud shadows) where it has not (``auto``); or force one method, or none."""
+
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Free-form notes recorded in ``run.json`` (not used for processing)."""
 
@@ -150,6 +175,12 @@ class DetectConfig:
             raise ConfigError(f"resolution_m: expected > 0, got {self.resolution_m}")
         if self.chunk_px < 64:
             raise ConfigError(f"chunk_px: expected >= 64, got {self.chunk_px}")
+        if self.max_glacier_dist_m is not None and self.max_glacier_dist_m < 0:
+            raise ConfigError(f"max_glacier_dist_m: expected >= 0, got {self.max_glacier_dist_m}")
+        if not 0 < self.max_slope_deg <= 90:
+            raise ConfigError(f"max_slope_deg: expected 0 < slope <= 90, got {self.max_slope_deg}")
+        if self.cloud_detector not in ("auto", "scl", "s2cloudless", "none"):
+            raise ConfigError(f"cloud_detector: expected auto, scl, s2cloudless or none, got {self.cloud_detector!r}")
         if self.index not in ("ndwi", "mndwi"):
             raise ConfigError(f"index: expected 'ndwi' or 'mndwi', got {self.index!r}")
 

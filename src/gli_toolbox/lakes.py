@@ -156,6 +156,9 @@ def extract_lakes(
     max_hole_m2: float | None = None,
     aoi_mask: NDArray[np.bool_] | None = None,
     attributes: Mapping[str, Any] | None = None,
+    dem: NDArray[np.floating] | None = None,
+    slope: NDArray[np.floating] | None = None,
+    max_slope_deg: float | None = None,
 ) -> gpd.GeoDataFrame:
     """Lake polygons with inventory attributes from a water class raster.
 
@@ -175,6 +178,10 @@ def extract_lakes(
         True inside the area of interest; a lake touching its outside gets ``edge = 1``.
     attributes
         Constant fields added to every row (e.g. ``year``, ``n_scenes``, ``date``).
+    dem, slope
+        Elevation (m) and slope (degrees) on the same grid: adds ``elev_m`` and ``slope_deg`` (medians
+        under the lake) and, with ``max_slope_deg``, removes objects whose median slope is steeper,
+        in raster space before vectorizing.
 
     Returns
     -------
@@ -203,10 +210,29 @@ def extract_lakes(
     if aoi_mask is not None:
         water &= aoi_mask
     labels, counts = label_lakes(water, min_area_px=min_px)
+    terrain_cols: dict[str, NDArray[np.float64]] = {}
+    if dem is not None and slope is not None and len(counts) > 1:
+        from .terrain import lake_terrain
+
+        elev, slp = lake_terrain(labels, dem, slope)
+        if max_slope_deg is not None:
+            steep = np.concatenate([[True], slp > max_slope_deg])  # index 0 = background
+            if steep[1:].any():
+                logger.info("removed %d water object(s) on slopes > %g deg", int(steep[1:].sum()), max_slope_deg)
+                keep_ids = np.flatnonzero(~steep)
+                remap = np.zeros(len(counts), dtype=np.int32)
+                remap[keep_ids] = np.arange(1, len(keep_ids) + 1, dtype=np.int32)
+                labels = remap[labels]
+                counts = np.concatenate([[0], counts[keep_ids]])
+                elev, slp = elev[keep_ids - 1], slp[keep_ids - 1]
+        terrain_cols = {"elev_m": np.round(elev, 1), "slope_deg": np.round(slp, 2)}
     n = len(counts) - 1
     extra = tuple(k for k in attributes if k not in LAKE_FIELDS)
     if n == 0:
-        return empty_lakes(crs_obj, extra_fields=extra).assign(**{k: pd.Series([], dtype="object") for k in extra})
+        empty = empty_lakes(crs_obj, extra_fields=extra)
+        if dem is not None and slope is not None:
+            empty = empty.assign(elev_m=pd.Series([], dtype="float64"), slope_deg=pd.Series([], dtype="float64"))
+        return empty
 
     # Polygons: one per 4-connected label (rasterio traces pixel edges, so area == count * pixel area).
     geoms: dict[int, Any] = {}
@@ -247,9 +273,10 @@ def extract_lakes(
         "lat": np.round(lat, 6),
         "n_obs": n_obs,
         "edge": edge[1:],
+        **terrain_cols,
     }
     for k, v in attributes.items():
         data[k] = [v] * n
-    order = [f for f in LAKE_FIELDS if f in data] + list(extra)
+    order = [f for f in LAKE_FIELDS if f in data] + list(terrain_cols) + list(extra)
     gdf = gpd.GeoDataFrame({k: data[k] for k in order}, geometry=polys.values, crs=crs_obj)
     return gdf.sort_values("lake_id", kind="stable").reset_index(drop=True)

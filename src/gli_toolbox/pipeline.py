@@ -191,6 +191,24 @@ def detect(
     crs = grid.crs.to_wkt() if grid.crs.epsg is None else f"EPSG:{grid.crs.epsg}"
     transform = grid.affine
     tiles = list(load.chunks(grid, config.chunk_px))
+
+    dem = dem10 = slope10 = None
+    if config.dem:
+        from . import terrain
+        from .dem import load_dem
+
+        dem = load_dem(config.dem, grid, stac=config.stac, margin_m=config.dem_margin_m)
+        slope_coarse = terrain.slope_deg(dem.elevation, transform=dem.geobox.affine)
+        dem10 = dem.on(grid)
+        slope10 = dem.on(grid, slope_coarse)
+    glaciers = None
+    if config.glaciers:
+        from .outlines import read_glaciers
+
+        margin = config.max_glacier_dist_m if config.max_glacier_dist_m is not None else 20_000.0
+        glaciers = read_glaciers(config.glaciers, aoi_wgs84=the_aoi.geometry_wgs84, margin_m=margin + 1000.0,
+                                 crs=grid.crs.to_wkt())
+    terrain_record: dict[str, Any] = {}
     # Footprints in the grid CRS, to skip chunks a scene does not touch.
     tile_boxes = [shapely.geometry.box(*g.boundingbox) for _, g in tiles]
 
@@ -228,6 +246,18 @@ def detect(
                 )
                 if config.per_scene:
                     per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
+                shadow_coarse = None
+                if dem is not None and config.terrain_shadows:
+                    from . import terrain
+                    from .providers import sun_angles
+
+                    az, el = sun_angles(scenes[0].item)  # type: ignore[misc]
+                    if el > 0:
+                        shadow_coarse = terrain.cast_shadow(dem.elevation, transform=dem.geobox.affine,
+                                                            sun_azimuth_deg=az, sun_elevation_deg=el)
+                    terrain_record[day.isoformat()] = {"sun_azimuth": round(az, 2), "sun_elevation": round(el, 2),
+                                                       "shadow_share_of_aoi": None}
+                shadow_px = 0
                 for (sl, tile), tbox in zip(tiles, tile_boxes):
                     bar.update(1)
                     if day in day_failed or not footprint.intersects(tbox):
@@ -243,8 +273,13 @@ def detect(
                         if note not in notes:
                             notes.append(note)
                             logger.warning(note)
+                    masked = ~obs.valid
+                    if shadow_coarse is not None and dem is not None:
+                        shadow = dem.on(tile, shadow_coarse.astype(np.float32), "nearest") > 0.5
+                        shadow_px += int((shadow & inside[sl]).sum())
+                        masked |= shadow
                     water, observed, snow = classify_observation(
-                        obs.green, obs.nir, obs.swir16, scl=obs.scl, masked=~obs.valid,
+                        obs.green, obs.nir, obs.swir16, scl=obs.scl, masked=masked,
                         threshold=config.ndwi_threshold, index=config.index,
                     )
                     observed &= inside[sl]
@@ -257,6 +292,8 @@ def detect(
                     if config.per_scene:
                         per_day[day][0][sl] = water
                         per_day[day][1][sl] = observed
+                if day.isoformat() in terrain_record:
+                    terrain_record[day.isoformat()]["shadow_share_of_aoi"] = round(shadow_px / max(int(inside.sum()), 1), 4)
                 if on_scene is not None:
                     on_scene(day.isoformat())
             # Days that failed in a later chunk after succeeding in an earlier one must not count half.
@@ -283,7 +320,9 @@ def detect(
                 wclass, valid_count, transform=transform, crs=crs, min_area_m2=config.min_area_m2,
                 max_hole_m2=config.hole_area_m2, aoi_mask=inside,
                 attributes={"year": p.year, "n_scenes": n_scenes},
+                dem=dem10, slope=slope10, max_slope_deg=config.max_slope_deg if dem is not None else None,
             )
+            lakes[p.year] = _with_glaciers(lakes[p.year], glaciers, config)
             for day, (w, o) in per_day.items():
                 if day in day_failed or not o.any():
                     continue
@@ -294,7 +333,9 @@ def detect(
                     dclass, o.astype(np.uint16), transform=transform, crs=crs, min_area_m2=config.min_area_m2,
                     max_hole_m2=config.hole_area_m2, aoi_mask=inside,
                     attributes={"year": p.year, "n_scenes": 1, "date": day.isoformat()},
+                    dem=dem10, slope=slope10, max_slope_deg=config.max_slope_deg if dem is not None else None,
                 )
+                scene_lakes[label] = _with_glaciers(scene_lakes[label], glaciers, config)
             years_record[str(p.year)] = {
                 "season": [p.start, p.end],
                 "scenes": [s.to_record() for scenes in p.days.values() for s in scenes],
@@ -333,6 +374,9 @@ def detect(
             "chunks": len(tiles),
         },
         "years": years_record,
+        "terrain": {"dem": dem.source, "max_slope_deg": config.max_slope_deg, "days": terrain_record} if dem else None,
+        "glaciers": {"source": config.glaciers, "n_outlines_near_aoi": int(len(glaciers)),
+                     "max_glacier_dist_m": config.max_glacier_dist_m} if glaciers is not None else None,
         "skipped_assets": skipped,
         "warnings": warnings + notes,
     }
@@ -354,6 +398,18 @@ def detect(
         "splits": int((tracking.events["kind"] == "split").sum()),
     }
     return DetectResult(config, the_aoi, grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
+
+
+def _with_glaciers(lakes: gpd.GeoDataFrame, glaciers: gpd.GeoDataFrame | None, config: DetectConfig) -> gpd.GeoDataFrame:
+    """Add glacier distance and lake type; keep lakes within ``max_glacier_dist_m``."""
+    if glaciers is None:
+        return lakes
+    from .glaciers import glacier_context, near_glaciers
+
+    out = glacier_context(lakes, glaciers)
+    if config.max_glacier_dist_m is not None:
+        out = near_glaciers(out, max_glacier_dist_m=config.max_glacier_dist_m)
+    return out
 
 
 def _sorted(g: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

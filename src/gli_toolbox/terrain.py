@@ -19,18 +19,19 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "STEEP_SLOPE_DEG",
-    "slope_deg",
     "cast_shadow",
-    "shadow_reach_m",
     "lake_terrain",
+    "shadow_reach_m",
+    "slope_deg",
     "steep_objects",
 ]
 
 #: Water objects whose median terrain slope exceeds this many degrees cannot be lakes (a lake surface
-#: is flat). 10 degrees is the slope limit of the automatic glacial-lake classification of Gardelle,
-#: Arnaud & Berthier (2011, Global and Planetary Change 75, 47-55, doi:10.1016/j.gloplacha.2010.10.003)
-#: as recorded next to the slope filter of the Google Earth Engine code behind Bazilova & Kaab (2022,
-#: Remote Sensing 14, 5973, doi:10.3390/rs14235973); see docs/glacial_context.md.
+#: is flat). 10 degrees is the slope limit attributed to the automatic glacial-lake classification of
+#: Gardelle, Arnaud & Berthier (2011, Global and Planetary Change 75, 47-55,
+#: doi:10.1016/j.gloplacha.2010.10.003) in the Google Earth Engine code of the first author of
+#: Bazilova & Kaab (2022, Remote Sensing 14, 5973); see docs/glacial_context.md for the caveat and the
+#: real-data measurements.
 STEEP_SLOPE_DEG = 10.0
 
 # A pixel size below this many CRS units is almost surely in degrees, not metres.
@@ -186,7 +187,7 @@ def cast_shadow(
            [0, 0, 1, 1, 0]])
     """
     z = _as_float_dem(dem)
-    dx, dy = _pixel_sizes(transform)
+    _pixel_sizes(transform)  # refuses rotated and degree grids
     valid = np.isfinite(z)
     if z.size == 0:
         return np.zeros(z.shape, dtype=bool)
@@ -235,6 +236,9 @@ def _sweep_horizon(z: NDArray[np.float64], *, lateral: float, drop: float) -> ND
     height = np.empty_like(z)
     height[0] = -np.inf
     top = blockers[0].copy()  # max(terrain, horizon) of the previous line
+    # rays that leave the array see nothing beyond it
+    pos = np.arange(m) + lateral
+    leaves = (pos < -1e-9) | (pos > m - 1 + 1e-9)
     v0 = np.empty(m)
     v1 = np.empty(m)
     for k in range(1, n):
@@ -243,12 +247,13 @@ def _sweep_horizon(z: NDArray[np.float64], *, lateral: float, drop: float) -> ND
             _shift_into(v1, top, k0 + 1)
             h = v0 * (1.0 - frac)
             h += v1 * frac
-            # next to missing terrain (-inf) keep the known neighbour instead of -inf
+            # next to no-data terrain without a horizon (-inf) keep the known neighbour
             lost = np.isneginf(h)
             if lost.any():
                 h[lost] = np.maximum(v0[lost], v1[lost])
         else:
             h = v0.copy()
+        h[leaves] = -np.inf
         h -= drop
         height[k] = h
         np.maximum(blockers[k], h, out=top)

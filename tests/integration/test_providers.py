@@ -10,6 +10,10 @@ import pytest
 from gli_toolbox import providers
 from gli_toolbox.search import Scene, _solar_day
 
+# pystac migrates Earth Search's storage-extension v1 metadata and warns about it; metadata only.
+pytestmark = pytest.mark.filterwarnings("ignore:Could not parse bucket/account from href:UserWarning")
+
+
 FIX = Path(__file__).resolve().parents[1] / "data" / "stac_fixtures"
 
 

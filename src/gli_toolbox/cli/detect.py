@@ -28,11 +28,22 @@ logger = logging.getLogger(__name__)
 @click.option("--save-masks", is_flag=True, help="Also write water_<YEAR>.tif masks.")
 @click.option("--per-scene", is_flag=True, help="One lake layer per acquisition date (lakes_<YYYYMMDD>) instead of per year.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs of an earlier run in --out (other files are kept).")
+@click.option("--glaciers", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Glacier outlines (e.g. an RGI region): adds glac_dist and lake_type.")
+@click.option("--max-glacier-dist-m", "max_glacier_dist_m", type=click.FloatRange(min=0), default=10_000.0,
+              show_default=True, help="With --glaciers: keep lakes within this distance of a glacier.")
+@click.option("--dem", default=None, metavar="PATH|auto",
+              help="DEM file, or 'auto' for Copernicus GLO-30 from the STAC provider: elevation, slope filter, terrain shadows.")
+@click.option("--max-slope-deg", "max_slope_deg", type=click.FloatRange(0, 90, min_open=True), default=10.0,
+              show_default=True, help="With --dem: remove water objects on steeper median slopes.")
+@click.option("--clouds", "cloud_detector", type=click.Choice(["auto", "scl", "s2cloudless", "none"]), default="auto",
+              show_default=True, help="Cloud masking: SCL where available, else s2cloudless.")
 @verbosity_options
 def detect_cmd(
     aoi: str, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
     crs: str | None, min_area_m2: float, index: str, ndwi_threshold: float, out: Path, save_masks: bool,
-    per_scene: bool, overwrite: bool, verbose: int, quiet: int,
+    per_scene: bool, overwrite: bool, glaciers: str | None, max_glacier_dist_m: float, dem: str | None,
+    max_slope_deg: float, cloud_detector: str, verbose: int, quiet: int,
 ) -> None:
     """Detect glacial lakes in AOI for each year and write lakes_<YEAR>.shp, inventory.gpkg and run.json."""
     configure_logging(verbose, quiet)
@@ -46,6 +57,8 @@ def detect_cmd(
             years=years, months=months, stac=stac, collection=collection, max_cloud_pct=max_cloud, crs=crs,
             min_area_m2=min_area_m2, index=index,  # type: ignore[arg-type]
             ndwi_threshold=ndwi_threshold, save_masks=save_masks, per_scene=per_scene,
+            glaciers=glaciers, max_glacier_dist_m=max_glacier_dist_m, dem=dem, max_slope_deg=max_slope_deg,
+            cloud_detector=cloud_detector,  # type: ignore[arg-type]
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
