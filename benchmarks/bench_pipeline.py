@@ -27,7 +27,7 @@ from gli_toolbox.aoi import aoi_from_geometry
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = str(ROOT / "sample_data" / "catalog.json")
-KW = dict(years=(2017,), months=(2, 2), stac=CATALOG, collection="sentinel-2-l1c", progress=False)
+KW = {"years": (2017,), "months": (2, 2), "stac": CATALOG, "collection": "sentinel-2-l1c", "progress": False}
 
 
 def havel_boxes():

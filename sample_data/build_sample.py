@@ -40,6 +40,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import math
 import shutil
 import socket
 import sys
@@ -89,6 +90,22 @@ BANDS: dict[str, tuple[str, float, float, str]] = {
     "nir": ("B08", 0.842, 0.145, "NIR 1"),
     "swir16": ("B11", 1.61, 0.143, "SWIR 1.6\u03bcm"),
 }
+
+#: The further bands of the Havel L1C item: with B02, B04, B08 and B11 above they are the ten
+#: inputs of the s2cloudless cloud detector. Keys, band ids, wavelengths, FWHM and title stems as
+#: in the Earth Search v1 ``sentinel-2-l1c`` item assets (recorded item S2B_20EPT_20250731_0_L1C in
+#: shared/data/stac_fixtures/earth-search-v1/search/search_filter_cloud40_page1.json).
+L1C_EXTRA_BANDS: dict[str, tuple[str, float, float, str]] = {
+    "coastal": ("B01", 0.443, 0.027, "Coastal"),
+    "rededge1": ("B05", 0.704, 0.019, "Red Edge 1"),
+    "nir08": ("B8A", 0.865, 0.033, "NIR 2"),
+    "nir09": ("B09", 0.945, 0.026, "NIR 3"),
+    "cirrus": ("B10", 1.3735, 0.075, "Cirrus"),
+    "swir22": ("B12", 2.19, 0.242, "SWIR 2.2\u03bcm"),
+}
+ALL_BANDS = {**BANDS, **L1C_EXTRA_BANDS}
+#: ``eo:bands`` common names that differ from the asset key (Earth Search: rededge1 -> "rededge").
+COMMON_NAMES = {"rededge1": "rededge"}
 
 #: Band order of sen2r ``*_BOA_10.tif`` (11 bands; 1-based band index = position + 1).
 SEN2R_BOA_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12"]
@@ -330,6 +347,10 @@ def desert_item(shared: Path) -> ItemSpec:
 #: 393 x 302 px at 20 m); the source scene is 330000-345360 x 5814360-5822040.
 HAVEL_WIN10 = Window(750, 0, 786, 604)
 HAVEL_WIN20 = Window(375, 0, 393, 302)
+#: The same crop on the 60 m grid (B01, B09, B10): x 337500-345360 is 131 px, but 6040 m is not a
+#: multiple of 60 m, so 101 rows reach 20 m further south (y 5815980-5822040).
+HAVEL_WIN60 = Window(125, 0, 131, 101)
+HAVEL_WINDOWS = {10.0: HAVEL_WIN10, 20.0: HAVEL_WIN20, 60.0: HAVEL_WIN60}
 #: Crude cloud test for the L1C item (no SCL): TOA blue (B02) reflectance above 0.2.
 HAVEL_CLOUD_B02_DN = 2000
 
@@ -338,13 +359,17 @@ def havel_item(shared: Path) -> ItemSpec:
     d = shared / HAVEL_DIR / "IMG_DATA"
     stem = "T33UUU_20170216T102101"
     bands: list[Band] = []
-    for key, (bid, *_rest) in BANDS.items():
-        win = HAVEL_WIN20 if bid == "B11" else HAVEL_WIN10
+    zero_notes: list[str] = []
+    for key, (bid, *_rest) in ALL_BANDS.items():
         path = d / f"{stem}_{bid}.jp2"
         with rasterio.open(path) as src:
+            win = HAVEL_WINDOWS[src.res[0]]  # native resolution, no resampling
             dn = src.read(1, window=win)
-            if (dn == 0).any():
+            zeros = int((dn == 0).sum())
+            if zeros and key in BANDS:
                 raise ValueError(f"{path.name}: DN 0 inside the crop would collide with nodata 0")
+            if zeros:  # B8A has one: a JPEG2000 ringing artifact next to a very bright pixel
+                zero_notes.append(f"{bid} has {zeros} pixel(s) with DN 0 in the source, read as nodata like in any L1C product")
             bands.append(Band(key, dn.astype(np.uint16), src.window_transform(win), src.crs, 0,
                               f"{path.name} window col/row {win.col_off},{win.row_off} size {win.width}x{win.height}",
                               dn, 0))
@@ -354,6 +379,8 @@ def havel_item(shared: Path) -> ItemSpec:
     tile = _tile_of(bands[1])
     if tile != "33UUU":
         raise ValueError(f"MGRS computation gives {tile}, the file names say 33UUU")
+    lon, lat = _centre_lonlat(bands[1])
+    sun_az, sun_el = noaa_sun_position(when, lon, lat)
     return ItemSpec(
         L1C, f"S2A_{tile}_{when:%Y%m%d}_0_L1C", when, tile, "L1C", bands,
         properties={
@@ -363,10 +390,64 @@ def havel_item(shared: Path) -> ItemSpec:
                 "cropped to x 337500-345360, y 5816000-5822040 (EPSG:32633). DNs unchanged (TOA, baseline < 04.00). "
                 "datetime = datatake sensing start from the file names. eo:cloud_cover is NOT the ESA value "
                 f"(unknown): it is a crude estimate, percent of crop pixels with B02 TOA reflectance > {HAVEL_CLOUD_B02_DN * SCALE:g}. "
-                "s2:processing_baseline 02.04 is the baseline in operation in February 2017 (not in the source files)."
+                "s2:processing_baseline 02.04 is the baseline in operation in February 2017 (not in the source files). "
+                "All 10 s2cloudless bands (B01 B02 B04 B05 B08 B8A B09 B10 B11 B12) plus B03 at their native 10/20/60 m; "
+                "the 60 m grid reaches 20 m further south (6040 m is not a multiple of 60 m). "
+                "view:sun_azimuth / view:sun_elevation are NOT from the granule metadata (not in the source): they are "
+                f"computed with the NOAA solar position equations (geometric, no refraction) at the crop centre "
+                f"({lon:.4f} E, {lat:.4f} N) for datetime; the tile was sensed up to a few minutes later, which moves "
+                "the azimuth by about 0.26 deg per minute. " + "; ".join(zero_notes) + ("." if zero_notes else "")
             ),
         },
+        sun=(round(sun_az, 2), round(sun_el, 2)),
     )
+
+
+def _centre_lonlat(band: Band) -> tuple[float, float]:
+    """WGS84 lon/lat of the centre of ``band``."""
+    h, w = band.data.shape
+    x, y = band.transform * (w / 2, h / 2)
+    lon, lat = transform_geom(band.crs, "EPSG:4326", {"type": "Point", "coordinates": [x, y]})["coordinates"]
+    return float(lon), float(lat)
+
+
+def noaa_sun_position(when: dt.datetime, lon: float, lat: float) -> tuple[float, float]:
+    """Sun azimuth (deg clockwise from north) and elevation (deg, geometric: no refraction) with
+    the equations of NOAA's Solar Calculator (NOAA Global Monitoring Laboratory, "General Solar
+    Position Calculations" / solar calculation spreadsheet, after Meeus, Astronomical Algorithms).
+
+    Checked in the self-check against the real ESA tile-mean angles of the desert item
+    (Earth Search v0 ``S2A_29RKH_20200219_0_L2A``): within 0.05 deg.
+    """
+    when = when.astimezone(dt.timezone.utc)
+    jd = when.timestamp() / 86400.0 + 2440587.5  # Julian day
+    jc = (jd - 2451545.0) / 36525.0  # Julian century since J2000
+    l0 = (280.46646 + jc * (36000.76983 + jc * 0.0003032)) % 360.0  # geometric mean longitude
+    m = math.radians(357.52911 + jc * (35999.05029 - 0.0001537 * jc))  # mean anomaly
+    e = 0.016708634 - jc * (0.000042037 + 0.0000001267 * jc)  # orbit eccentricity
+    centre = (math.sin(m) * (1.914602 - jc * (0.004817 + 0.000014 * jc))
+              + math.sin(2 * m) * (0.019993 - 0.000101 * jc) + math.sin(3 * m) * 0.000289)
+    omega = math.radians(125.04 - 1934.136 * jc)
+    app_long = math.radians(l0 + centre - 0.00569 - 0.00478 * math.sin(omega))  # apparent longitude
+    eps0 = 23.0 + (26.0 + (21.448 - jc * (46.815 + jc * (0.00059 - jc * 0.001813))) / 60.0) / 60.0
+    eps = math.radians(eps0 + 0.00256 * math.cos(omega))  # corrected obliquity
+    decl = math.asin(math.sin(eps) * math.sin(app_long))
+    y = math.tan(eps / 2) ** 2
+    l0r = math.radians(l0)
+    eq_time_min = 4 * math.degrees(
+        y * math.sin(2 * l0r) - 2 * e * math.sin(m) + 4 * e * y * math.sin(m) * math.cos(2 * l0r)
+        - 0.5 * y * y * math.sin(4 * l0r) - 1.25 * e * e * math.sin(2 * m)
+    )
+    minutes_utc = when.hour * 60 + when.minute + (when.second + when.microsecond / 1e6) / 60.0
+    true_solar_min = (minutes_utc + eq_time_min + 4 * lon) % 1440.0
+    hour_angle = math.radians(true_solar_min / 4.0 - 180.0)
+    phi = math.radians(lat)
+    cos_zen = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(hour_angle)
+    zen = math.acos(max(-1.0, min(1.0, cos_zen)))
+    cos_az = (math.sin(phi) * math.cos(zen) - math.sin(decl)) / (math.cos(phi) * math.sin(zen))
+    a = math.degrees(math.acos(max(-1.0, min(1.0, cos_az))))
+    azimuth = (a + 180.0) % 360.0 if hour_angle > 0 else (540.0 - a) % 360.0
+    return azimuth, 90.0 - math.degrees(zen)
 
 
 def _tile_of(band: Band) -> str:
@@ -391,9 +472,10 @@ def band_asset(spec: ItemSpec, band: Band, path: Path) -> pystac.Asset:
         rb = {"nodata": 0, "data_type": "uint8", "spatial_resolution": res}
         roles = ["data"]
     else:
-        bid, wl, fwhm, stem = BANDS[band.key]
+        bid, wl, fwhm, stem = ALL_BANDS[band.key]
         title = f"{stem} - {res:g}m"
-        fields["eo:bands"] = [{"name": bid, "common_name": band.key, "center_wavelength": wl, "full_width_half_max": fwhm}]
+        fields["eo:bands"] = [{"name": bid, "common_name": COMMON_NAMES.get(band.key, band.key),
+                               "center_wavelength": wl, "full_width_half_max": fwhm}]
         offset = C1_OFFSET if spec.collection == C1_L2A else 0.0
         rb = {"nodata": 0, "data_type": "uint16", "spatial_resolution": res, "scale": SCALE, "offset": offset}
         roles = ["data", "reflectance"]
@@ -449,9 +531,9 @@ def build_item(spec: ItemSpec, item_dir: Path) -> pystac.Item:
         collection=spec.collection,
     )
     for band in spec.bands:
-        fname = "SCL.tif" if band.key == "scl" else f"{BANDS[band.key][0]}.tif"
+        fname = "SCL.tif" if band.key == "scl" else f"{ALL_BANDS[band.key][0]}.tif"
         path = item_dir / fname
-        write_cog(path, band, BANDS[band.key][0] if band.key != "scl" else "SCL")
+        write_cog(path, band, ALL_BANDS[band.key][0] if band.key != "scl" else "SCL")
         item.add_asset(band.key, band_asset(spec, band, path))
     item.add_link(pystac.Link("license", SENTINEL_LEGAL_NOTICE, title="Legal notice on the use of Copernicus Sentinel Data"))
     return item
@@ -459,11 +541,12 @@ def build_item(spec: ItemSpec, item_dir: Path) -> pystac.Item:
 
 def item_assets(level: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, (bid, wl, fwhm, stem) in BANDS.items():
+    for key, (bid, wl, fwhm, stem) in (BANDS if level == "L2A" else ALL_BANDS).items():
         out[key] = {
             "type": COG_MEDIA_TYPE,
             "title": stem,
-            "eo:bands": [{"name": bid, "common_name": key, "center_wavelength": wl, "full_width_half_max": fwhm}],
+            "eo:bands": [{"name": bid, "common_name": COMMON_NAMES.get(key, key),
+                          "center_wavelength": wl, "full_width_half_max": fwhm}],
             "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": SCALE,
                               "offset": C1_OFFSET if level == "L2A" else 0.0}],
             "roles": ["data", "reflectance"],
@@ -651,7 +734,7 @@ def self_check(out: Path, specs: list[ItemSpec] | None) -> bool:
                     fail(f"{it.id}/{key}: nodata mismatch")
                 data[key] = (src.read(1), asset.extra_fields["raster:bands"][0], src.crs)
         refl = {}
-        for key in ("green", "nir"):
+        for key in [k for k in data if k != "scl"]:  # every reflectance band against its source
             dn, rb, _ = data[key]
             mask = dn != rb["nodata"]
             r = np.where(mask, dn * rb["scale"] + rb["offset"], np.nan)
@@ -671,6 +754,12 @@ def self_check(out: Path, specs: list[ItemSpec] | None) -> bool:
                 if diff > 1e-12:
                     fail(f"{it.id}/{key}: reflectance differs from the source by {diff}")
                 refl[key + "_diff"] = diff
+        if by_id and sorted(data) != sorted(b.key for b in by_id[it.id].bands):
+            fail(f"{it.id}: assets {sorted(data)} differ from the source bands")
+        if by_id and by_id[it.id].sun is not None:
+            az, el = by_id[it.id].sun
+            if (it.properties.get("view:sun_azimuth"), it.properties.get("view:sun_elevation")) != (az, el):
+                fail(f"{it.id}: view:sun_* differ from the spec")
         g, n = refl["green"], refl["nir"]
         ndwi = (g - n) / (g + n)
         frac = float(np.nanmean(ndwi > 0.2) * 100) if np.isfinite(ndwi).any() else float("nan")
@@ -681,12 +770,22 @@ def self_check(out: Path, specs: list[ItemSpec] | None) -> bool:
         shape = "x".join(map(str, data["green"][0].shape))
         rows.append((it.collection_id, it.id, it.datetime.isoformat().replace("+00:00", "Z"), shape,
                      f"EPSG:{data['green'][2].to_epsg()}", it.properties.get("eo:cloud_cover"), frac,
-                     max(refl.get("green_diff", float("nan")), refl.get("nir_diff", float("nan"))), scl_classes, valid))
+                     max((v for k, v in refl.items() if k.endswith("_diff")), default=float("nan")), scl_classes, valid))
     if len(items) != 4:
         fail(f"expected 4 items, got {len(items)}")
+    # The solar position code used for the Havel item against real ESA angles (desert item, tile means).
+    desert = next((i for i in items if i.id.startswith("S2A_T29RKH")), None)
+    if desert is not None:
+        centre = desert.properties["proj:centroid"]
+        az, el = noaa_sun_position(desert.datetime, centre["lon"], centre["lat"])
+        d_az = abs(az - desert.properties["view:sun_azimuth"])
+        d_el = abs(el - desert.properties["view:sun_elevation"])
+        print(f"NOAA sun position vs ESA tile means (desert item): d_azimuth {d_az:.3f} deg, d_elevation {d_el:.3f} deg")
+        if d_az > 0.05 or d_el > 0.05:
+            fail(f"noaa_sun_position is off by {d_az:.3f} / {d_el:.3f} deg from the ESA angles of {desert.id}")
     print()
     hdr = ("collection", "item id", "datetime", "green px (HxW)", "CRS", "cloud %", "NDWI>0.2 %", "max |refl-src|", "SCL class:count", "schema")
-    print(" | ".join(hdr))
+    print(" | ".join(hdr))  # max |refl-src| over every reflectance band of the item
     for r in rows:
         print(" | ".join([r[0], r[1], r[2], r[3], r[4], f"{r[5]:.2f}", f"{r[6]:.1f}", (f"{r[7]:.1e}" if r[7] == r[7] else "not compared"), r[8] or "-", r[9]]))
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -21,4 +21,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["Aoi", "DetectConfig", "DetectResult", "GliError", "WaterMap", "detect", "read_aoi", "__version__"]
+__all__ = ["Aoi", "DetectConfig", "DetectResult", "GliError", "WaterMap", "__version__", "detect", "read_aoi"]

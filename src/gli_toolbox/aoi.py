@@ -15,7 +15,7 @@ from .errors import AoiError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Aoi", "read_aoi", "aoi_from_geometry", "geodesic_area_km2"]
+__all__ = ["Aoi", "aoi_from_geometry", "geodesic_area_km2", "read_aoi"]
 
 _GEOD = pyproj.Geod(ellps="WGS84")
 

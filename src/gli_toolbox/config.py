@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["DetectConfig", "DEFAULT_STAC", "DEFAULT_COLLECTION", "parse_years", "parse_months"]
+__all__ = ["DEFAULT_COLLECTION", "DEFAULT_STAC", "DetectConfig", "parse_months", "parse_years"]
 
 #: Earth Search v1 by Element 84 (public, no credentials).
 DEFAULT_STAC = "https://earth-search.aws.element84.com/v1"

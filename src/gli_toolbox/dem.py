@@ -22,10 +22,16 @@ from .errors import ConfigError, StacError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Dem", "dem_grid", "read_dem_file", "read_dem_stac", "load_dem", "DEM_COLLECTION"]
+__all__ = ["DEM_COLLECTION", "Dem", "dem_grid", "load_dem", "read_dem_file", "read_dem_stac"]
 
 #: Copernicus DEM GLO-30 on Planetary Computer and Earth Search v1.
 DEM_COLLECTION = "cop-dem-glo-30"
+
+
+def _wkt(g: GeoBox) -> str:
+    if g.crs is None:
+        raise ValueError("grid without CRS")
+    return g.crs.to_wkt()
 
 
 @dataclass
@@ -41,8 +47,8 @@ class Dem:
         """``values`` (default: the elevation) of this DEM grid resampled onto ``target``."""
         src = self.elevation if values is None else values.astype(np.float32)
         out = np.full(target.shape, np.nan, dtype=np.float32)
-        reproject(src, out, src_transform=self.geobox.affine, src_crs=self.geobox.crs.to_wkt(),
-                  dst_transform=target.affine, dst_crs=target.crs.to_wkt(), src_nodata=np.nan, dst_nodata=np.nan,
+        reproject(src, out, src_transform=self.geobox.affine, src_crs=_wkt(self.geobox),
+                  dst_transform=target.affine, dst_crs=_wkt(target), src_nodata=np.nan, dst_nodata=np.nan,
                   resampling=Resampling.nearest if resampling == "nearest" else Resampling.bilinear)
         return out
 
@@ -57,8 +63,8 @@ def dem_grid(grid: GeoBox, *, margin_m: float, resolution_m: float = 30.0) -> Ge
 def _coverage_check(elev: NDArray[np.float32], target: GeoBox, core: GeoBox, source: str) -> None:
     # share of the core (AOI grid) covered by DEM values
     inner = np.full(core.shape, np.nan, dtype=np.float32)
-    reproject(elev, inner, src_transform=target.affine, src_crs=target.crs.to_wkt(), dst_transform=core.affine,
-              dst_crs=core.crs.to_wkt(), src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)
+    reproject(elev, inner, src_transform=target.affine, src_crs=_wkt(target), dst_transform=core.affine,
+              dst_crs=_wkt(core), src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)
     share = float(np.isfinite(inner).mean()) if inner.size else 0.0
     if share < 0.5:
         raise ConfigError(
@@ -76,7 +82,7 @@ def read_dem_file(path: str | Path, target: GeoBox) -> NDArray[np.float32]:
         with rasterio.open(p) as src:
             if src.crs is None:
                 raise ConfigError(f"--dem {path} has no CRS; add one (gdal_edit.py -a_srs) or use --dem auto")
-            reproject(rasterio.band(src, 1), out, dst_transform=target.affine, dst_crs=target.crs.to_wkt(),
+            reproject(rasterio.band(src, 1), out, dst_transform=target.affine, dst_crs=_wkt(target),
                       dst_nodata=np.nan, resampling=Resampling.bilinear)
     except rasterio.errors.RasterioError as exc:
         raise ConfigError(f"--dem {path}: cannot read it as a raster ({str(exc)[:120]})") from None

@@ -8,14 +8,14 @@ prints them as one line without a traceback.
 from __future__ import annotations
 
 __all__ = [
-    "GliError",
     "AoiError",
-    "ConfigError",
-    "StacError",
-    "NoScenesFoundError",
     "AssetReadError",
-    "OutputExistsError",
+    "ConfigError",
+    "GliError",
     "InventoryError",
+    "NoScenesFoundError",
+    "OutputExistsError",
+    "StacError",
 ]
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["staged_output", "check_output_dir", "write_layer", "write_mask", "write_outputs", "SHAPEFILE_SIDECARS"]
+__all__ = ["SHAPEFILE_SIDECARS", "check_output_dir", "staged_output", "write_layer", "write_mask", "write_outputs"]
 
 SHAPEFILE_SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -19,7 +18,7 @@ from .tracking import STATUSES, TrackResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATUS_COLOURS", "total_area_figure", "top_changes_figure", "status_map_figure", "write_figures"]
+__all__ = ["STATUS_COLOURS", "status_map_figure", "top_changes_figure", "total_area_figure", "write_figures"]
 
 STATUS_COLOURS = {
     "new": "#1b9e77", "vanished": "#7f7f7f", "stable": "#6baed6", "growing": "#d62728",

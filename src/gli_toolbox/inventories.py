@@ -25,7 +25,7 @@ from .load import utm_crs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_inventories", "standard_fields", "period_from_name"]
+__all__ = ["period_from_name", "read_inventories", "standard_fields"]
 
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")

@@ -27,12 +27,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "LAKE_FIELDS",
-    "glims_id",
     "area_uncertainty_km2",
     "clean_water_mask",
-    "label_lakes",
-    "extract_lakes",
     "empty_lakes",
+    "extract_lakes",
+    "glims_id",
+    "label_lakes",
 ]
 
 #: Attribute fields of a lake layer, in order (all <= 10 characters for shapefiles).
@@ -241,7 +241,7 @@ def extract_lakes(
         shp = shapely.geometry.shape(geom)
         geoms[v] = shp if v not in geoms else geoms[v].union(shp)
     ids = np.arange(1, n + 1)
-    polys = gpd.GeoSeries([geoms[i] for i in ids], crs=crs_obj)
+    polys = gpd.GeoSeries([geoms[int(i)] for i in ids], crs=crs_obj)
 
     # Edge: touching the AOI outline, the raster border, or never-observed pixels.
     bad = water_class == NEVER_OBSERVED

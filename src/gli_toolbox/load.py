@@ -29,7 +29,7 @@ from .water import offset_already_removed, scl_valid, to_reflectance
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["utm_crs", "output_grid", "chunks", "aoi_mask", "Observation", "read_day"]
+__all__ = ["Observation", "aoi_mask", "chunks", "output_grid", "read_day", "utm_crs"]
 
 
 def utm_crs(lon: float, lat: float) -> str:
@@ -38,7 +38,7 @@ def utm_crs(lon: float, lat: float) -> str:
     >>> utm_crs(74.6, 42.8), utm_crs(-70.0, -33.0)
     ('EPSG:32643', 'EPSG:32719')
     """
-    zone = min(int(math.floor((lon + 180.0) / 6.0)) + 1, 60)
+    zone = min(math.floor((lon + 180.0) / 6.0) + 1, 60)
     return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
 
 
@@ -74,6 +74,7 @@ def aoi_mask(grid: GeoBox, aoi_wgs84: BaseGeometry) -> NDArray[np.bool_]:
     """True for grid pixels whose centre lies inside the AOI."""
     from odc.geo.geom import Geometry
 
+    assert grid.crs is not None
     geom = Geometry(aoi_wgs84, "EPSG:4326").to_crs(grid.crs).geom
     return rasterio.features.geometry_mask([geom], out_shape=grid.shape, transform=grid.affine, invert=True)
 
@@ -141,11 +142,11 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool) -> Obser
     for group in groups.values():
         items = [s.item for s in group]
         rule = providers.reflectance_rule(items[0])
-        keys = {b: providers.asset_key(items[0], b) for b in bands + ["scl"]}
-        missing = [b for b in bands if keys[b] is None]
+        found = {b: providers.asset_key(items[0], b) for b in bands + ["scl"]}
+        missing = [b for b in bands if found[b] is None]
         if missing:
             raise AssetReadError(f"{items[0].id} has no {', '.join(missing)} asset (keys: {', '.join(items[0].assets)})")
-        keys = {b: k for b, k in keys.items() if k is not None}
+        keys: dict[str, str] = {b: k for b, k in found.items() if k is not None}
         try:
             with rasterio.Env(**_gdal_env(items)):
                 ds = odc.stac.load(

@@ -32,7 +32,7 @@ from .water import NEVER_OBSERVED, classify_observation, composite
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WaterMap", "DetectResult", "detect", "plan"]
+__all__ = ["DetectResult", "WaterMap", "detect", "plan"]
 
 
 @dataclass
@@ -188,7 +188,9 @@ def detect(
 
     grid = load.output_grid(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
     inside = load.aoi_mask(grid, the_aoi.geometry_wgs84)
-    crs = grid.crs.to_wkt() if grid.crs.epsg is None else f"EPSG:{grid.crs.epsg}"
+    assert grid.crs is not None  # output_grid always sets one
+    grid_crs = grid.crs
+    crs = grid_crs.to_wkt() if grid_crs.epsg is None else f"EPSG:{grid_crs.epsg}"
     transform = grid.affine
     tiles = list(load.chunks(grid, config.chunk_px))
 
@@ -207,7 +209,7 @@ def detect(
 
         margin = config.max_glacier_dist_m if config.max_glacier_dist_m is not None else 20_000.0
         glaciers = read_glaciers(config.glaciers, aoi_wgs84=the_aoi.geometry_wgs84, margin_m=margin + 1000.0,
-                                 crs=grid.crs.to_wkt())
+                                 crs=grid_crs.to_wkt())
     terrain_record: dict[str, Any] = {}
     # Footprints in the grid CRS, to skip chunks a scene does not touch.
     tile_boxes = [shapely.geometry.box(*g.boundingbox) for _, g in tiles]
@@ -242,7 +244,7 @@ def detect(
             per_day: dict[dt.date, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
             for day, scenes in p.days.items():
                 footprint = shapely.union_all(
-                    [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(grid.crs).geom for s in scenes]
+                    [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(grid_crs).geom for s in scenes]
                 )
                 if config.per_scene:
                     per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
@@ -323,14 +325,15 @@ def detect(
                 dem=dem10, slope=slope10, max_slope_deg=config.max_slope_deg if dem is not None else None,
             )
             lakes[p.year] = _with_glaciers(lakes[p.year], glaciers, config)
-            for day, (w, o) in per_day.items():
-                if day in day_failed or not o.any():
+            for day, (day_water, day_obs) in per_day.items():
+                if day in day_failed or not day_obs.any():
                     continue
                 label = day.strftime("%Y%m%d")
-                dclass = np.where(o, w.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
-                scene_masks[label] = WaterMap(label, dclass, o.astype(np.uint16), w.astype(np.uint16), transform, crs)
+                dclass = np.where(day_obs, day_water.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
+                scene_masks[label] = WaterMap(label, dclass, day_obs.astype(np.uint16), day_water.astype(np.uint16),
+                                              transform, crs)
                 scene_lakes[label] = lakes_mod.extract_lakes(
-                    dclass, o.astype(np.uint16), transform=transform, crs=crs, min_area_m2=config.min_area_m2,
+                    dclass, day_obs.astype(np.uint16), transform=transform, crs=crs, min_area_m2=config.min_area_m2,
                     max_hole_m2=config.hole_area_m2, aoi_mask=inside,
                     attributes={"year": p.year, "n_scenes": 1, "date": day.isoformat()},
                     dem=dem10, slope=slope10, max_slope_deg=config.max_slope_deg if dem is not None else None,
@@ -342,7 +345,7 @@ def detect(
                 "dropped_duplicates": p.dropped,
                 "days_used": n_scenes,
                 "days_failed": sorted(d.isoformat() for d in day_failed),
-                "n_lakes": int(len(lakes[p.year])),
+                "n_lakes": len(lakes[p.year]),
                 "lake_area_km2": float(lakes[p.year]["area_km2"].sum()),
                 "water_pixels": int((wclass == 1).sum()),
                 "never_observed_pixels_in_aoi": int(((valid_count == 0) & inside).sum()),
@@ -375,7 +378,7 @@ def detect(
         },
         "years": years_record,
         "terrain": {"dem": dem.source, "max_slope_deg": config.max_slope_deg, "days": terrain_record} if dem else None,
-        "glaciers": {"source": config.glaciers, "n_outlines_near_aoi": int(len(glaciers)),
+        "glaciers": {"source": config.glaciers, "n_outlines_near_aoi": len(glaciers),
                      "max_glacier_dist_m": config.max_glacier_dist_m} if glaciers is not None else None,
         "skipped_assets": skipped,
         "warnings": warnings + notes,
@@ -392,7 +395,7 @@ def detect(
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
     run["tracking"] = {
         "periods": [str(p) for p in tracking.periods],
-        "lakes": int(len(tracking.changes)),
+        "lakes": len(tracking.changes),
         "status_counts": {k: int(v) for k, v in tracking.changes["status"].value_counts().items()},
         "merges": int((tracking.events["kind"] == "merged").sum()),
         "splits": int((tracking.events["kind"] == "split").sum()),

@@ -29,17 +29,17 @@ import pystac
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "BandName",
     "BANDS",
+    "BandName",
     "ReflectanceRule",
+    "acquisition_key",
     "asset_key",
+    "dedupe_reprocessed",
+    "has_scl",
     "processing_baseline",
     "reflectance_rule",
-    "has_scl",
-    "tile_id",
-    "acquisition_key",
-    "dedupe_reprocessed",
     "sun_angles",
+    "tile_id",
 ]
 
 BandName = Literal["green", "nir", "swir16", "scl", "red", "blue"]
@@ -244,5 +244,10 @@ def sun_angles(item: pystac.Item, *, compute: bool = True) -> tuple[float, float
     from .sun import solar_position
 
     c = shapely.geometry.shape(item.geometry).centroid if item.geometry else None
-    lon, lat = (c.x, c.y) if c is not None else ((item.bbox[0] + item.bbox[2]) / 2, (item.bbox[1] + item.bbox[3]) / 2)
+    if c is not None:
+        lon, lat = c.x, c.y
+    elif item.bbox:
+        lon, lat = (item.bbox[0] + item.bbox[2]) / 2, (item.bbox[1] + item.bbox[3]) / 2
+    else:
+        return None
     return solar_position(item.datetime, lon, lat)

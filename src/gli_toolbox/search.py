@@ -27,7 +27,7 @@ from .errors import StacError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Scene", "SceneSource", "open_source", "search_year", "group_by_day"]
+__all__ = ["Scene", "SceneSource", "group_by_day", "open_source", "search_year"]
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ class SceneSource:
             when = item.datetime or item.common_metadata.start_datetime
             if when is None or not (t0 <= when <= t1):
                 continue
-            footprint = shapely.geometry.shape(item.geometry) if item.geometry else shapely.geometry.box(*item.bbox)
+            footprint = (shapely.geometry.shape(item.geometry) if item.geometry
+                         else shapely.geometry.box(*(item.bbox or [-180, -90, 180, 90])))
             if not footprint.intersects(geom):
                 continue
             cloud = _cloud(item)
@@ -173,7 +174,7 @@ class SceneSource:
             ) from None
         except OSError as exc:
             raise StacError(f"cannot reach STAC API at {self.location} ({exc.__class__.__name__}); check the URL and your connection") from None
-        return [i for i in items if max_cloud is None or _cloud(i) is None or _cloud(i) <= max_cloud]
+        return [i for i in items if max_cloud is None or (c := _cloud(i)) is None or c <= max_cloud]
 
 
 def _looks_unreachable(text: str, exc: BaseException | None = None) -> bool:
@@ -220,7 +221,7 @@ def _parse_local(data: Any, kind: Any, path: Path) -> list[pystac.Item]:
             return [pystac.Item.from_file(str(path))]
         if kind in ("Catalog", "Collection"):
             cat = pystac.read_file(str(path))
-            items = list(cat.get_items(recursive=True))  # type: ignore[union-attr]
+            items = list(cat.get_items(recursive=True))  # type: ignore[union-attr,attr-defined]
             for item in items:
                 item.make_asset_hrefs_absolute()
             return items

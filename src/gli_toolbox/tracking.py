@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from .lakes import area_uncertainty_km2
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Status", "STATUSES", "TrackResult", "track", "change_status", "decimal_year"]
+__all__ = ["STATUSES", "Status", "TrackResult", "change_status", "decimal_year", "track"]
 
 Status = Literal["new", "vanished", "stable", "growing", "shrinking", "merged", "split"]
 #: Pair status (not a change) for a period in which a known lake's place was not seen at all.
@@ -226,17 +226,17 @@ def track(
                 for cid in sorted(edges, key=lambda c: min(e[0] for e in edges[c])):
                     _resolve(edges[cid], t, g, tracks, active, row_track, events, used_ids, periods)
         # unmatched lakes: new tracks
-        for r in np.flatnonzero(row_track < 0):
-            tid = _unique(str(g.at[int(r), "lake_id"]) or f"L{t}_{r}", used_ids)
+        for new_row in np.flatnonzero(row_track < 0).tolist():
+            tid = _unique(str(g.at[new_row, "lake_id"]) or f"L{t}_{new_row}", used_ids)
             used_ids.add(tid)
-            tracks.append(_Track(tid, t, t, geoms[r], float(areas[r]), {t: int(r)}))
-            row_track[r] = len(tracks) - 1
-        for r, k in enumerate(row_track):
-            tr = tracks[int(k)]
-            tr.obs[t] = r
+            tracks.append(_Track(tid, t, t, geoms[new_row], float(areas[new_row]), {t: new_row}))
+            row_track[new_row] = len(tracks) - 1
+        for row, k in enumerate(row_track.tolist()):
+            tr = tracks[k]
+            tr.obs[t] = row
             tr.last = t
-            tr.geom = geoms[r]
-            tr.area = float(areas[r])
+            tr.geom = geoms[row]
+            tr.area = float(areas[row])
         assigned.append(row_track)
 
     return _build_result(periods, prepared, tracks, assigned, events, crs, observed)
@@ -273,7 +273,7 @@ def _resolve(
         row_track[lake] = active[tp]
     # tracks left over merged into the track that took their best lake
     for tp in left_tracks:
-        w, lake = sorted(best_for_track[tp], key=lambda x: (-x[0], x[1]))[0]
+        _, lake = min(best_for_track[tp], key=lambda x: (-x[0], x[1]))
         survivor = tracks[active[taken[lake]]]
         tr = tracks[active[tp]]
         tr.merged_into = survivor.id
@@ -284,7 +284,7 @@ def _resolve(
     for lake in sorted(best_for_lake):
         if lake in taken:
             continue
-        w, tp = sorted(best_for_lake[lake], key=lambda x: (-x[0], tracks[active[x[1]]].id))[0]
+        _, tp = min(best_for_lake[lake], key=lambda x: (-x[0], tracks[active[x[1]]].id))
         parent = tracks[active[tp]]
         tid = _unique(str(g.at[lake, "lake_id"]), used_ids)
         used_ids.add(tid)
@@ -381,8 +381,7 @@ def _build_result(
     geoms = []
     for tr in tracks:
         obs = sorted(tr.obs.items())
-        t_first, r_first = obs[0]
-        t_last, r_last = obs[-1]
+        t_first, t_last = obs[0][0], obs[-1][0]
         a = np.array([A[t][r] for t, r in obs], dtype=float)
         e = np.array([E[t][r] for t, r in obs], dtype=float)
         ts = times[[t for t, _ in obs]]

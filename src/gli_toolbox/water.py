@@ -12,19 +12,19 @@ from numpy.typing import NDArray
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NEVER_OBSERVED",
     "SCL_MASKED",
     "SCL_SNOW",
-    "NEVER_OBSERVED",
-    "to_reflectance",
-    "normalized_difference",
-    "ndwi",
-    "mndwi",
-    "scl_valid",
-    "offset_already_removed",
-    "water_observation",
-    "snow_index_mask",
     "classify_observation",
     "composite",
+    "mndwi",
+    "ndwi",
+    "normalized_difference",
+    "offset_already_removed",
+    "scl_valid",
+    "snow_index_mask",
+    "to_reflectance",
+    "water_observation",
 ]
 
 #: Sentinel-2 L2A scene classification classes that are not a usable observation:

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from shapely.geometry import box
 
 from gli_toolbox.dem import load_dem
 from gli_toolbox.errors import ConfigError
 from gli_toolbox.load import output_grid
-from shapely.geometry import box
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dem"
 SRTM = DATA / "hef_srtm.tif"

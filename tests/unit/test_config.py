@@ -48,5 +48,7 @@ def test_config_validation(kw):
 def test_config_is_frozen_and_sorted():
     cfg = DetectConfig(years=(2019, 2017, 2019))
     assert cfg.years == (2017, 2019)
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.years = (2020,)  # type: ignore[misc]

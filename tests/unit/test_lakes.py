@@ -108,7 +108,7 @@ def test_polygon_area_equals_pixel_count(mask):
     # Independent: scipy labels of the same mask, 4-connected
     from scipy import ndimage
 
-    lab, n = ndimage.label(mask == 1)
+    _, n = ndimage.label(mask == 1)
     assert len(gdf) == n
     assert gdf.area.sum() == pytest.approx(100.0 * (mask == 1).sum())
     np.testing.assert_allclose(gdf.geometry.area.to_numpy() / 1e6, gdf.area_km2.to_numpy())

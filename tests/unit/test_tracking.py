@@ -1,7 +1,6 @@
 """Tracking with hand-made outlines: every status, merges, splits, gaps; and invariants (hypothesis)."""
 
 import geopandas as gpd
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -25,7 +25,13 @@ def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, 
     lakes_<YEAR>.shp with stable lake_id, lake_changes.shp/.csv, lake_areas.csv and figures/."""
     configure_logging(verbose, quiet)
     from .. import __version__
-    from ..export import check_output_dir, staged_output, write_layer, write_run_json, write_tracking
+    from ..export import (
+        check_output_dir,
+        staged_output,
+        write_layer,
+        write_run_json,
+        write_tracking,
+    )
     from ..inventories import read_inventories
     from ..tracking import track
 
