@@ -14,14 +14,17 @@ What it makes (all from real Sentinel-2 pixels, see ``README.md`` next to this s
     baseline < 04.00, reflectance = DN * 0.0001) are written as ``DN + 1000`` (source nodata -> 0).
     Reading them back with the declared scale/offset gives exactly the source reflectance.
   - ``sentinel-2-l1c`` (mimics Earth Search v1 ``sentinel-2-l1c``): one Havel L1C crop (2017-02-16,
-    from eo-box), asset keys ``blue green red nir swir16``, DNs unchanged, scale 0.0001 offset 0.
+    from eo-box), asset keys ``blue green red nir swir16`` plus the other s2cloudless inputs
+    ``coastal rededge1 nir08 nir09 cirrus swir22`` at their native 10/20/60 m, DNs unchanged,
+    scale 0.0001 offset 0; ``view:sun_*`` computed with NOAA's solar position equations.
 
 * the AOI files ``barbellino.geojson`` (verbatim copy), ``havel.geojson`` and ``desert.geojson``;
 * ``LICENSES/`` with the upstream licence files.
 
-Finally it runs a self-check (STAC round trip with pystac, asset files exist, COG layout, and
-for every item green and nir read back with the declared scale/offset compared with the source
-reflectance) and prints a summary table. It exits non-zero if any check fails.
+Finally it runs a self-check (STAC round trip with pystac, asset files exist, COG layout, every
+reflectance band read back with the declared scale/offset compared with the source reflectance, and
+the NOAA sun position checked against the real ESA angles of the desert item) and prints a summary
+table. It exits non-zero if any check fails.
 
 Usage (from the repository root)::
 

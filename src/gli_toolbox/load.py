@@ -116,11 +116,18 @@ def _gdal_env(items: Sequence[Any]) -> dict[str, str]:
     return env
 
 
-def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool) -> Observation:
+#: Bands s2cloudless needs, by our band names (B01 B02 B04 B05 B08 B8A B09 B10 B11 B12).
+S2CLOUDLESS_INPUTS = ("coastal", "blue", "red", "rededge1", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22")
+
+
+def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_detector: str = "auto") -> Observation:
     """Read one acquisition day (one or more tiles of the same pass) over ``tile``.
 
     Scenes are grouped by their reflectance rule (they normally share one), each group is read
     and mosaicked by odc-stac, converted to reflectance, and the groups fused (first valid pixel).
+    Clouds and shadows are masked with the scene classification; where an item has none (or
+    ``cloud_detector="s2cloudless"``), with s2cloudless and projected cloud shadows
+    (:mod:`gli_toolbox.clouds`) when the item has the bands the model needs.
 
     Raises
     ------
@@ -146,6 +153,21 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool) -> Obser
         missing = [b for b in bands if found[b] is None]
         if missing:
             raise AssetReadError(f"{items[0].id} has no {', '.join(missing)} asset (keys: {', '.join(items[0].assets)})")
+        if cloud_detector in ("scl", "none"):
+            found["scl"] = found["scl"] if cloud_detector == "scl" else None
+        use_s2cloudless = cloud_detector == "s2cloudless" or (cloud_detector == "auto" and found["scl"] is None)
+        if use_s2cloudless:
+            if cloud_detector == "s2cloudless":
+                found["scl"] = None
+            extra = {b: providers.asset_key(items[0], b) for b in S2CLOUDLESS_INPUTS if b not in found}
+            if all(extra.values()):
+                found.update(extra)
+            else:
+                use_s2cloudless = False
+                notes.append(
+                    f"{items[0].id}: no scene classification and no {', '.join(b for b, k in extra.items() if not k)} "
+                    "band for s2cloudless; clouds and shadows are not masked"
+                )
         keys: dict[str, str] = {b: k for b, k in found.items() if k is not None}
         try:
             with rasterio.Env(**_gdal_env(items)):
@@ -171,8 +193,24 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool) -> Obser
                 f"{', '.join(i.id for i in items)}: metadata say the -1000 DN offset is still in the pixels, "
                 "but the data show it was already removed; read without offset"
             )
-        refl = {b: to_reflectance(dn[b], scale=rule.scale, offset=offset, nodata=rule.nodata) for b in bands}
+        refl = {b: to_reflectance(dn[b], scale=rule.scale, offset=offset, nodata=rule.nodata) for b in keys if b != "scl"}
         ok = np.all([np.isfinite(refl[b]) for b in bands], axis=0)
+        if use_s2cloudless:
+            from .clouds import clouds_and_shadows
+
+            toa = {providers.S2_BAND_IDS[b]: refl[b] for b in S2CLOUDLESS_INPUTS}
+            sun = providers.sun_angles(items[0])
+            if sun is not None and sun[1] > 0:
+                cloud, shadow = clouds_and_shadows(toa, sun_azimuth_deg=sun[0], sun_elevation_deg=sun[1],
+                                                   pixel_m=float(abs(tile.affine.a)))
+                ok &= ~(cloud | shadow)
+                notes.append(f"{items[0].id}: no scene classification; clouds and shadows from s2cloudless")
+            else:
+                from .clouds import cloud_mask, cloud_probability
+
+                ok &= ~cloud_mask(cloud_probability(toa, block_px=max(1, round(60.0 / abs(tile.affine.a)))))
+                notes.append(f"{items[0].id}: no scene classification and no sun angles; clouds from s2cloudless, "
+                             "cloud shadows not masked")
         if "scl" in keys:
             scl = dn["scl"].astype(np.uint8)
             ok &= scl_valid(scl)
@@ -180,7 +218,7 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool) -> Obser
                 scl_out = np.zeros(shape, dtype=np.uint8)
             take_scl = (scl_out == 0) & (scl != 0)
             scl_out[take_scl] = scl[take_scl]
-        else:
+        elif not use_s2cloudless and cloud_detector != "none" and not any(items[0].id in n for n in notes):
             notes.append(f"{items[0].id}: no scene classification; clouds and shadows are not masked")
         take = ok & ~valid
         for b in bands:

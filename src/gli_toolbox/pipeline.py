@@ -265,7 +265,7 @@ def detect(
                     if day in day_failed or not footprint.intersects(tbox):
                         continue
                     try:
-                        obs = load.read_day(scenes, tile, need_swir=need_swir)
+                        obs = load.read_day(scenes, tile, need_swir=need_swir, cloud_detector=config.cloud_detector)
                     except AssetReadError as exc:
                         day_failed.add(day)
                         skipped.append({"day": day.isoformat(), "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})

@@ -53,6 +53,19 @@ _ASSET_KEYS: dict[str, tuple[str, ...]] = {
     "nir": ("nir", "B08", "B08_10m"),
     "swir16": ("swir16", "B11", "B11_20m"),
     "scl": ("scl", "SCL", "SCL_20m"),
+    # extra bands for s2cloudless on scenes without a scene classification
+    "coastal": ("coastal", "B01", "B01_60m"),
+    "rededge1": ("rededge1", "B05", "B05_20m"),
+    "nir08": ("nir08", "B8A", "B8A_20m"),
+    "nir09": ("nir09", "B09", "B09_60m"),
+    "cirrus": ("cirrus", "B10"),
+    "swir22": ("swir22", "B12", "B12_20m"),
+}
+
+#: Band name -> Sentinel-2 band id, for the s2cloudless model inputs.
+S2_BAND_IDS: dict[str, str] = {
+    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "nir": "B08",
+    "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir16": "B11", "swir22": "B12",
 }
 
 #: Nominal Sentinel-2 L2A quantification: reflectance = DN / 10000 (+ offset).
@@ -83,7 +96,8 @@ class ReflectanceRule:
 
 
 def asset_key(item: pystac.Item, band: str) -> str | None:
-    """Asset key holding ``band`` ("green", "nir", "swir16", "scl", "red", "blue") in ``item``, or None."""
+    """Asset key holding ``band`` ("green", "nir", "swir16", "scl", "red", "blue", "coastal",
+    "rededge1", "nir08", "nir09", "cirrus", "swir22") in ``item``, or None."""
     for key in _ASSET_KEYS[band]:
         if key in item.assets:
             return key
