@@ -177,187 +177,257 @@ def detect(
     the_aoi = _as_aoi(aoi, config.max_aoi_km2)
     source = search.open_source(config.stac)
     plans = plan(the_aoi, config, source)
-    warnings: list[str] = [_no_scene_reason(p, config) for p in plans if not p.days]
+    log = _RunLog(warnings=[_no_scene_reason(p, config) for p in plans if not p.days])
     if all(not p.days for p in plans):
         raise NoScenesFoundError(
             "no scenes found: " + "; ".join(_no_scene_reason(p, config) for p in plans)
             + ". Widen --months, raise --max-cloud, or check --collection"
         )
-    for w in warnings:
+    for w in log.warnings:
         logger.warning(w)
-
-    grid = load.output_grid(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
-    inside = load.aoi_mask(grid, the_aoi.geometry_wgs84)
-    assert grid.crs is not None  # output_grid always sets one
-    grid_crs = grid.crs
-    crs = grid_crs.to_wkt() if grid_crs.epsg is None else f"EPSG:{grid_crs.epsg}"
-    transform = grid.affine
-    tiles = list(load.chunks(grid, config.chunk_px))
-
-    dem = dem10 = slope10 = None
-    if config.dem:
-        from . import terrain
-        from .dem import load_dem
-
-        dem = load_dem(config.dem, grid, stac=config.stac, margin_m=config.dem_margin_m)
-        slope_coarse = terrain.slope_deg(dem.elevation, transform=dem.geobox.affine)
-        dem10 = dem.on(grid)
-        slope10 = dem.on(grid, slope_coarse)
-    glaciers = None
-    if config.glaciers:
-        from .outlines import read_glaciers
-
-        margin = config.max_glacier_dist_m if config.max_glacier_dist_m is not None else 20_000.0
-        glaciers = read_glaciers(config.glaciers, aoi_wgs84=the_aoi.geometry_wgs84, margin_m=margin + 1000.0,
-                                 crs=grid_crs.to_wkt())
-    terrain_record: dict[str, Any] = {}
-    # Footprints in the grid CRS, to skip chunks a scene does not touch.
-    tile_boxes = [shapely.geometry.box(*g.boundingbox) for _, g in tiles]
+    ctx = _prepare(the_aoi, config)
 
     from tqdm import tqdm
 
-    total = sum(len(p.days) for p in plans) * len(tiles)
-    bar = tqdm(total=total, unit="scene", desc="reading scenes", disable=(None if progress is None else not progress), leave=False)
-
+    total = sum(len(p.days) for p in plans) * len(ctx.tiles)
+    bar = tqdm(total=total, unit="scene", desc="reading scenes", disable=(None if progress is None else not progress),
+               leave=False)
     lakes: dict[int, gpd.GeoDataFrame] = {}
     masks: dict[int, WaterMap] = {}
     scene_lakes: dict[str, gpd.GeoDataFrame] = {}
     scene_masks: dict[str, WaterMap] = {}
-    skipped: list[dict[str, str]] = []
     years_record: dict[str, Any] = {}
-    notes: list[str] = []
-    need_swir = True  # SWIR1 for the snow/ice test (NDSI) and MNDWI
-    pixel_area_m2 = abs(transform.a * transform.e)
-
-    from odc.geo.geom import Geometry
-
     try:
         for p in plans:
+            base = {"season": [p.start, p.end], "scenes": [s.to_record() for sc in p.days.values() for s in sc],
+                    "dropped_duplicates": p.dropped}
             if not p.days:
-                years_record[str(p.year)] = {"scenes": [], "dropped_duplicates": p.dropped, "reason": _no_scene_reason(p, config)}
+                years_record[str(p.year)] = {**base, "reason": _no_scene_reason(p, config)}
                 continue
-            water_count = np.zeros(grid.shape, dtype=np.uint16)
-            valid_count = np.zeros(grid.shape, dtype=np.uint16)
-            snow_count = np.zeros(grid.shape, dtype=np.uint16)
-            day_used: dict[dt.date, bool] = {d: False for d in p.days}
-            day_failed: set[dt.date] = set()
-            per_day: dict[dt.date, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
-            for day, scenes in p.days.items():
-                footprint = shapely.union_all(
-                    [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(grid_crs).geom for s in scenes]
-                )
-                if config.per_scene:
-                    per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
-                shadow_coarse = None
-                if dem is not None and config.terrain_shadows:
-                    from . import terrain
-                    from .providers import sun_angles
-
-                    az, el = sun_angles(scenes[0].item)  # type: ignore[misc]
-                    if el > 0:
-                        shadow_coarse = terrain.cast_shadow(dem.elevation, transform=dem.geobox.affine,
-                                                            sun_azimuth_deg=az, sun_elevation_deg=el)
-                    terrain_record[day.isoformat()] = {"sun_azimuth": round(az, 2), "sun_elevation": round(el, 2),
-                                                       "shadow_share_of_aoi": None}
-                shadow_px = 0
-                for (sl, tile), tbox in zip(tiles, tile_boxes):
-                    bar.update(1)
-                    if day in day_failed or not footprint.intersects(tbox):
-                        continue
-                    try:
-                        obs = load.read_day(scenes, tile, need_swir=need_swir, cloud_detector=config.cloud_detector)
-                    except AssetReadError as exc:
-                        day_failed.add(day)
-                        skipped.append({"day": day.isoformat(), "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
-                        logger.warning("skipped %s: %s", day, exc)
-                        continue
-                    for note in obs.notes:
-                        if note not in notes:
-                            notes.append(note)
-                            logger.warning(note)
-                    masked = ~obs.valid
-                    if shadow_coarse is not None and dem is not None:
-                        shadow = dem.on(tile, shadow_coarse.astype(np.float32), "nearest") > 0.5
-                        shadow_px += int((shadow & inside[sl]).sum())
-                        masked |= shadow
-                    water, observed, snow = classify_observation(
-                        obs.green, obs.nir, obs.swir16, scl=obs.scl, masked=masked,
-                        threshold=config.ndwi_threshold, index=config.index,
-                    )
-                    observed &= inside[sl]
-                    water &= observed
-                    water_count[sl] += water
-                    valid_count[sl] += observed
-                    snow_count[sl] += snow & inside[sl]
-                    if observed.any():
-                        day_used[day] = True
-                    if config.per_scene:
-                        per_day[day][0][sl] = water
-                        per_day[day][1][sl] = observed
-                if day.isoformat() in terrain_record:
-                    terrain_record[day.isoformat()]["shadow_share_of_aoi"] = round(shadow_px / max(int(inside.sum()), 1), 4)
-                if on_scene is not None:
-                    on_scene(day.isoformat())
-            # Days that failed in a later chunk after succeeding in an earlier one must not count half.
-            n_scenes = sum(1 for d, used in day_used.items() if used and d not in day_failed)
+            stack = _observe_year(p, ctx, bar, log, on_scene)
+            failed = sorted(d.isoformat() for d in stack.day_failed)
+            # a day that failed in some chunk keeps what it gave elsewhere but does not count as a scene
+            n_scenes = sum(1 for d, used in stack.day_used.items() if used and d not in stack.day_failed)
             if n_scenes == 0:
                 reason = (
                     f"{p.year}: {sum(len(v) for v in p.days.values())} scene(s) found but none gave a valid "
                     "observation of the AOI (cloud, shadow, no data or unreadable); no lake layer for this year"
                 )
-                warnings.append(reason)
-                logger.warning(reason)
-                years_record[str(p.year)] = {
-                    "season": [p.start, p.end],
-                    "scenes": [s.to_record() for scenes in p.days.values() for s in scenes],
-                    "dropped_duplicates": p.dropped,
-                    "days_failed": sorted(d.isoformat() for d in day_failed),
-                    "reason": reason,
-                }
+                log.warning(reason)
+                years_record[str(p.year)] = {**base, "days_failed": failed, "reason": reason}
                 continue
-            wclass = composite(water_count, valid_count, min_water_fraction=config.min_water_fraction)
-            wclass[~inside] = NEVER_OBSERVED
-            masks[p.year] = WaterMap(str(p.year), wclass, valid_count, water_count, transform, crs, snow_count)
-            lakes[p.year] = lakes_mod.extract_lakes(
-                wclass, valid_count, transform=transform, crs=crs, min_area_m2=config.min_area_m2,
-                max_hole_m2=config.hole_area_m2, aoi_mask=inside,
-                attributes={"year": p.year, "n_scenes": n_scenes},
-                dem=dem10, slope=slope10, max_slope_deg=config.max_slope_deg if dem is not None else None,
-            )
-            lakes[p.year] = _with_glaciers(lakes[p.year], glaciers, config)
-            for day, (day_water, day_obs) in per_day.items():
-                if day in day_failed or not day_obs.any():
+            wclass = composite(stack.water_count, stack.valid_count, min_water_fraction=config.min_water_fraction)
+            wclass[~ctx.inside] = NEVER_OBSERVED
+            masks[p.year] = WaterMap(str(p.year), wclass, stack.valid_count, stack.water_count, ctx.transform,
+                                     ctx.crs, stack.snow_count)
+            lakes[p.year] = _lakes(ctx, wclass, stack.valid_count, {"year": p.year, "n_scenes": n_scenes})
+            for day, (day_water, day_obs) in stack.per_day.items():
+                if day in stack.day_failed or not day_obs.any():
                     continue
                 label = day.strftime("%Y%m%d")
                 dclass = np.where(day_obs, day_water.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
                 scene_masks[label] = WaterMap(label, dclass, day_obs.astype(np.uint16), day_water.astype(np.uint16),
-                                              transform, crs)
-                scene_lakes[label] = lakes_mod.extract_lakes(
-                    dclass, day_obs.astype(np.uint16), transform=transform, crs=crs, min_area_m2=config.min_area_m2,
-                    max_hole_m2=config.hole_area_m2, aoi_mask=inside,
-                    attributes={"year": p.year, "n_scenes": 1, "date": day.isoformat()},
-                    dem=dem10, slope=slope10, max_slope_deg=config.max_slope_deg if dem is not None else None,
-                )
-                scene_lakes[label] = _with_glaciers(scene_lakes[label], glaciers, config)
+                                              ctx.transform, ctx.crs)
+                scene_lakes[label] = _lakes(ctx, dclass, day_obs.astype(np.uint16),
+                                            {"year": p.year, "n_scenes": 1, "date": day.isoformat()})
             years_record[str(p.year)] = {
-                "season": [p.start, p.end],
-                "scenes": [s.to_record() for scenes in p.days.values() for s in scenes],
-                "dropped_duplicates": p.dropped,
+                **base,
                 "days_used": n_scenes,
-                "days_failed": sorted(d.isoformat() for d in day_failed),
+                "days_failed": failed,
                 "n_lakes": len(lakes[p.year]),
                 "lake_area_km2": float(lakes[p.year]["area_km2"].sum()),
                 "water_pixels": int((wclass == 1).sum()),
-                "never_observed_pixels_in_aoi": int(((valid_count == 0) & inside).sum()),
+                "never_observed_pixels_in_aoi": int(((stack.valid_count == 0) & ctx.inside).sum()),
             }
     finally:
         bar.close()
-
     if not lakes:
         raise NoScenesFoundError(
-            "no valid observation in any year: " + "; ".join(warnings) + ". Check the scenes with `gli search`"
+            "no valid observation in any year: " + "; ".join(log.warnings) + ". Check the scenes with `gli search`"
         )
-    run = {
+
+    # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
+    def seen(maps: dict[Any, WaterMap]) -> Callable[[Any, Any], bool]:
+        return lambda period, geom: period in maps and maps[period].observed_share(geom) >= 0.5
+
+    tracking = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
+    lakes = {y: _sorted(g) for y, g in tracking.layers.items()}
+    if config.per_scene and scene_lakes:
+        tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
+        scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
+    run = _run_record(ctx, source, years_record, log, tracking)
+    return DetectResult(config, the_aoi, ctx.grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
+
+
+@dataclass
+class _RunLog:
+    """What a run reports besides its results: warnings, notes, skipped assets, terrain per day."""
+
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    terrain: dict[str, Any] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        logger.warning(message)
+
+    def note(self, message: str) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
+            logger.warning(message)
+
+
+@dataclass
+class _Context:
+    """Everything fixed for one run: the grid, its chunks, the AOI mask, DEM and glaciers."""
+
+    config: DetectConfig
+    aoi: Aoi
+    grid: GeoBox
+    grid_crs: Any
+    crs: str
+    transform: Affine
+    inside: NDArray[np.bool_]
+    tiles: list[tuple[tuple[slice, slice], GeoBox]]
+    tile_boxes: list[BaseGeometry]
+    dem: Any = None
+    dem10: NDArray[np.float32] | None = None
+    slope10: NDArray[np.float32] | None = None
+    glaciers: gpd.GeoDataFrame | None = None
+
+
+def _prepare(the_aoi: Aoi, config: DetectConfig) -> _Context:
+    grid = load.output_grid(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
+    assert grid.crs is not None  # output_grid always sets one
+    grid_crs = grid.crs
+    tiles = list(load.chunks(grid, config.chunk_px))
+    ctx = _Context(
+        config=config, aoi=the_aoi, grid=grid, grid_crs=grid_crs,
+        crs=grid_crs.to_wkt() if grid_crs.epsg is None else f"EPSG:{grid_crs.epsg}",
+        transform=grid.affine, inside=load.aoi_mask(grid, the_aoi.geometry_wgs84), tiles=tiles,
+        tile_boxes=[shapely.geometry.box(*g.boundingbox) for _, g in tiles],
+    )
+    if config.dem:
+        from . import terrain
+        from .dem import load_dem
+
+        ctx.dem = load_dem(config.dem, grid, stac=config.stac, margin_m=config.dem_margin_m)
+        ctx.dem10 = ctx.dem.on(grid)
+        ctx.slope10 = ctx.dem.on(grid, terrain.slope_deg(ctx.dem.elevation, transform=ctx.dem.geobox.affine))
+    if config.glaciers:
+        from .outlines import read_glaciers
+
+        margin = config.max_glacier_dist_m if config.max_glacier_dist_m is not None else 20_000.0
+        ctx.glaciers = read_glaciers(config.glaciers, aoi_wgs84=the_aoi.geometry_wgs84, margin_m=margin + 1000.0,
+                                     crs=grid_crs.to_wkt())
+    return ctx
+
+
+@dataclass
+class _Season:
+    """Observations of one season accumulated over days and chunks."""
+
+    water_count: NDArray[np.uint16]
+    valid_count: NDArray[np.uint16]
+    snow_count: NDArray[np.uint16]
+    day_used: dict[dt.date, bool]
+    day_failed: set[dt.date]
+    per_day: dict[dt.date, tuple[NDArray[np.bool_], NDArray[np.bool_]]]
+
+
+def _terrain_shadow(ctx: _Context, scenes: list[search.Scene], day: dt.date, log: _RunLog) -> NDArray[np.bool_] | None:
+    """Cast shadow on the coarse DEM grid for the day's sun, or None without a DEM."""
+    if ctx.dem is None or not ctx.config.terrain_shadows:
+        return None
+    from . import terrain
+    from .providers import sun_angles
+
+    sun = sun_angles(scenes[0].item)
+    if sun is None:
+        log.note(f"{day}: no sun angles; terrain shadows not masked")
+        return None
+    az, el = sun
+    log.terrain[day.isoformat()] = {"sun_azimuth": round(az, 2), "sun_elevation": round(el, 2),
+                                    "shadow_share_of_aoi": None}
+    if el <= 0:
+        return None
+    return terrain.cast_shadow(ctx.dem.elevation, transform=ctx.dem.geobox.affine, sun_azimuth_deg=az,
+                               sun_elevation_deg=el)
+
+
+def _observe_year(p: YearPlan, ctx: _Context, bar: Any, log: _RunLog,
+                  on_scene: Callable[[str], None] | None) -> _Season:
+    """Read every day of the season chunk by chunk and count water, valid and snow observations."""
+    from odc.geo.geom import Geometry
+
+    config, grid, inside = ctx.config, ctx.grid, ctx.inside
+    season = _Season(np.zeros(grid.shape, np.uint16), np.zeros(grid.shape, np.uint16), np.zeros(grid.shape, np.uint16),
+                     {d: False for d in p.days}, set(), {})
+    for day, scenes in p.days.items():
+        footprint = shapely.union_all(
+            [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(ctx.grid_crs).geom for s in scenes]
+        )
+        if config.per_scene:
+            season.per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
+        shadow_coarse = _terrain_shadow(ctx, scenes, day, log)
+        shadow_px = 0
+        for (sl, tile), tbox in zip(ctx.tiles, ctx.tile_boxes):
+            bar.update(1)
+            if day in season.day_failed or not footprint.intersects(tbox):
+                continue
+            try:
+                obs = load.read_day(scenes, tile, need_swir=True, cloud_detector=config.cloud_detector)
+            except AssetReadError as exc:
+                season.day_failed.add(day)
+                log.skipped.append({"day": day.isoformat(), "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
+                logger.warning("skipped %s: %s", day, exc)
+                continue
+            for note in obs.notes:
+                log.note(note)
+            masked = ~obs.valid
+            if shadow_coarse is not None:
+                shadow = ctx.dem.on(tile, shadow_coarse.astype(np.float32), "nearest") > 0.5
+                shadow_px += int((shadow & inside[sl]).sum())
+                masked |= shadow
+            # SWIR1 is always read: it feeds the snow/ice test (NDSI) and MNDWI
+            water, observed, snow = classify_observation(
+                obs.green, obs.nir, obs.swir16, scl=obs.scl, masked=masked,
+                threshold=config.ndwi_threshold, index=config.index,
+            )
+            observed &= inside[sl]
+            water &= observed
+            season.water_count[sl] += water
+            season.valid_count[sl] += observed
+            season.snow_count[sl] += snow & inside[sl]
+            if observed.any():
+                season.day_used[day] = True
+            if config.per_scene:
+                season.per_day[day][0][sl] = water
+                season.per_day[day][1][sl] = observed
+        if day.isoformat() in log.terrain:
+            log.terrain[day.isoformat()]["shadow_share_of_aoi"] = round(shadow_px / max(int(inside.sum()), 1), 4)
+        if on_scene is not None:
+            on_scene(day.isoformat())
+    return season
+
+
+def _lakes(ctx: _Context, wclass: NDArray[np.uint8], counts: NDArray[np.uint16], attributes: dict[str, Any]) -> gpd.GeoDataFrame:
+    """Lake layer of one water class map, with terrain and glacier attributes when configured."""
+    config = ctx.config
+    gdf = lakes_mod.extract_lakes(
+        wclass, counts, transform=ctx.transform, crs=ctx.crs, min_area_m2=config.min_area_m2,
+        max_hole_m2=config.hole_area_m2, aoi_mask=ctx.inside, attributes=attributes,
+        dem=ctx.dem10, slope=ctx.slope10, max_slope_deg=config.max_slope_deg if ctx.dem is not None else None,
+    )
+    return _with_glaciers(gdf, ctx.glaciers, config)
+
+
+def _run_record(ctx: _Context, source: search.SceneSource, years_record: dict[str, Any], log: _RunLog,
+                tracking: TrackResult) -> dict[str, Any]:
+    """The content of ``run.json``."""
+    config, the_aoi = ctx.config, ctx.aoi
+    return {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "software": _software(),
         "parameters": config.to_dict(),
@@ -369,38 +439,28 @@ def detect(
         },
         "stac": {"location": source.location, "collection": config.collection},
         "grid": {
-            "crs": crs,
+            "crs": ctx.crs,
             "resolution_m": config.resolution_m,
-            "shape": list(grid.shape),
-            "transform": list(transform)[:6],
-            "pixel_area_m2": pixel_area_m2,
-            "chunks": len(tiles),
+            "shape": list(ctx.grid.shape),
+            "transform": list(ctx.transform)[:6],
+            "pixel_area_m2": abs(ctx.transform.a * ctx.transform.e),
+            "chunks": len(ctx.tiles),
         },
         "years": years_record,
-        "terrain": {"dem": dem.source, "max_slope_deg": config.max_slope_deg, "days": terrain_record} if dem else None,
-        "glaciers": {"source": config.glaciers, "n_outlines_near_aoi": len(glaciers),
-                     "max_glacier_dist_m": config.max_glacier_dist_m} if glaciers is not None else None,
-        "skipped_assets": skipped,
-        "warnings": warnings + notes,
+        "terrain": ({"dem": ctx.dem.source, "max_slope_deg": config.max_slope_deg, "days": log.terrain}
+                    if ctx.dem is not None else None),
+        "glaciers": ({"source": config.glaciers, "n_outlines_near_aoi": len(ctx.glaciers),
+                      "max_glacier_dist_m": config.max_glacier_dist_m} if ctx.glaciers is not None else None),
+        "skipped_assets": log.skipped,
+        "warnings": log.warnings + log.notes,
+        "tracking": {
+            "periods": [str(p) for p in tracking.periods],
+            "lakes": len(tracking.changes),
+            "status_counts": {k: int(v) for k, v in tracking.changes["status"].value_counts().items()},
+            "merges": int((tracking.events["kind"] == "merged").sum()),
+            "splits": int((tracking.events["kind"] == "split").sum()),
+        },
     }
-    # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
-    def seen(maps: dict[Any, WaterMap]) -> Callable[[Any, Any], bool]:
-        return lambda period, geom: period in maps and maps[period].observed_share(geom) >= 0.5
-
-    yearly = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
-    lakes = {y: _sorted(g) for y, g in yearly.layers.items()}
-    tracking = yearly
-    if config.per_scene and scene_lakes:
-        tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
-        scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
-    run["tracking"] = {
-        "periods": [str(p) for p in tracking.periods],
-        "lakes": len(tracking.changes),
-        "status_counts": {k: int(v) for k, v in tracking.changes["status"].value_counts().items()},
-        "merges": int((tracking.events["kind"] == "merged").sum()),
-        "splits": int((tracking.events["kind"] == "split").sum()),
-    }
-    return DetectResult(config, the_aoi, grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
 
 
 def _with_glaciers(lakes: gpd.GeoDataFrame, glaciers: gpd.GeoDataFrame | None, config: DetectConfig) -> gpd.GeoDataFrame:
