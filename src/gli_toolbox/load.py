@@ -104,7 +104,7 @@ def _gdal_env(items: Sequence[Any]) -> dict[str, str]:
     hrefs = [a.href for i in items for a in i.assets.values()]
     if any(h.startswith("s3://eodata") for h in hrefs):
         if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
-            raise AssetReadError(
+            raise ConfigError(
                 "CDSE assets need S3 keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(create them at https://eodata-s3keysmanager.dataspace.copernicus.eu)"
             )
@@ -180,7 +180,7 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
                     stac_cfg=_stac_cfg(keys),
                     fail_on_error=True,
                 )
-        except AssetReadError:
+        except (AssetReadError, ConfigError):
             raise
         except Exception as exc:  # noqa: BLE001 - GDAL/odc raise many types for unreadable assets
             first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__

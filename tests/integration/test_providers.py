@@ -127,3 +127,18 @@ def test_items_without_assets_are_reported_not_crashing():
     assert items and all(providers.asset_key(i, "green") is None for i in items)
     with pytest.raises(KeyError, match="no green asset"):
         providers.reflectance_rule(items[0])
+
+
+def test_cdse_without_credentials_is_a_clear_error(monkeypatch):
+    from odc.geo.geobox import GeoBox
+
+    from gli_toolbox.errors import ConfigError
+    from gli_toolbox.load import read_day
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    it = item(CDSE)
+    scene = Scene(it, "sentinel-2-l2a", 0.0, _solar_day(it))
+    tile = GeoBox.from_bbox((500000, 5200000, 501000, 5201000), "EPSG:32632", resolution=10)
+    with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):
+        read_day([scene], tile, need_swir=True)
