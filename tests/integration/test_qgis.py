@@ -32,7 +32,7 @@ for uri in sys.argv[1:]:
         "fields": [f.name() for f in layer.fields()],
         "count": layer.featureCount(),
         "areas_m2": [f.geometry().area() for f in feats],
-        "area_km2": [f["area_km2"] for f in feats],
+        "area_km2": [f["area_km2"] if "area_km2" in [x.name() for x in layer.fields()] else None for f in feats],
         "ids": [f["lake_id"] for f in feats],
         "geom_valid": [f.geometry().isGeosValid() for f in feats],
     }
@@ -65,12 +65,15 @@ def test_exported_layers_open_in_qgis(qgis_available, tmp_path):
     res = CliRunner().invoke(cli, ["detect", "--aoi", str(ROOT / "sample_data/barbellino.geojson"), "--stac",
                                    str(ROOT / "sample_data/catalog.json"), "--years", "2017-2019", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    uris = [str(out / "lakes_2019.shp"), f"{out / 'inventory.gpkg'}|layername=lakes_2017"]
+    uris = [str(out / "lakes_2019.shp"), f"{out / 'inventory.gpkg'}|layername=lakes_2017", str(out / "lake_changes.shp")]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run([SYSTEM_PY, "-c", QGIS_SCRIPT, *uris], capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    for uri in uris:
+    changes = info.pop(uris[-1])
+    assert changes["valid"] and changes["crs"] == "EPSG:32632" and changes["count"] == 1
+    assert {"lake_id", "first_yr", "last_yr", "status", "signif", "rate_yr"} <= set(changes["fields"])
+    for uri in uris[:-1]:
         layer = info[uri]
         assert layer["valid"] and layer["crs"] == "EPSG:32632"
         for f in ("lake_id", "year", "area_km2", "perim_km", "area_err", "lon", "lat", "n_obs", "edge", "n_scenes"):

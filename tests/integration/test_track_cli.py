@@ -149,3 +149,18 @@ def test_detect_barbellino_reservoir_is_one_growing_lake(tmp_path):
     assert a17.lake_id.tolist() == a19.lake_id.tolist() == [row.lake_id]
     assert row.d_area == pytest.approx(a19.area_km2.sum() - a17.area_km2.sum(), abs=1e-6)
     assert abs(row.d_area) > (a17.area_err.iloc[0] ** 2 + a19.area_err.iloc[0] ** 2) ** 0.5
+
+
+def test_track_reads_every_layer_of_a_detect_geopackage(tmp_path):
+    out1 = tmp_path / "detect"
+    assert run("detect", "--aoi", ROOT / "sample_data/barbellino.geojson", "--stac", ROOT / "sample_data/catalog.json",
+               "--years", "2017-2019", "--out", out1).exit_code == 0
+    out2 = tmp_path / "track"
+    res = run("track", out1 / "inventory.gpkg", "--out", out2)
+    assert res.exit_code == 0, res.output
+    a = pd.read_csv(out1 / "lake_changes.csv")
+    b = pd.read_csv(out2 / "lake_changes.csv")
+    # the same change analysis from the exported GeoPackage as from the detection itself
+    assert a[["lake_id", "status", "signif", "first_yr", "last_yr"]].values.tolist() == \
+        b[["lake_id", "status", "signif", "first_yr", "last_yr"]].values.tolist()
+    assert b.a_last.iloc[0] == pytest.approx(a.a_last.iloc[0])

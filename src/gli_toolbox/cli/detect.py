@@ -68,5 +68,6 @@ def detect_cmd(
     if quiet == 0:
         layers = result.scene_lakes if per_scene else result.lakes
         for key, gdf in layers.items():
-            click.echo(f"{key}: {len(gdf)} lakes, {gdf['area_km2'].sum():.4f} km2", err=True)
+            noun = "lake" if len(gdf) == 1 else "lakes"
+            click.echo(f"{key}: {len(gdf)} {noun}, {gdf['area_km2'].sum():.4f} km2", err=True)
         click.echo(f"wrote {len(paths)} files to {out}", err=True)
