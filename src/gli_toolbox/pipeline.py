@@ -213,7 +213,7 @@ def detect(
                     f"{p.year}: {sum(len(v) for v in p.days.values())} scene(s) found but none gave a valid "
                     "observation of the AOI (cloud, shadow, no data or unreadable); no lake layer for this year"
                 )
-                log.warning(reason)
+                log.add_warning(reason)
                 years_record[str(p.year)] = {**base, "days_failed": failed, "reason": reason}
                 continue
             wclass = composite(stack.water_count, stack.valid_count, min_water_fraction=config.min_water_fraction)
@@ -268,7 +268,7 @@ class _RunLog:
     skipped: list[dict[str, str]] = field(default_factory=list)
     terrain: dict[str, Any] = field(default_factory=dict)
 
-    def warn(self, message: str) -> None:
+    def add_warning(self, message: str) -> None:
         self.warnings.append(message)
         logger.warning(message)
 
