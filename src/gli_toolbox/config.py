@@ -123,8 +123,9 @@ class DetectConfig:
     chunk_px: int = 2048
     """Side of the square processing chunks in pixels; memory per chunk is independent of AOI size."""
 
-    max_aoi_km2: float = 250_000.0
-    """AOIs larger than this are refused as a likely mistake (wrong CRS or units)."""
+    max_aoi_km2: float = 20_000.0
+    """AOIs whose area or bounding box is larger are refused: a likely mistake (wrong CRS, parts far
+    apart), and beyond one machine (about 30 bytes per 10 m pixel at the labelling step, 6 GB here)."""
 
     glaciers: str | None = None
     """Glacier outline file (e.g. an RGI region); adds ``glac_dist`` and ``lake_type``."""

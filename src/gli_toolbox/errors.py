@@ -14,6 +14,7 @@ __all__ = [
     "GliError",
     "InventoryError",
     "NoScenesFoundError",
+    "OutputError",
     "OutputExistsError",
     "StacError",
 ]
@@ -45,6 +46,10 @@ class AssetReadError(GliError, OSError):
 
 class OutputExistsError(GliError, FileExistsError):
     """The output folder exists and ``overwrite`` was not given."""
+
+
+class OutputError(GliError, OSError):
+    """The output folder cannot be created or written."""
 
 
 class InventoryError(GliError, ValueError):

@@ -2,8 +2,9 @@
 
 Outputs are first written to a hidden staging folder next to the target and only moved into
 place when everything was written, so a failed run leaves nothing half-written behind. With
-``overwrite`` the files of a new run replace same-named files; other files in the folder (for
-example outlines a partner edited) are never deleted.
+``overwrite`` the files of the earlier run are replaced as a whole (stale layers of other years
+do not survive); other files in the folder (for example outlines a partner edited) are never
+touched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 
-from .errors import OutputExistsError
+from .errors import OutputError, OutputExistsError
 
 if TYPE_CHECKING:
     from .pipeline import DetectResult, WaterMap
@@ -36,38 +37,81 @@ SHAPEFILE_SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
 
 def check_output_dir(out: Path, *, overwrite: bool) -> None:
-    """Refuse an existing, non-empty output folder unless ``overwrite``."""
+    """Refuse an existing, non-empty output folder unless ``overwrite``, and a place that cannot
+    be written, before any work is done."""
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"--out {out} is a file; give a folder path")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"output folder {out} already exists; choose another --out or add --overwrite")
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"--out {out}: {ancestor} is a file, not a folder; choose another --out")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"--out {out}: cannot write in {ancestor}; choose a folder you can write to")
+
+
+def _previous_outputs(out: Path) -> list[str]:
+    """Top-level names an earlier gli run wrote into ``out`` (from its run.json)."""
+    try:
+        doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        names = doc.get("outputs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
 
 
 @contextmanager
 def staged_output(out: str | Path, *, overwrite: bool) -> Iterator[Path]:
-    """Yield a staging folder; on success move its files into ``out``, on error delete it."""
+    """Yield a staging folder; when the block succeeds, put its content in ``out``.
+
+    A new folder is renamed into place in one step. With ``overwrite`` the files of the earlier gli
+    run (listed in its ``run.json``) and same-named files are first moved aside, then the new ones
+    moved in, then the old ones deleted; if anything fails or is interrupted, the old files are put
+    back. Files a user added to the folder are never touched. On any error the staging folder is
+    deleted, so nothing half-written is left.
+    """
     out = Path(out)
     check_output_dir(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot create it ({exc.strerror or exc}); choose another --out") from None
     try:
         yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    try:
         if not out.exists():
             os.replace(stage, out)
             return
-        for src in sorted(stage.rglob("*")):
-            dst = out / src.relative_to(stage)
-            if src.is_dir():
-                dst.mkdir(exist_ok=True)
-            else:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        _swap_into(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap_into(stage: Path, out: Path) -> None:
+    new = sorted(p.name for p in stage.iterdir())
+    old = sorted(set(_previous_outputs(out)) | set(new))
+    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    moved_aside: list[str] = []
+    moved_in: list[str] = []
+    try:
+        for name in old:
+            if (out / name).exists():
+                os.replace(out / name, backup / name)
+                moved_aside.append(name)
+        for name in new:
+            os.replace(stage / name, out / name)
+            moved_in.append(name)
+    except BaseException:
+        for name in moved_in:  # roll back: the folder is as it was before this run
+            target = out / name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        for name in moved_aside:
+            os.replace(backup / name, out / name)
+        raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def write_layer(gdf: gpd.GeoDataFrame, folder: Path, name: str, *, gpkg: Path | None = None) -> None:
@@ -106,7 +150,10 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_run_json(run: Mapping[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(run, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    """Write ``run.json`` last in its folder, listing every top-level output (for --overwrite)."""
+    doc = dict(run)
+    doc["outputs"] = sorted({p.name for p in path.parent.iterdir()} | {path.name})
+    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
 
 
 def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = False) -> list[Path]:
@@ -132,9 +179,7 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
                 write_mask(mask, stage / f"{name}.tif")
         if result.tracking is not None:
             write_tracking(result.tracking, stage)
-        run = dict(result.run)
-        run["outputs"] = sorted(p.name for p in stage.iterdir()) + ["run.json"]
-        write_run_json(run, stage / "run.json")
+        write_run_json(dict(result.run), stage / "run.json")
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
     return [Path(out) / n for n in names]
 

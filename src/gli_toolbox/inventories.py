@@ -87,6 +87,8 @@ def _read_layers(path: Path) -> list[tuple[str, gpd.GeoDataFrame]]:
 
 
 def _clean(label: str, g: gpd.GeoDataFrame, notes: list[str]) -> gpd.GeoDataFrame:
+    if not isinstance(g, gpd.GeoDataFrame) or getattr(g, "_geometry_column_name", None) not in g.columns:
+        raise InventoryError(f"{label} has no geometry (a table?); give polygon layers: shapefile, GeoPackage or GeoJSON")
     if len(g) == 0 or g.geometry.isna().all():
         raise InventoryError(f"{label} has no features; remove it from the list or give the right layer")
     if g.crs is None:
@@ -107,6 +109,8 @@ def _clean(label: str, g: gpd.GeoDataFrame, notes: list[str]) -> gpd.GeoDataFram
             rebuilt.append(shapely.union_all(parts) if parts else None)
         g.loc[bad, g.geometry.name] = gpd.GeoSeries(rebuilt, index=g.index[bad], crs=g.crs)
         g = g[g.geometry.notna() & ~g.geometry.is_empty]
+        if len(g) == 0:
+            raise InventoryError(f"{label}: no valid polygon is left after repairing its geometries; check the layer")
         note = f"{label}: repaired {int(bad.sum())} invalid geometr{'y' if bad.sum() == 1 else 'ies'} ({'; '.join(reasons)})"
         notes.append(note)
         logger.warning(note)
@@ -119,8 +123,8 @@ def read_inventories(
     """Lake layers by period (year ``int`` or ``"YYYYMMDD"``) in one projected CRS, plus notes.
 
     The period comes from ``year_field`` (a column; one file may then hold several years) or from
-    a 4-digit year / 8-digit date in the layer or file name. Layers are reprojected to the first
-    projected CRS among them, or to the UTM zone of their centre.
+    a 4-digit year / 8-digit date in the layer or file name. Layers are reprojected to the UTM zone
+    of their common centre, so areas are true areas whatever the input CRS.
 
     Raises
     ------
@@ -154,17 +158,22 @@ def read_inventories(
                 found.append((period, label, g))
     if not found:
         raise InventoryError("no inventory layers given")
+    kinds = {len(str(period)) for period, _, _ in found}
+    if len(kinds) > 1:
+        raise InventoryError(
+            "some inventories are per year and some per date (YYYYMMDD); track years and dates separately"
+        )
     seen: dict[Any, str] = {}
     for period, label, _ in found:
         if period in seen and not year_field:
             raise InventoryError(f"{seen[period]} and {label} are both for {period}; give one layer per year")
         seen.setdefault(period, label)
 
-    target = next((g.crs for _, _, g in found if g.crs.is_projected and g.crs.axis_info[0].unit_name in ("metre", "meter")), None)
-    if target is None:
-        allg = pd.concat([g.to_crs("EPSG:4326").geometry for _, _, g in found])
-        c = shapely.union_all(allg.values).centroid
-        target = CRS.from_user_input(utm_crs(c.x, c.y))
+    # Areas must be true areas whatever the inputs' CRS (Web Mercator is common from QGIS): use the
+    # UTM zone of the data's centre, independent of the order of the inputs.
+    allg = pd.concat([g.to_crs("EPSG:4326").geometry for _, _, g in found])
+    c = shapely.union_all(allg.values).centroid
+    target = CRS.from_user_input(utm_crs(c.x, c.y))
     layers: dict[Any, gpd.GeoDataFrame] = {}
     for period, _label, g in found:
         g = g.to_crs(target)

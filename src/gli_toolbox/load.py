@@ -42,6 +42,21 @@ def utm_crs(lon: float, lat: float) -> str:
     return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
 
 
+#: Largest accepted areal scale error of the output CRS at the AOI centre (UTM: < 0.3 % within its zone).
+MAX_AREA_DISTORTION = 0.01
+
+
+def area_distortion(crs: object, lon: float, lat: float) -> float:
+    """Areal scale factor of a projected CRS at (lon, lat): 1.0 = true areas.
+
+    >>> round(area_distortion("EPSG:32643", 75.0, 42.0), 4), round(area_distortion("EPSG:3857", 75.0, 42.0), 2)
+    (0.9992, 1.81)
+    """
+    import pyproj
+
+    return float(pyproj.Proj(pyproj.CRS.from_user_input(crs)).get_factors(lon, lat).areal_scale)
+
+
 def output_grid(aoi_wgs84: BaseGeometry, *, crs: str | None, resolution_m: float) -> GeoBox:
     """The one processing grid: the AOI's bounding box in ``crs`` (default: UTM zone of the AOI
     centre), snapped outward to multiples of ``resolution_m`` so it lines up with Sentinel-2 pixels.
@@ -57,6 +72,12 @@ def output_grid(aoi_wgs84: BaseGeometry, *, crs: str | None, resolution_m: float
         raise ConfigError(f"--crs: {target!r} is not a known CRS; give an EPSG code such as EPSG:32643") from None
     if not crs_obj.is_projected or crs_obj.axis_info[0].unit_name not in ("metre", "meter"):
         raise ConfigError(f"--crs: {target} is not a projected CRS in metres; lake areas need one, e.g. a UTM zone (EPSG:326xx)")
+    distortion = area_distortion(crs_obj, c.x, c.y)
+    if abs(distortion - 1.0) > MAX_AREA_DISTORTION:
+        raise ConfigError(
+            f"--crs: {target} stretches areas by {100 * (distortion - 1):+.1f}% at the AOI (e.g. Web Mercator); "
+            f"use its UTM zone {utm_crs(c.x, c.y)} or an equal-area CRS so that 10 m pixels are 10 m on the ground"
+        )
     geom = Geometry(aoi_wgs84, "EPSG:4326").to_crs(crs_obj)
     return GeoBox.from_geopolygon(geom, resolution=resolution_m, crs=crs_obj, tight=False)
 

@@ -26,7 +26,7 @@ from . import lakes as lakes_mod
 from . import load, search
 from .aoi import Aoi, aoi_from_geometry, read_aoi
 from .config import DetectConfig
-from .errors import AssetReadError, NoScenesFoundError
+from .errors import AoiError, AssetReadError, ConfigError, NoScenesFoundError
 from .tracking import TrackResult, track
 from .water import NEVER_OBSERVED, classify_observation, composite
 
@@ -175,6 +175,8 @@ def detect(
     elif params:
         config = replace(config, **params)
     the_aoi = _as_aoi(aoi, config.max_aoi_km2)
+    grid = _grid(the_aoi, config)  # checks --crs and the AOI's extent before any network access
+    _check_inputs(config)
     source = search.open_source(config.stac)
     plans = plan(the_aoi, config, source)
     log = _RunLog(warnings=[_no_scene_reason(p, config) for p in plans if not p.days])
@@ -185,7 +187,7 @@ def detect(
         )
     for w in log.warnings:
         logger.warning(w)
-    ctx = _prepare(the_aoi, config)
+    ctx = _prepare(the_aoi, config, grid)
 
     from tqdm import tqdm
 
@@ -297,8 +299,27 @@ class _Context:
     glaciers: gpd.GeoDataFrame | None = None
 
 
-def _prepare(the_aoi: Aoi, config: DetectConfig) -> _Context:
+def _grid(the_aoi: Aoi, config: DetectConfig) -> GeoBox:
+    """The output grid, refused when its bounding box exceeds ``max_aoi_km2`` (parts far apart)."""
     grid = load.output_grid(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
+    ny, nx = grid.shape
+    bbox_km2 = ny * nx * config.resolution_m**2 / 1e6
+    if bbox_km2 > config.max_aoi_km2:
+        raise AoiError(
+            f"AOI {the_aoi.source}: its bounding box covers {bbox_km2:,.0f} km2 ({ny} x {nx} pixels), more than the "
+            f"{config.max_aoi_km2:,.0f} km2 limit; split it into separate AOI files of nearby lakes"
+        )
+    return grid
+
+
+def _check_inputs(config: DetectConfig) -> None:
+    """Fail on missing context files before any search or download."""
+    for flag, value in (("--glaciers", config.glaciers), ("--dem", None if config.dem == "auto" else config.dem)):
+        if value and not Path(value).exists():
+            raise ConfigError(f"{flag} {value}: file not found")
+
+
+def _prepare(the_aoi: Aoi, config: DetectConfig, grid: GeoBox) -> _Context:
     assert grid.crs is not None  # output_grid always sets one
     grid_crs = grid.crs
     tiles = list(load.chunks(grid, config.chunk_px))

@@ -126,6 +126,8 @@ class SceneSource:
             if (item.collection_id or "") != collection:
                 continue
             when = item.datetime or item.common_metadata.start_datetime
+            if when is not None and when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)  # STAC datetimes are UTC
             if when is None or not (t0 <= when <= t1):
                 continue
             footprint = (shapely.geometry.shape(item.geometry) if item.geometry
@@ -297,7 +299,8 @@ def search_year(
 ) -> tuple[list[Scene], list[str]]:
     """Scenes for one season window; reprocessed duplicates are dropped.
 
-    Returns the scenes sorted by time and the ids of dropped duplicates.
+    Returns the scenes sorted by time and the ids of dropped items (reprocessed duplicates, and
+    items without the green and NIR bands, marked so).
     """
     items = source.search(collection=collection, intersects=aoi_wgs84, start=start, end=end, max_cloud_pct=max_cloud_pct)
     if not items:
@@ -307,9 +310,14 @@ def search_year(
                 f"collection {collection!r} is not in {source.location}; available: {', '.join(available[:12])}"
                 + (" ..." if len(available) > 12 else "") + ". Fix --collection"
             )
-    kept, dropped = providers.dedupe_reprocessed(items)
+    usable = [i for i in items if providers.asset_key(i, "green") and providers.asset_key(i, "nir")]
+    lacking = sorted({i.id for i in items} - {i.id for i in usable})
+    if lacking:
+        logger.warning("skipped %d item(s) without green/NIR assets: %s", len(lacking), ", ".join(lacking))
+    kept, dropped = providers.dedupe_reprocessed(usable)
+    dropped = dropped + [f"{i} (no green/NIR asset)" for i in lacking]
     if dropped:
-        logger.info("dropped %d reprocessed duplicate(s): %s", len(dropped), ", ".join(dropped))
+        logger.info("dropped %d item(s): %s", len(dropped), ", ".join(dropped))
     scenes = [Scene(item=i, collection=i.collection_id or collection, cloud_pct=_cloud(i), day=_solar_day(i)) for i in kept]
     scenes.sort(key=lambda s: (s.item.datetime or dt.datetime.min.replace(tzinfo=dt.timezone.utc), s.id))
     return scenes, dropped

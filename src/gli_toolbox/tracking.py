@@ -11,7 +11,7 @@ Matching rule (documented in ``docs/tracking.md``):
   their last area (largest first, then id); each takes the free lake it overlaps most. A lake left
   over is a **split** from the track it overlaps most and gets a new id; a track left over has
   **merged** into the track that took its best lake. So the id of the largest predecessor survives
-  a merge, and the largest part keeps the id after a split.
+  a merge; after a split the largest part keeps the id (it swaps with the part first taken).
 * New ids are the GLIMS-style id of the lake when first seen, made unique within the series.
 """
 
@@ -269,6 +269,19 @@ def _resolve(
             taken[free[0]] = tp
         else:
             left_tracks.append(tp)
+    # A split keeps the id on its largest part: if a left-over lake whose best track is tp is larger
+    # than the lake tp took, they swap.
+    area = g["area_km2"].to_numpy(dtype=float)
+    lake_of = {tp: lake for lake, tp in taken.items()}
+    for lake in sorted(best_for_lake, key=lambda lk: (-area[lk], lk)):
+        if lake in taken:
+            continue
+        _, tp = min(best_for_lake[lake], key=lambda x: (-x[0], tracks[active[x[1]]].id))
+        current = lake_of.get(tp)
+        if current is not None and area[lake] > area[current]:
+            del taken[current]
+            taken[lake] = tp
+            lake_of[tp] = lake
     for lake, tp in taken.items():
         row_track[lake] = active[tp]
     # tracks left over merged into the track that took their best lake

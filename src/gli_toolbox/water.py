@@ -132,6 +132,9 @@ def water_observation(
     return water, observed
 
 
+#: Floor for reflectances entering a water index (negative values exist since baseline 04.00).
+MIN_REFLECTANCE = 1e-4
+
 #: NDSI above which a pixel with NIR reflectance above ``SNOW_MIN_NIR`` is snow or ice
 #: (SNOMAP, Hall, Riggs and Salomonson 1995; Dozier 1989). The NIR test keeps water, which also has
 #: a high NDSI, out of the snow class.
@@ -191,12 +194,15 @@ def classify_observation(
     if swir16 is not None:
         snow |= snow_index_mask(green, nir, swir16)
     snow &= clear
+    # Since baseline 04.00 reflectance can be slightly negative (dark water, deep shadow); floor it
+    # so that the index stays within -1..1 (a negative green over a dark NIR would give NDWI > 1).
+    g = np.maximum(green, MIN_REFLECTANCE)
     if index == "mndwi":
         if swir16 is None:
             raise ValueError("MNDWI needs the SWIR1 band")
-        idx = mndwi(green, swir16)
+        idx = mndwi(g, np.maximum(swir16, MIN_REFLECTANCE))
     else:
-        idx = ndwi(green, nir)
+        idx = ndwi(g, np.maximum(nir, MIN_REFLECTANCE))
     water, observed = water_observation(idx, clear & ~snow, threshold=threshold)
     return water, observed, snow
 

@@ -136,6 +136,8 @@ BAD_CASES = {
     "no scenes": (["--months", "1-1"], "no scenes found"),
     "bad crs": (["--crs", "EPSG:4326"], "projected CRS"),
     "collection typo": (["--collection", "sentinel-2-c1-l2b"], "available: sentinel-2-c1-l2a"),
+    "web mercator": (["--crs", "3857"], "stretches areas"),
+    "out under a file": (["--out", "{file}/out"], "is a file"),
 }
 
 
@@ -143,8 +145,9 @@ BAD_CASES = {
 def test_bad_input_one_line_nonzero_no_output(case, tmp_path):
     extra, expected = BAD_CASES[case]
     args = {"--aoi": str(BARBELLINO), "--stac": str(CATALOG), "--years": "2019", "--out": str(tmp_path / "out")}
+    (tmp_path / "afile").write_text("x")
     for k, v in zip(extra[::2], extra[1::2]):
-        args[k] = v.replace("{port}", str(_free_port()))
+        args[k] = v.replace("{port}", str(_free_port())).replace("{file}", str(tmp_path / "afile"))
     flat = ["detect"] + [x for kv in args.items() for x in kv]
     res = run(*flat)
     assert res.exit_code != 0
@@ -152,6 +155,7 @@ def test_bad_input_one_line_nonzero_no_output(case, tmp_path):
     assert "Traceback" not in res.output
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.partial-*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
     error_lines = [line for line in res.output.splitlines() if line.startswith("Error")]
     assert len(error_lines) == 1
 
@@ -189,3 +193,13 @@ def test_mndwi_option_gives_lakes(tmp_path):
               "--index", "mndwi", "--threshold", "0")
     assert res.exit_code == 0, res.output
     assert len(gpd.read_file(tmp_path / "m" / "lakes_2019.shp")) >= 1
+
+
+def test_aoi_parts_far_apart_are_refused_before_any_search(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    p = tmp_path / "two_parts.geojson"
+    gpd.GeoDataFrame(geometry=[box(70.0, 39.0, 70.01, 39.01), box(78.0, 43.0, 78.01, 43.01)], crs="EPSG:4326").to_file(p)
+    res = run("detect", "--aoi", p, "--years", "2019", "--stac", "http://127.0.0.1:9/unused", "--out", tmp_path / "o")
+    assert res.exit_code != 0 and "bounding box" in res.output and "split it" in res.output

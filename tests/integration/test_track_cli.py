@@ -48,7 +48,7 @@ def test_track_mixed_formats_and_crs(tmp_path):
     assert small.status == "vanished" and small.last_yr == 2018
     for y in (2016, 2018, 2020):
         g = gpd.read_file(out / f"lakes_{y}.shp")
-        assert g.crs.to_epsg() == 32643  # first projected input CRS
+        assert g.crs.to_epsg() == 32643  # UTM zone of the data centre (76.4 E)
         assert {"lake_id", "year", "area_km2", "perim_km", "area_err", "lon", "lat"} <= set(g.columns)
         assert big.lake_id in set(g.lake_id)
     areas = pd.read_csv(out / "lake_areas.csv")
@@ -96,6 +96,8 @@ def test_existing_ids_are_kept_for_edited_outlines(tmp_path):
     ("empty", "no features"),
     ("same_year", "both for 2019"),
     ("missing", "not found"),
+    ("years_and_dates", "per year and some per date"),
+    ("table", "no geometry"),
 ])
 def test_track_bad_input(tmp_path, case, expected):
     p = tmp_path / "lakes_2019.gpkg"
@@ -116,6 +118,15 @@ def test_track_bad_input(tmp_path, case, expected):
         files = [p, q]
     elif case == "missing":
         files = [tmp_path / "nope_2019.shp"]
+    elif case == "years_and_dates":
+        lakes((X0, Y0, X0 + 100, Y0 + 100)).to_file(p)
+        q = tmp_path / "lakes_20200801.gpkg"
+        lakes((X0, Y0, X0 + 100, Y0 + 100)).to_file(q)
+        files = [p, q]
+    elif case == "table":
+        p = tmp_path / "areas_2019.csv"
+        p.write_text("lake_id,area_km2\nA,0.1\n")
+        files = [p]
     out = tmp_path / "out"
     res = run("track", *files, "--out", out)
     assert res.exit_code != 0 and expected in res.output and "Traceback" not in res.output
@@ -164,3 +175,12 @@ def test_track_reads_every_layer_of_a_detect_geopackage(tmp_path):
     assert a[["lake_id", "status", "signif", "first_yr", "last_yr"]].values.tolist() == \
         b[["lake_id", "status", "signif", "first_yr", "last_yr"]].values.tolist()
     assert b.a_last.iloc[0] == pytest.approx(a.a_last.iloc[0])
+
+
+def test_web_mercator_inputs_give_true_areas(tmp_path):
+    lakes((X0, Y0, X0 + 400, Y0 + 300), crs="EPSG:3857").to_file(tmp_path / "lakes_2016.gpkg")
+    lakes((X0, Y0, X0 + 400, Y0 + 300), crs="EPSG:3857").to_file(tmp_path / "lakes_2017.gpkg")
+    out = tmp_path / "out"
+    assert run("track", tmp_path / "lakes_2016.gpkg", tmp_path / "lakes_2017.gpkg", "--out", out).exit_code == 0
+    g = gpd.read_file(out / "lakes_2016.shp")
+    assert g.crs.to_epsg() == 32643 and g.area_km2.iloc[0] == pytest.approx(0.12, rel=1e-3)

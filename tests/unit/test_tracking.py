@@ -180,3 +180,13 @@ def test_unobserved_absence_is_not_vanished():
     res2 = track(layers, observed=lambda period, geom: False)
     assert status(res2, "A") == "stable"  # never seen missing: not reported as gone
     assert pair(res2, "A", 2018) is None
+
+
+def test_split_largest_part_keeps_id_even_if_it_overlaps_less():
+    # the old outline covers the small part fully but only a sliver of the large part
+    res = track({2016: layer(("P", 0, 0, 300, 300)),
+                 2017: layer(("SMALL", 0, 0, 250, 250), ("LARGE", 280, 0, 1000, 700))})
+    keeper = res.layers[2017].set_index("lake_id")
+    assert keeper.loc["P"].area_km2 == pytest.approx(0.72 * 0.70)  # the large part kept "P"
+    ch = res.changes.set_index("lake_id")
+    assert ch.loc["SMALL", "split_from"] == "P"

@@ -108,3 +108,14 @@ def test_masked_pixels_are_not_observed():
     n = np.full((1, 2), 0.02)
     w, o, _ = water.classify_observation(g, n, masked=np.array([[True, False]]), threshold=0.2)
     assert o.tolist() == [[False, True]] and w.tolist() == [[False, True]]
+
+
+def test_negative_reflectance_does_not_make_water():
+    # green -0.01 (DN 900 with the -0.1 offset) over NIR 0.005: the raw NDWI would be 3.0
+    green = water.to_reflectance(np.array([[900]], dtype=np.uint16), scale=1e-4, offset=-0.1)
+    nir = np.array([[0.005]], dtype=np.float32)
+    w, o, _ = water.classify_observation(green, nir, threshold=0.2)
+    assert o[0, 0] and not w[0, 0]
+    # dark water with a slightly negative NIR is still water
+    w2, _, _ = water.classify_observation(np.array([[0.05]]), np.array([[-0.002]]), threshold=0.2)
+    assert w2[0, 0]

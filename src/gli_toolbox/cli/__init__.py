@@ -19,7 +19,7 @@ class _GliGroup(click.Group):
         except GliError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("Aborted; no output was written.", err=True)
+            click.echo("Aborted; the output folder was left as it was before this run.", err=True)
             sys.exit(130)
 
 
