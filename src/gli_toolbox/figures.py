@@ -68,12 +68,16 @@ def top_changes_figure(res: TrackResult, n: int = 10) -> Figure:
         ax.text(0.5, 0.5, "no lake was observed in two periods", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    for _, row in top.iterrows():
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"].colors
+    for k, (_, row) in enumerate(top.iterrows()):
         a = res.areas[res.areas["lake_id"] == row["lake_id"]]
         x, _ = _time_axis(a)
-        ax.errorbar(x, a["area_km2"], yerr=a["area_err"], marker="o", capsize=3,
-                    label=f"{row['lake_id']} ({row['status']}, {row['d_area']:+.3f} km²)",
-                    color=STATUS_COLOURS.get(row["status"]))
+        # one colour per lake; dashed lines for lakes that lost area
+        ax.errorbar(x, a["area_km2"], yerr=a["area_err"], marker="o", capsize=3, color=colours[k % len(colours)],
+                    linestyle="--" if row["d_area"] < 0 else "-",
+                    label=f"{row['lake_id']} ({row['status']}, {row['d_area']:+.3f} km²)")
     _, xlabel = _time_axis(res.areas)
     ax.set_xlabel(xlabel)
     if xlabel == "year":
@@ -83,7 +87,8 @@ def top_changes_figure(res: TrackResult, n: int = 10) -> Figure:
     ax.set_ylabel("lake area (km²)")
     ax.set_title(f"Lakes with the largest area change (top {len(top)})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="lake (status, change)", title_fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="lake (status, change)\n— gain   - - loss",
+              title_fontsize=8)
     fig.tight_layout()
     return fig
 
