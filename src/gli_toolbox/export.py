@@ -141,6 +141,20 @@ def write_mask(mask: WaterMap, path: Path) -> None:
         dst.update_tags(1, VALUES="1=water;0=not water;255=never validly observed")
 
 
+def write_counts(mask: WaterMap, path: Path) -> None:
+    """Write the number of valid (clear, snow-free) observations per pixel: uint16 GeoTIFF."""
+    h, w = mask.valid_count.shape
+    profile = {
+        "driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "uint16", "crs": mask.crs,
+        "transform": mask.transform, "compress": "deflate", "tiled": w >= 256 and h >= 256,
+    }
+    if profile["tiled"]:
+        profile.update(blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(mask.valid_count.astype(np.uint16), 1)
+        dst.set_band_description(1, f"valid observations {mask.label}")
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
@@ -160,8 +174,8 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
     """Write all outputs of a detection run into ``out`` and return the written paths.
 
     Yearly mode: ``lakes_<YEAR>.shp``; with ``per_scene``: ``lakes_<YYYYMMDD>.shp`` instead.
-    Always ``inventory.gpkg`` (same layers) and ``run.json``; ``water_<YEAR|YYYYMMDD>.tif`` with
-    ``save_masks``.
+    Always ``inventory.gpkg`` (same layers) and ``run.json``; ``water_<YEAR|YYYYMMDD>.tif`` and
+    ``nobs_<YEAR|YYYYMMDD>.tif`` (valid observations per pixel) with ``save_masks``.
     """
     cfg = result.config
     if cfg.per_scene:
@@ -177,6 +191,7 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
         if cfg.save_masks:
             for name, mask in masks.items():
                 write_mask(mask, stage / f"{name}.tif")
+                write_counts(mask, stage / f"{name.replace('water_', 'nobs_')}.tif")
         if result.tracking is not None:
             write_tracking(result.tracking, stage)
         write_run_json(dict(result.run), stage / "run.json")

@@ -40,6 +40,11 @@ def test_outputs_exist_for_both_barbellino_years(sample_run):
         for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
             assert (out / f"lakes_{year}{ext}").exists()
         assert (out / f"water_{year}.tif").exists()
+        with rasterio.open(out / f"nobs_{year}.tif") as src, rasterio.open(out / f"water_{year}.tif") as wsrc:
+            nobs, wat = src.read(1), wsrc.read(1)
+            assert src.dtypes[0] == "uint16" and src.crs.to_epsg() == 32632
+            # one scene per year: 1 valid observation exactly where the class is 0 or 1
+            assert ((nobs == 1) == (wat != 255)).all() and nobs.max() == 1
     assert not (out / "lakes_2018.shp").exists()  # no scene in 2018: no layer rather than an empty one
     assert (out / "inventory.gpkg").exists() and (out / "run.json").exists()
     assert "2018" in res.output  # said which year had no scenes
