@@ -125,7 +125,8 @@ class DetectConfig:
 
     max_aoi_km2: float = 20_000.0
     """AOIs whose area or bounding box is larger are refused: a likely mistake (wrong CRS, parts far
-    apart), and beyond one machine (about 30 bytes per 10 m pixel at the labelling step, 6 GB here)."""
+    apart), and the size one machine handles comfortably (about 18 bytes per 10 m pixel at the
+    labelling step: 3.6 GB at the limit)."""
 
     glaciers: str | None = None
     """Glacier outline file (e.g. an RGI region); adds ``glac_dist`` and ``lake_type``."""

@@ -70,7 +70,8 @@ def top_changes_figure(res: TrackResult, n: int = 10) -> Figure:
         return fig
     import matplotlib
 
-    colours = matplotlib.colormaps["tab10"].colors
+    cmap = matplotlib.colormaps["tab10"]
+    colours = [cmap(k) for k in range(10)]
     for k, (_, row) in enumerate(top.iterrows()):
         a = res.areas[res.areas["lake_id"] == row["lake_id"]]
         x, _ = _time_axis(a)

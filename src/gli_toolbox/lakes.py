@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from scipy import ndimage
 
-from .water import NEVER_OBSERVED
+from .water import NEVER_OBSERVED, lookup
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,16 @@ def area_uncertainty_km2(perimeter_m: NDArray[np.floating] | float, *, pixel_m: 
     return (p / pixel_m) * (pixel_m**2 / 2.0) * _HANSHAW_BOOKHAGEN_SIGMA / 1e6
 
 
+def _label_sizes(labels: NDArray[np.integer], n: int, *, block_px: int = 1 << 18) -> NDArray[np.int64]:
+    """Pixel count of labels 0..n, counted in row blocks (np.bincount copies its input to int64,
+    which on the whole raster would cost 8 bytes per pixel)."""
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    rows = max(1, block_px // max(labels.shape[1], 1))
+    for r in range(0, labels.shape[0], rows):
+        sizes += np.bincount(labels[r:r + rows].ravel(), minlength=n + 1)
+    return sizes
+
+
 def clean_water_mask(water: NDArray[np.bool_], *, max_hole_px: int) -> NDArray[np.bool_]:
     """Fill holes (islands, unobserved gaps) of at most ``max_hole_px`` pixels inside water bodies.
 
@@ -91,12 +101,15 @@ def clean_water_mask(water: NDArray[np.bool_], *, max_hole_px: int) -> NDArray[n
     bg_labels, n = ndimage.label(~water, structure=_EIGHT)
     if n == 0:
         return water.copy()
-    sizes = np.bincount(bg_labels.ravel(), minlength=n + 1)
+    sizes = _label_sizes(bg_labels, n)
     border = np.unique(np.concatenate([bg_labels[0], bg_labels[-1], bg_labels[:, 0], bg_labels[:, -1]]))
     fill = sizes <= max_hole_px
     fill[0] = False
     fill[border] = False
-    return water | fill[bg_labels]
+    out = lookup(fill, bg_labels)
+    del bg_labels
+    out |= water
+    return out
 
 
 def label_lakes(water: NDArray[np.bool_], *, min_area_px: int) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
@@ -112,14 +125,15 @@ def label_lakes(water: NDArray[np.bool_], *, min_area_px: int) -> tuple[NDArray[
     [0, 2]
     """
     labels, n = ndimage.label(water, structure=_FOUR)
-    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    counts = _label_sizes(labels, n)
     keep = counts >= max(min_area_px, 1)
     keep[0] = False
     new_ids = np.zeros(n + 1, dtype=np.int32)
     new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    relabeled = new_ids[labels]
+    labels = labels.astype(np.int32, copy=False)
+    lookup(new_ids, labels, out=labels)  # relabel in place
     new_counts = np.concatenate([[0], counts[keep]]).astype(np.int64)
-    return relabeled, new_counts
+    return labels, new_counts
 
 
 def empty_lakes(crs: Any, *, extra_fields: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
@@ -210,6 +224,7 @@ def extract_lakes(
     if aoi_mask is not None:
         water &= aoi_mask
     labels, counts = label_lakes(water, min_area_px=min_px)
+    del water
     terrain_cols: dict[str, NDArray[np.float64]] = {}
     if dem is not None and slope is not None and len(counts) > 1:
         from .terrain import lake_terrain
@@ -234,28 +249,29 @@ def extract_lakes(
             empty = empty.assign(elev_m=pd.Series([], dtype="float64"), slope_deg=pd.Series([], dtype="float64"))
         return empty
 
-    # Polygons: one per 4-connected label (rasterio traces pixel edges, so area == count * pixel area).
-    geoms: dict[int, Any] = {}
-    for geom, value in rasterio.features.shapes(labels, mask=labels > 0, transform=transform, connectivity=4):
-        v = int(value)
-        shp = shapely.geometry.shape(geom)
-        geoms[v] = shp if v not in geoms else geoms[v].union(shp)
-    ids = np.arange(1, n + 1)
-    polys = gpd.GeoSeries([geoms[int(i)] for i in ids], crs=crs_obj)
-
-    # Edge: touching the AOI outline, the raster border, or never-observed pixels.
-    bad = water_class == NEVER_OBSERVED
-    if aoi_mask is not None:
-        bad = bad | ~aoi_mask
-    bad = np.pad(bad, 1, constant_values=True)
-    near_bad = ndimage.binary_dilation(bad, structure=_FOUR)[1:-1, 1:-1]
-    edge = np.zeros(n + 1, dtype=np.int64)
-    edge[np.unique(labels[near_bad & (labels > 0)])] = 1
-
-    if valid_count is not None:
-        n_obs = np.asarray(ndimage.minimum(valid_count, labels=labels, index=ids), dtype=np.int64)
-    else:
-        n_obs = np.ones(n, dtype=np.int64)
+    # Per lake, in its own bounding window grown by one pixel (memory stays proportional to the
+    # largest lake, not to the raster): the polygon (rasterio traces pixel edges, so its area is the
+    # pixel count times the pixel area), the edge flag and the fewest valid observations.
+    ny, nx = labels.shape
+    geoms: list[Any] = []
+    edge = np.zeros(n, dtype=np.int64)
+    n_obs = np.ones(n, dtype=np.int64)
+    for i, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        r0, r1 = max(rows.start - 1, 0), min(rows.stop + 1, ny)
+        c0, c1 = max(cols.start - 1, 0), min(cols.stop + 1, nx)
+        lake = labels[r0:r1, c0:c1] == i
+        parts = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
+            lake.astype(np.uint8), mask=lake, transform=transform * Affine.translation(c0, r0), connectivity=4)]
+        geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
+        # edge: touching the raster border, the AOI outline or a never-observed pixel
+        bad = water_class[r0:r1, c0:c1] == NEVER_OBSERVED
+        if aoi_mask is not None:
+            bad |= ~aoi_mask[r0:r1, c0:c1]
+        on_border = rows.start == 0 or cols.start == 0 or rows.stop == ny or cols.stop == nx
+        edge[i - 1] = int(on_border or bool((ndimage.binary_dilation(lake, structure=_FOUR) & bad).any()))
+        if valid_count is not None:
+            n_obs[i - 1] = int(valid_count[r0:r1, c0:c1][lake].min())
+    polys = gpd.GeoSeries(geoms, crs=crs_obj)
 
     area_km2 = counts[1:] * pixel_area / 1e6
     perim_m = polys.length.to_numpy()
@@ -272,7 +288,7 @@ def extract_lakes(
         "lon": np.round(lon, 6),
         "lat": np.round(lat, 6),
         "n_obs": n_obs,
-        "edge": edge[1:],
+        "edge": edge,
         **terrain_cols,
     }
     for k, v in attributes.items():

@@ -5,6 +5,7 @@ and the seasonal composite. Pure numpy: no files, no network.
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +38,30 @@ SCL_SNOW = 11
 NEVER_OBSERVED = 255
 #: DN used by Sentinel-2 for saturated pixels.
 SATURATED_DN = 65535
+
+
+_T = TypeVar("_T", bound=np.generic)
+
+
+def lookup(table: NDArray[_T], index: NDArray[np.integer], *, out: NDArray[_T] | None = None,
+           block_px: int = 1 << 18) -> NDArray[_T]:
+    """``table[index]`` computed in row blocks: numpy converts integer indices to int64 first, which on
+    a whole raster costs 8 bytes per pixel; per block it is a fixed few MB. ``out`` may be ``index``
+    itself (relabelling in place).
+
+    >>> lookup(np.array([0, 10, 20], dtype=np.uint8), np.array([[2, 1], [0, 2]], dtype=np.uint16))
+    array([[20, 10],
+           [ 0, 20]], dtype=uint8)
+    """
+    if out is None:
+        out = np.empty(index.shape, dtype=table.dtype)
+    if index.ndim != 2:
+        out[...] = table[index]
+        return out
+    rows = max(1, block_px // max(index.shape[1], 1))
+    for r in range(0, index.shape[0], rows):
+        out[r:r + rows] = table[index[r:r + rows]]
+    return out
 
 
 def to_reflectance(dn: NDArray[np.integer], *, scale: float, offset: float, nodata: int = 0) -> NDArray[np.float32]:
@@ -223,8 +248,10 @@ def composite(
     """
     wc = np.asarray(water_count)
     vc = np.asarray(valid_count)
-    out = np.zeros(vc.shape, dtype=np.uint8)
-    # water_count >= f * valid_count, in integers-safe float32
-    out[(vc > 0) & (wc.astype(np.float32) >= np.float32(min_water_fraction) * vc.astype(np.float32))] = 1
+    # water_count >= f * valid_count  <=>  water_count >= ceil(f * valid_count) for integer counts:
+    # a lookup table over the (few) possible counts avoids full-size float temporaries
+    top = int(vc.max()) if vc.size else 0
+    need = np.ceil(min_water_fraction * np.arange(top + 1) - 1e-9).astype(vc.dtype)
+    out = (wc >= lookup(need, vc)).astype(np.uint8)
     out[vc == 0] = NEVER_OBSERVED
     return out
