@@ -252,25 +252,11 @@ def extract_lakes(
     # Per lake, in its own bounding window grown by one pixel (memory stays proportional to the
     # largest lake, not to the raster): the polygon (rasterio traces pixel edges, so its area is the
     # pixel count times the pixel area), the edge flag and the fewest valid observations.
-    ny, nx = labels.shape
     geoms: list[Any] = []
     edge = np.zeros(n, dtype=np.int64)
     n_obs = np.ones(n, dtype=np.int64)
-    for i, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-        r0, r1 = max(rows.start - 1, 0), min(rows.stop + 1, ny)
-        c0, c1 = max(cols.start - 1, 0), min(cols.stop + 1, nx)
-        lake = labels[r0:r1, c0:c1] == i
-        parts = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
-            lake.astype(np.uint8), mask=lake, transform=transform * Affine.translation(c0, r0), connectivity=4)]
-        geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
-        # edge: touching the raster border, the AOI outline or a never-observed pixel
-        bad = water_class[r0:r1, c0:c1] == NEVER_OBSERVED
-        if aoi_mask is not None:
-            bad |= ~aoi_mask[r0:r1, c0:c1]
-        on_border = rows.start == 0 or cols.start == 0 or rows.stop == ny or cols.stop == nx
-        edge[i - 1] = int(on_border or bool((ndimage.binary_dilation(lake, structure=_FOUR) & bad).any()))
-        if valid_count is not None:
-            n_obs[i - 1] = int(valid_count[r0:r1, c0:c1][lake].min())
+    with rasterio.Env():  # one GDAL environment for all lakes, not one per rasterio.features.shapes call
+        _per_lake(labels, water_class, valid_count, aoi_mask, transform, geoms, edge, n_obs)
     polys = gpd.GeoSeries(geoms, crs=crs_obj)
 
     area_km2 = counts[1:] * pixel_area / 1e6
@@ -296,3 +282,32 @@ def extract_lakes(
     order = [f for f in LAKE_FIELDS if f in data] + list(terrain_cols) + list(extra)
     gdf = gpd.GeoDataFrame({k: data[k] for k in order}, geometry=polys.values, crs=crs_obj)
     return gdf.sort_values("lake_id", kind="stable").reset_index(drop=True)
+
+
+def _per_lake(
+    labels: NDArray[np.int32],
+    water_class: NDArray[np.uint8],
+    valid_count: NDArray[np.integer] | None,
+    aoi_mask: NDArray[np.bool_] | None,
+    transform: Affine,
+    geoms: list[Any],
+    edge: NDArray[np.int64],
+    n_obs: NDArray[np.int64],
+) -> None:
+    """Fill ``geoms``, ``edge`` and ``n_obs`` lake by lake, each in its window grown by one pixel."""
+    ny, nx = labels.shape
+    for i, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        r0, r1 = max(rows.start - 1, 0), min(rows.stop + 1, ny)
+        c0, c1 = max(cols.start - 1, 0), min(cols.stop + 1, nx)
+        lake = labels[r0:r1, c0:c1] == i
+        parts = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
+            lake.astype(np.uint8), mask=lake, transform=transform * Affine.translation(c0, r0), connectivity=4)]
+        geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
+        # edge: touching the raster border, the AOI outline or a never-observed pixel
+        bad = water_class[r0:r1, c0:c1] == NEVER_OBSERVED
+        if aoi_mask is not None:
+            bad |= ~aoi_mask[r0:r1, c0:c1]
+        on_border = rows.start == 0 or cols.start == 0 or rows.stop == ny or cols.stop == nx
+        edge[i - 1] = int(on_border or bool((ndimage.binary_dilation(lake, structure=_FOUR) & bad).any()))
+        if valid_count is not None:
+            n_obs[i - 1] = int(valid_count[r0:r1, c0:c1][lake].min())
