@@ -46,7 +46,8 @@ def period_from_name(name: str) -> int | str | None:
 
 def standard_fields(gdf: gpd.GeoDataFrame, *, year: int, pixel_m: float) -> gpd.GeoDataFrame:
     """Recompute the detect fields that follow from the outline; keep ``n_obs``, ``edge``,
-    ``n_scenes`` from the input when present (else -1, unknown) and an existing ``lake_id``."""
+    ``n_scenes`` from the input when present (else -1, unknown), an existing ``lake_id`` and every
+    other attribute of the input."""
     g = gdf.copy()
     crs = CRS.from_user_input(g.crs)
     g["area_km2"] = g.geometry.area / 1e6
@@ -64,8 +65,9 @@ def standard_fields(gdf: gpd.GeoDataFrame, *, year: int, pixel_m: float) -> gpd.
         g["lake_id"] = ids
     for f in ("n_obs", "edge", "n_scenes"):
         g[f] = pd.to_numeric(g[f], errors="coerce").fillna(-1).astype("int64") if f in g.columns else -1
-    keep = list(LAKE_FIELDS) + (["date"] if "date" in g.columns else [])
-    return g[keep + [g.geometry.name]]
+    # the partner's own attributes (notes, names, context fields) follow the standard ones
+    own = [c for c in g.columns if c not in LAKE_FIELDS and c != g.geometry.name]
+    return g[list(LAKE_FIELDS) + own + [g.geometry.name]]
 
 
 def _read_layers(path: Path) -> list[tuple[str, gpd.GeoDataFrame]]:

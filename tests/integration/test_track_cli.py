@@ -87,6 +87,8 @@ def test_existing_ids_are_kept_for_edited_outlines(tmp_path):
     assert res.exit_code == 0, res.output
     ch = pd.read_csv(out2 / "lake_changes.csv")
     assert set(ch.lake_id) == ids
+    kept = gpd.read_file(out2 / "lakes_2019.shp")
+    assert (kept["note"] == "отредактировано").all()  # the partner's attribute survives, UTF-8 intact
     assert ch.iloc[0].a_last < gpd.read_file(out1 / "lakes_2019.shp").area_km2.sum()
 
 
