@@ -7,7 +7,6 @@ GeoDataFrame; never opens a file.
 from __future__ import annotations
 
 import logging
-import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,9 +17,12 @@ import rasterio.features
 import shapely.geometry
 from affine import Affine
 from numpy.typing import NDArray
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from scipy import ndimage
 
+# LAKE_FIELDS, area_uncertainty_km2 and glims_id live in attributes.py; re-exported here for
+# compatibility with code and tests that import them from lakes.
+from .attributes import LAKE_FIELDS, area_uncertainty_km2, glims_id, lake_attributes
 from .water import NEVER_OBSERVED, lookup
 
 logger = logging.getLogger(__name__)
@@ -35,42 +37,8 @@ __all__ = [
     "label_lakes",
 ]
 
-#: Attribute fields of a lake layer, in order (all <= 10 characters for shapefiles).
-LAKE_FIELDS: tuple[str, ...] = (
-    "lake_id", "year", "area_km2", "perim_km", "area_err", "lon", "lat", "n_obs", "edge", "n_scenes",
-)
-
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _EIGHT = ndimage.generate_binary_structure(2, 2)
-
-#: Hanshaw & Bookhagen (2014, The Cryosphere 8, 359-376): one-sigma share of the edge pixels'
-#: area that is misclassified, used for area uncertainty from perimeter and pixel size.
-_HANSHAW_BOOKHAGEN_SIGMA = 0.6872
-
-
-def glims_id(lon: float, lat: float) -> str:
-    """GLIMS-style lake id from a WGS84 point: ``GL`` + lon and lat in thousandths of a degree.
-
-    >>> glims_id(70.5494, 36.3651)
-    'GL070549E36365N'
-    >>> glims_id(-72.05, -49.3)
-    'GL072050W49300S'
-    """
-    ew = "E" if lon >= 0 else "W"
-    ns = "N" if lat >= 0 else "S"
-    return f"GL{round(abs(lon) * 1000):06d}{ew}{round(abs(lat) * 1000):05d}{ns}"
-
-
-def area_uncertainty_km2(perimeter_m: NDArray[np.floating] | float, *, pixel_m: float) -> NDArray[np.float64]:
-    """One-sigma area uncertainty (km2) from the perimeter, after Hanshaw & Bookhagen (2014):
-    ``(P / G) * (G**2 / 2) * 0.6872`` with perimeter ``P`` and pixel size ``G`` in metres.
-
-    >>> float(area_uncertainty_km2(400.0, pixel_m=10.0))
-    0.0013744
-    """
-    p = np.asarray(perimeter_m, dtype=np.float64)
-    return (p / pixel_m) * (pixel_m**2 / 2.0) * _HANSHAW_BOOKHAGEN_SIGMA / 1e6
-
 
 def _label_sizes(labels: NDArray[np.integer], n: int, *, block_px: int = 1 << 18) -> NDArray[np.int64]:
     """Pixel count of labels 0..n, counted in row blocks (np.bincount copies its input to int64,
@@ -147,17 +115,6 @@ def empty_lakes(crs: Any, *, extra_fields: tuple[str, ...] = ()) -> gpd.GeoDataF
     for f in extra_fields:
         cols[f] = pd.Series([], dtype="object")
     return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
-
-
-def _unique_ids(ids: list[str]) -> list[str]:
-    """Make ids unique by a letter suffix on repeats (two lakes within 0.001 degree)."""
-    seen: dict[str, int] = {}
-    out = []
-    for i in ids:
-        k = seen.get(i, 0)
-        seen[i] = k + 1
-        out.append(i if k == 0 else f"{i}{string.ascii_uppercase[(k - 1) % 26]}")
-    return out
 
 
 def extract_lakes(
@@ -259,20 +216,9 @@ def extract_lakes(
         _per_lake(labels, water_class, valid_count, aoi_mask, transform, geoms, edge, n_obs)
     polys = gpd.GeoSeries(geoms, crs=crs_obj)
 
-    area_km2 = counts[1:] * pixel_area / 1e6
-    perim_m = polys.length.to_numpy()
-    reps = polys.representative_point()
-    to_wgs84 = Transformer.from_crs(crs_obj, "EPSG:4326", always_xy=True)
-    lon, lat = to_wgs84.transform(reps.x.to_numpy(), reps.y.to_numpy())
-    lake_ids = _unique_ids([glims_id(x, y) for x, y in zip(lon, lat)])
-
+    attrs = lake_attributes(polys, crs=crs_obj, pixel_m=pixel_m, area_km2=counts[1:] * pixel_area / 1e6)
     data: dict[str, Any] = {
-        "lake_id": lake_ids,
-        "area_km2": area_km2,
-        "perim_km": perim_m / 1000.0,
-        "area_err": area_uncertainty_km2(perim_m, pixel_m=pixel_m),
-        "lon": np.round(lon, 6),
-        "lat": np.round(lat, 6),
+        **{k: attrs[k].to_numpy() if k != "lake_id" else attrs[k].tolist() for k in attrs.columns},
         "n_obs": n_obs,
         "edge": edge,
         **terrain_cols,

@@ -93,7 +93,9 @@ def test_geographic_crs_is_refused(basic_image):
 
 
 def test_glims_ids_are_unique_when_points_collide():
-    assert lakes._unique_ids(["GL1", "GL1", "GL2", "GL1"]) == ["GL1", "GL1A", "GL2", "GL1B"]
+    from gli_toolbox.attributes import unique_ids
+
+    assert unique_ids(["GL1", "GL1", "GL2", "GL1"]) == ["GL1", "GL1A", "GL2", "GL1B"]
 
 
 def test_area_error_method():
