@@ -18,7 +18,6 @@ Matching rule (documented in ``docs/tracking.md``):
 from __future__ import annotations
 
 import logging
-import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,7 +29,8 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .lakes import area_uncertainty_km2
+from .attributes import area_uncertainty_km2, unique_id
+from .periods import Period
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,7 @@ def decimal_year(key: Any) -> float:
     >>> decimal_year(2019), round(decimal_year("20200702"), 3)
     (2019.0, 2020.5)
     """
-    import datetime as dt
-
-    s = str(key)
-    if len(s) == 4:
-        return float(s)
-    d = dt.date(int(s[:4]), int(s[4:6]), int(s[6:8])) if "-" not in s else dt.date.fromisoformat(s)
-    start = dt.date(d.year, 1, 1)
-    days = (dt.date(d.year + 1, 1, 1) - start).days
-    return d.year + (d - start).days / days
+    return Period.of(key).decimal_year
 
 
 def change_status(a1: float, e1: float, a2: float, e2: float) -> tuple[str, int]:
@@ -105,22 +97,13 @@ class TrackResult:
     """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif``."""
     events: pd.DataFrame
     """Merges and splits: ``period, kind, lake_id, other_id``."""
+    run: Any = None
+    """The run record (:class:`~gli_toolbox.records.TrackRecord`) when made by
+    :func:`~gli_toolbox.inventories.track_inventories`; None from :func:`track` alone."""
 
 
 CHANGE_FIELDS = ("lake_id", "first_yr", "last_yr", "n_years", "a_first", "a_last", "d_area", "d_pct",
                  "rate_yr", "status", "signif", "merged_to", "split_from")
-
-
-def _unique(base: str, used: set[str]) -> str:
-    if base not in used:
-        return base
-    for letter in string.ascii_uppercase:
-        if base + letter not in used:
-            return base + letter
-    k = 2
-    while f"{base}{k}" in used:
-        k += 1
-    return f"{base}{k}"
 
 
 def _prepare(gdf: gpd.GeoDataFrame, pixel_m: float) -> gpd.GeoDataFrame:
@@ -152,9 +135,9 @@ def track(
     Parameters
     ----------
     layers
-        Lake layers by period key (year ``int`` or date ``"YYYYMMDD"``), all in one projected CRS,
-        each with a ``lake_id`` column (used for new ids) and ideally ``area_km2`` / ``area_err``
-        (computed from the geometry and ``pixel_m`` when missing).
+        Lake layers by period key (year ``int``, date ``"YYYYMMDD"`` or :class:`~gli_toolbox.periods.Period`),
+        all in one projected CRS, each with a ``lake_id`` column (used for new ids) and ideally
+        ``area_km2`` / ``area_err`` (computed from the geometry and ``pixel_m`` when missing).
     proximity_m
         Small lakes match a track within this distance even without overlap (default 30 m, three
         Sentinel-2 pixels: georegistration error between dates is about one pixel).
@@ -170,8 +153,19 @@ def track(
     Returns
     -------
     TrackResult
+        ``periods`` and the keys of ``layers`` are the keys given, in time order.
     """
-    periods = sorted(layers, key=decimal_year)
+    periods = sorted(layers, key=Period.of)
+    prepared, crs = _prepare_all(layers, periods, pixel_m)
+    series = _Series(periods)
+    for t, g in enumerate(prepared):
+        series.add_period(t, g, proximity_m=proximity_m, small_lake_km2=small_lake_km2)
+    return _build_result(periods, prepared, series.tracks, series.assigned, series.events, crs, observed)
+
+
+def _prepare_all(layers: Mapping[Any, gpd.GeoDataFrame], periods: list[Any],
+                 pixel_m: float) -> tuple[list[gpd.GeoDataFrame], Any]:
+    """Prepared layers in time order and their common CRS (refused when not one projected CRS)."""
     crs = None
     prepared: list[gpd.GeoDataFrame] = []
     for p in periods:
@@ -183,83 +177,66 @@ def track(
         prepared.append(g)
     if crs is not None and not gpd.GeoSeries([], crs=crs).crs.is_projected:
         raise ValueError("tracking needs a projected CRS in metres; reproject the layers (e.g. to UTM)")
-
-    tracks: list[_Track] = []
-    used_ids: set[str] = set()
-    events: list[dict[str, Any]] = []
-    assigned: list[np.ndarray] = []  # per period: track index per row
-
-    for t, g in enumerate(prepared):
-        n = len(g)
-        row_track = np.full(n, -1, dtype=np.int64)
-        active = [k for k, tr in enumerate(tracks) if tr.ended is None]
-        geoms = g.geometry.values
-        areas = g["area_km2"].to_numpy(dtype=float)
-        if active and n:
-            tgeoms = np.array([tracks[k].geom for k in active], dtype=object)
-            tarea = np.array([tracks[k].area for k in active])
-            tree = shapely.STRtree(tgeoms)
-            li, ti = tree.query(geoms, predicate="intersects")
-            inter = shapely.area(shapely.intersection(geoms[li], tgeoms[ti])) if len(li) else np.array([])
-            keep = inter > 0
-            li, ti, inter = li[keep], ti[keep], inter[keep]
-            # proximity for small lakes (either side small)
-            pl, pt = tree.query(geoms, predicate="dwithin", distance=proximity_m)
-            small = (areas[pl] < small_lake_km2) | (tarea[pt] < small_lake_km2)
-            pl, pt = pl[small], pt[small]
-            known = set(zip(li.tolist(), ti.tolist()))
-            extra = [(a, b) for a, b in zip(pl.tolist(), pt.tolist()) if (a, b) not in known]
-            if extra:
-                el, et = (np.array(x) for x in zip(*extra))
-                dist = shapely.distance(geoms[el], tgeoms[et])
-                li = np.concatenate([li, el])
-                ti = np.concatenate([ti, et])
-                # no overlap: rank by closeness with a tiny negative score
-                inter = np.concatenate([inter, -dist * 1e-9 - 1e-12])
-            m = len(active)
-            if len(li):
-                graph = coo_matrix((np.ones(len(li)), (li, n + ti)), shape=(n + m, n + m))
-                _, comp = connected_components(graph, directed=False)
-                edges: dict[int, list[tuple[int, int, float]]] = {}
-                for a, b, w in zip(li.tolist(), ti.tolist(), inter.tolist()):
-                    edges.setdefault(int(comp[a]), []).append((a, b, w))
-                for cid in sorted(edges, key=lambda c: min(e[0] for e in edges[c])):
-                    _resolve(edges[cid], t, g, tracks, active, row_track, events, used_ids, periods)
-        # unmatched lakes: new tracks
-        for new_row in np.flatnonzero(row_track < 0).tolist():
-            tid = _unique(str(g.at[new_row, "lake_id"]) or f"L{t}_{new_row}", used_ids)
-            used_ids.add(tid)
-            tracks.append(_Track(tid, t, t, geoms[new_row], float(areas[new_row]), {t: new_row}))
-            row_track[new_row] = len(tracks) - 1
-        for row, k in enumerate(row_track.tolist()):
-            tr = tracks[k]
-            tr.obs[t] = row
-            tr.last = t
-            tr.geom = geoms[row]
-            tr.area = float(areas[row])
-        assigned.append(row_track)
-
-    return _build_result(periods, prepared, tracks, assigned, events, crs, observed)
+    return prepared, crs
 
 
-def _resolve(
-    edges: list[tuple[int, int, float]],
-    t: int,
-    g: gpd.GeoDataFrame,
-    tracks: list[_Track],
-    active: list[int],
-    row_track: np.ndarray,
-    events: list[dict[str, Any]],
-    used_ids: set[str],
-    periods: list[Any],
-) -> None:
-    """Assign the lakes of one connected group of candidates (see module docstring)."""
+def _candidates(
+    geoms: np.ndarray, areas: np.ndarray, tgeoms: np.ndarray, tarea: np.ndarray, *,
+    proximity_m: float, small_lake_km2: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate (lake, track) pairs and their score: the overlap area, or for small lakes within
+    ``proximity_m`` without overlap a tiny negative score that ranks closer pairs first."""
+    tree = shapely.STRtree(tgeoms)
+    li, ti = tree.query(geoms, predicate="intersects")
+    inter = shapely.area(shapely.intersection(geoms[li], tgeoms[ti])) if len(li) else np.array([])
+    keep = inter > 0
+    li, ti, inter = li[keep], ti[keep], inter[keep]
+    # proximity for small lakes (either side small)
+    pl, pt = tree.query(geoms, predicate="dwithin", distance=proximity_m)
+    small = (areas[pl] < small_lake_km2) | (tarea[pt] < small_lake_km2)
+    pl, pt = pl[small], pt[small]
+    known = set(zip(li.tolist(), ti.tolist()))
+    extra = [(a, b) for a, b in zip(pl.tolist(), pt.tolist()) if (a, b) not in known]
+    if extra:
+        el, et = (np.array(x) for x in zip(*extra))
+        dist = shapely.distance(geoms[el], tgeoms[et])
+        li = np.concatenate([li, el])
+        ti = np.concatenate([ti, et])
+        inter = np.concatenate([inter, -dist * 1e-9 - 1e-12])
+    return li, ti, inter
+
+
+def _groups(li: np.ndarray, ti: np.ndarray, w: np.ndarray, n: int, m: int) -> list[list[tuple[int, int, float]]]:
+    """Connected groups of candidate pairs (lakes 0..n-1, tracks 0..m-1), ordered by their first lake."""
+    graph = coo_matrix((np.ones(len(li)), (li, n + ti)), shape=(n + m, n + m))
+    _, comp = connected_components(graph, directed=False)
+    edges: dict[int, list[tuple[int, int, float]]] = {}
+    for a, b, x in zip(li.tolist(), ti.tolist(), w.tolist()):
+        edges.setdefault(int(comp[a]), []).append((a, b, x))
+    return [edges[c] for c in sorted(edges, key=lambda c: min(e[0] for e in edges[c]))]
+
+
+@dataclass
+class _GroupMatch:
+    """Decision for one group: lake -> track position, merges (track, lake it merged into), splits
+    (lake, parent track position), all in the order they are applied."""
+
+    taken: dict[int, int]
+    merges: list[tuple[int, int]]
+    splits: list[tuple[int, int]]
+
+
+def _match_group(
+    edges: list[tuple[int, int, float]], track_area: Callable[[int], float], track_id: Callable[[int], str],
+    lake_area: np.ndarray,
+) -> _GroupMatch:
+    """Assign the lakes of one connected group of candidates (see module docstring). Pure."""
     best_for_track: dict[int, list[tuple[float, int]]] = {}
     best_for_lake: dict[int, list[tuple[float, int]]] = {}
     for lake, tpos, w in edges:
         best_for_track.setdefault(tpos, []).append((w, lake))
         best_for_lake.setdefault(lake, []).append((w, tpos))
-    order = sorted(best_for_track, key=lambda tp: (-tracks[active[tp]].area, tracks[active[tp]].id))
+    order = sorted(best_for_track, key=lambda tp: (-track_area(tp), track_id(tp)))
     taken: dict[int, int] = {}  # lake -> tpos
     left_tracks = []
     for tp in order:
@@ -269,50 +246,116 @@ def _resolve(
             taken[free[0]] = tp
         else:
             left_tracks.append(tp)
+
+    def best_track(lake: int) -> int:
+        return min(best_for_lake[lake], key=lambda x: (-x[0], track_id(x[1])))[1]
+
     # A split keeps the id on its largest part: if a left-over lake whose best track is tp is larger
     # than the lake tp took, they swap.
-    area = g["area_km2"].to_numpy(dtype=float)
     lake_of = {tp: lake for lake, tp in taken.items()}
-    for lake in sorted(best_for_lake, key=lambda lk: (-area[lk], lk)):
+    for lake in sorted(best_for_lake, key=lambda lk: (-lake_area[lk], lk)):
         if lake in taken:
             continue
-        _, tp = min(best_for_lake[lake], key=lambda x: (-x[0], tracks[active[x[1]]].id))
+        tp = best_track(lake)
         current = lake_of.get(tp)
-        if current is not None and area[lake] > area[current]:
+        if current is not None and lake_area[lake] > lake_area[current]:
             del taken[current]
             taken[lake] = tp
             lake_of[tp] = lake
-    for lake, tp in taken.items():
-        row_track[lake] = active[tp]
     # tracks left over merged into the track that took their best lake
-    for tp in left_tracks:
-        _, lake = min(best_for_track[tp], key=lambda x: (-x[0], x[1]))
-        survivor = tracks[active[taken[lake]]]
-        tr = tracks[active[tp]]
-        tr.merged_into = survivor.id
-        tr.ended = t
-        survivor.merged_from.append(tr.id)
-        events.append({"period": periods[t], "kind": "merged", "lake_id": tr.id, "other_id": survivor.id})
+    merges = [(tp, min(best_for_track[tp], key=lambda x: (-x[0], x[1]))[1]) for tp in left_tracks]
     # lakes left over split from the track they overlap most
-    for lake in sorted(best_for_lake):
-        if lake in taken:
-            continue
-        _, tp = min(best_for_lake[lake], key=lambda x: (-x[0], tracks[active[x[1]]].id))
-        parent = tracks[active[tp]]
-        tid = _unique(str(g.at[lake, "lake_id"]), used_ids)
-        used_ids.add(tid)
-        geom = g.geometry.values[lake]
-        tracks.append(_Track(tid, t, t, geom, float(g.at[lake, "area_km2"]), {t: lake}, split_from=parent.id))
-        parent.split_into.append(tid)
-        row_track[lake] = len(tracks) - 1
-        events.append({"period": periods[t], "kind": "split", "lake_id": parent.id, "other_id": tid})
+    splits = [(lake, best_track(lake)) for lake in sorted(best_for_lake) if lake not in taken]
+    return _GroupMatch(taken, merges, splits)
 
 
-def _label(p: Any) -> dict[str, Any]:
-    s = str(p)
-    if len(s) == 4:
-        return {"year": int(s)}
-    return {"year": int(s[:4]), "date": f"{s[:4]}-{s[4:6]}-{s[6:8]}"}
+class _Series:
+    """The tracks of a series, built period by period: the only place that changes them."""
+
+    def __init__(self, periods: list[Any]) -> None:
+        self.periods = periods
+        self.tracks: list[_Track] = []
+        self.used_ids: set[str] = set()
+        self.events: list[dict[str, Any]] = []
+        self.assigned: list[np.ndarray] = []  # per period: track index per row
+
+    def _new_track(self, base: str, t: int, geom: Any, area: float, row: int, split_from: str | None = None) -> int:
+        tid = unique_id(base, self.used_ids)
+        self.used_ids.add(tid)
+        self.tracks.append(_Track(tid, t, t, geom, area, {t: row}, split_from=split_from))
+        return len(self.tracks) - 1
+
+    def add_period(self, t: int, g: gpd.GeoDataFrame, *, proximity_m: float, small_lake_km2: float) -> None:
+        """Match the lakes of period ``t`` to the tracks, record merges and splits, start new tracks."""
+        n = len(g)
+        row_track = np.full(n, -1, dtype=np.int64)
+        active = [k for k, tr in enumerate(self.tracks) if tr.ended is None]
+        geoms = g.geometry.values
+        areas = g["area_km2"].to_numpy(dtype=float)
+        if active and n:
+            tgeoms = np.array([self.tracks[k].geom for k in active], dtype=object)
+            tarea = np.array([self.tracks[k].area for k in active])
+            li, ti, w = _candidates(geoms, areas, tgeoms, tarea, proximity_m=proximity_m,
+                                    small_lake_km2=small_lake_km2)
+            if len(li):
+                for edges in _groups(li, ti, w, n, len(active)):
+                    match = _match_group(edges, lambda tp: self.tracks[active[tp]].area,
+                                         lambda tp: self.tracks[active[tp]].id, areas)
+                    self._apply(match, t, g, active, row_track)
+        # unmatched lakes: new tracks
+        for new_row in np.flatnonzero(row_track < 0).tolist():
+            base = str(g.at[new_row, "lake_id"]) or f"L{t}_{new_row}"
+            row_track[new_row] = self._new_track(base, t, geoms[new_row], float(areas[new_row]), new_row)
+        for row, k in enumerate(row_track.tolist()):
+            tr = self.tracks[k]
+            tr.obs[t] = row
+            tr.last = t
+            tr.geom = geoms[row]
+            tr.area = float(areas[row])
+        self.assigned.append(row_track)
+
+    def _apply(self, match: _GroupMatch, t: int, g: gpd.GeoDataFrame, active: list[int], row_track: np.ndarray) -> None:
+        for lake, tp in match.taken.items():
+            row_track[lake] = active[tp]
+        for tp, lake in match.merges:
+            survivor = self.tracks[active[match.taken[lake]]]
+            tr = self.tracks[active[tp]]
+            tr.merged_into = survivor.id
+            tr.ended = t
+            survivor.merged_from.append(tr.id)
+            self.events.append({"period": self.periods[t], "kind": "merged", "lake_id": tr.id, "other_id": survivor.id})
+        for lake, tp in match.splits:
+            parent = self.tracks[active[tp]]
+            k = self._new_track(str(g.at[lake, "lake_id"]), t, g.geometry.values[lake], float(g.at[lake, "area_km2"]),
+                                lake, split_from=parent.id)
+            parent.split_into.append(self.tracks[k].id)
+            row_track[lake] = k
+            self.events.append({"period": self.periods[t], "kind": "split", "lake_id": parent.id,
+                                "other_id": self.tracks[k].id})
+
+
+@dataclass
+class _Obs:
+    """Per-period plain arrays (pandas scalar lookups in the result loops would dominate the run time)."""
+
+    A: list[np.ndarray]
+    E: list[np.ndarray]
+    G: list[np.ndarray]
+
+    def area_err(self, t: int, r: int) -> tuple[float, float]:
+        return float(self.A[t][r]), float(self.E[t][r])
+
+
+def _seen_missing(tr: _Track, t: int, periods: list[Any], obs: _Obs,
+                  observed: Callable[[Any, Any], bool] | None) -> bool:
+    """True when the track is absent at t and its last known outline was observed at t."""
+    if observed is None:
+        return True
+    earlier = [s for s in tr.obs if s < t]
+    if not earlier:
+        return True
+    s = max(earlier)
+    return bool(observed(periods[t], obs.G[s][tr.obs[s]]))
 
 
 def _build_result(
@@ -324,46 +367,58 @@ def _build_result(
     crs: Any,
     observed: Callable[[Any, Any], bool] | None = None,
 ) -> TrackResult:
-    per_scene = any(len(str(p)) != 4 for p in periods)
-    times = np.array([decimal_year(p) for p in periods])
-    # plain arrays: pandas scalar lookups in these loops would dominate the run time
-    A = [g["area_km2"].to_numpy(dtype=float) for g in prepared]
-    E = [g["area_err"].to_numpy(dtype=float) for g in prepared]
-    G = [g.geometry.values for g in prepared]
-    last_t = len(periods) - 1
-
+    obs = _Obs([g["area_km2"].to_numpy(dtype=float) for g in prepared],
+               [g["area_err"].to_numpy(dtype=float) for g in prepared],
+               [g.geometry.values for g in prepared])
+    pers = [Period.of(p) for p in periods]
+    per_scene = any(p.per_scene for p in pers)
     layers = {}
     for t, p in enumerate(periods):
         g = prepared[t].copy()
         g["lake_id"] = [tracks[int(k)].id for k in assigned[t]]
         layers[p] = g
+    seen = lambda tr, t: _seen_missing(tr, t, periods, obs, observed)
+    return TrackResult(
+        periods, layers, _change_table(pers, tracks, obs, crs, seen), _area_table(pers, tracks, obs, per_scene),
+        _pair_table(periods, tracks, events, obs, seen), pd.DataFrame(events, columns=["period", "kind", "lake_id", "other_id"]),
+    )
 
-    area_rows = []
+
+def _area_table(pers: list[Period], tracks: list[_Track], obs: _Obs, per_scene: bool) -> pd.DataFrame:
+    """Long table ``lake_id, year[, date], area_km2, area_err``."""
+    rows = []
     for tr in tracks:
         for t, r in sorted(tr.obs.items()):
-            row = {"lake_id": tr.id, **_label(periods[t]), "area_km2": float(A[t][r]), "area_err": float(E[t][r])}
-            area_rows.append(row)
-    cols = ["lake_id", "year"] + (["date"] if per_scene else []) + ["area_km2", "area_err"]
-    areas = pd.DataFrame(area_rows, columns=cols).sort_values(["lake_id", "year"] + (["date"] if per_scene else []))
-    areas = areas.reset_index(drop=True)
+            when = {"year": pers[t].year, **({"date": pers[t].iso} if pers[t].per_scene else {})}
+            rows.append({"lake_id": tr.id, **when, "area_km2": float(obs.A[t][r]), "area_err": float(obs.E[t][r])})
+    keys = ["lake_id", "year"] + (["date"] if per_scene else [])
+    areas = pd.DataFrame(rows, columns=keys + ["area_km2", "area_err"]).sort_values(keys)
+    return areas.reset_index(drop=True)
 
+
+def _pair_status(tr: _Track, t: int, r_prev: int | None, r_now: int | None, earlier: bool, key: Any,
+                 merge_into_at: set[tuple[str, Any]], split_at: set[tuple[str, Any]],
+                 seen: Callable[[_Track, int], bool]) -> str | None:
+    """Event status of a track between periods t-1 and t (None: nothing to report besides change)."""
+    if tr.ended == t:
+        return "merged"  # this lake merged into another one at t
+    if (tr.id, key) in merge_into_at and r_now is not None:
+        return "merged"  # another lake merged into this one at t
+    if (tr.id, key) in split_at or (tr.split_from is not None and tr.first == t):
+        return "split"
+    if r_now is not None and not earlier:
+        return "new"
+    if r_prev is not None and r_now is None and tr.ended is None:
+        return "vanished" if seen(tr, t) else NOT_OBSERVED
+    return None
+
+
+def _pair_table(periods: list[Any], tracks: list[_Track], events: list[dict[str, Any]], obs: _Obs,
+                seen: Callable[[_Track, int], bool]) -> pd.DataFrame:
+    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif``."""
     merge_into_at = {(ev["other_id"], ev["period"]) for ev in events if ev["kind"] == "merged"}
     split_at = {(ev["lake_id"], ev["period"]) for ev in events if ev["kind"] == "split"}
-
-    def area_err(t: int, r: int) -> tuple[float, float]:
-        return float(A[t][r]), float(E[t][r])
-
-    def seen_missing(tr: _Track, t: int) -> bool:
-        """True when the track is absent at t and its last known outline was observed at t."""
-        if observed is None:
-            return True
-        earlier = [s for s in tr.obs if s < t]
-        if not earlier:
-            return True
-        s = max(earlier)
-        return bool(observed(periods[t], G[s][tr.obs[s]]))
-
-    pair_rows = []
+    rows = []
     for tr in tracks:
         for t in range(1, len(periods)):
             r_prev, r_now = tr.obs.get(t - 1), tr.obs.get(t)
@@ -372,72 +427,72 @@ def _build_result(
             earlier = [s for s in tr.obs if s < t]
             if r_now is not None and earlier:
                 s_ = max(earlier)  # last observation before t (bridges a gap)
-                (a1, e1), (a2, e2) = area_err(s_, tr.obs[s_]), area_err(t, r_now)
+                (a1, e1), (a2, e2) = obs.area_err(s_, tr.obs[s_]), obs.area_err(t, r_now)
                 status, sig = change_status(a1, e1, a2, e2)
                 d = a2 - a1
-            if tr.ended == t:
-                status = "merged"  # this lake merged into another one at t
-            elif (tr.id, periods[t]) in merge_into_at and r_now is not None:
-                status = "merged"  # another lake merged into this one at t
-            elif (tr.id, periods[t]) in split_at or (tr.split_from is not None and tr.first == t):
-                status = "split"
-            elif r_now is not None and not earlier:
-                status = "new"
-            elif r_prev is not None and r_now is None and tr.ended is None:
-                status = "vanished" if seen_missing(tr, t) else "not_observed"
+            event = _pair_status(tr, t, r_prev, r_now, bool(earlier), periods[t], merge_into_at, split_at, seen)
+            status = event or status
             if status is not None:
-                pair_rows.append({"lake_id": tr.id, "from": periods[t - 1], "to": periods[t], "status": status,
-                                  "d_area": d, "signif": sig})
-    pairs = pd.DataFrame(pair_rows, columns=["lake_id", "from", "to", "status", "d_area", "signif"])
+                rows.append({"lake_id": tr.id, "from": periods[t - 1], "to": periods[t], "status": status,
+                             "d_area": d, "signif": sig})
+    return pd.DataFrame(rows, columns=["lake_id", "from", "to", "status", "d_area", "signif"])
 
+
+def _series_status(tr: _Track, t_first: int, t_last: int, last_t: int, a: np.ndarray, e: np.ndarray,
+                   seen: Callable[[_Track, int], bool]) -> str:
+    """Status of a lake over the whole series (see ``docs/tracking.md``)."""
+    if tr.merged_into is not None:
+        return "merged"
+    if t_last < last_t and any(seen(tr, s) for s in range(t_last + 1, last_t + 1)):
+        return "vanished"
+    if tr.split_from is not None or tr.split_into:
+        return "split"
+    if t_first > 0:
+        return "new"
+    return change_status(a[0], e[0], a[-1], e[-1])[0]
+
+
+def _change_table(pers: list[Period], tracks: list[_Track], obs: _Obs, crs: Any,
+                  seen: Callable[[_Track, int], bool]) -> gpd.GeoDataFrame:
+    """One row per lake with :data:`CHANGE_FIELDS` and the union of its outlines."""
+    per_scene = any(p.per_scene for p in pers)
+    times = np.array([p.decimal_year for p in pers])
+    last_t = len(pers) - 1
     rows = []
     geoms = []
     for tr in tracks:
-        obs = sorted(tr.obs.items())
-        t_first, t_last = obs[0][0], obs[-1][0]
-        a = np.array([A[t][r] for t, r in obs], dtype=float)
-        e = np.array([E[t][r] for t, r in obs], dtype=float)
-        ts = times[[t for t, _ in obs]]
-        rate = float(np.polyfit(ts, a, 1)[0]) if len(obs) >= 2 and np.ptp(ts) > 0 else 0.0
+        ob = sorted(tr.obs.items())
+        t_first, t_last = ob[0][0], ob[-1][0]
+        a = np.array([obs.A[t][r] for t, r in ob], dtype=float)
+        e = np.array([obs.E[t][r] for t, r in ob], dtype=float)
+        ts = times[[t for t, _ in ob]]
+        rate = float(np.polyfit(ts, a, 1)[0]) if len(ob) >= 2 and np.ptp(ts) > 0 else 0.0
         d_area = float(a[-1] - a[0])
         _, sig = change_status(a[0], e[0], a[-1], e[-1])
-        if tr.merged_into is not None:
-            status = "merged"
-        elif t_last < last_t and any(seen_missing(tr, s) for s in range(t_last + 1, last_t + 1)):
-            status = "vanished"
-        elif tr.split_from is not None or tr.split_into:
-            status = "split"
-        elif t_first > 0:
-            status = "new"
-        else:
-            status = change_status(a[0], e[0], a[-1], e[-1])[0]
         row = {
             "lake_id": tr.id,
-            "first_yr": _label(periods[t_first])["year"],
-            "last_yr": _label(periods[t_last])["year"],
-            "n_years": len({_label(periods[t])["year"] for t, _ in obs}) if per_scene else len(obs),
+            "first_yr": pers[t_first].year,
+            "last_yr": pers[t_last].year,
+            "n_years": len({pers[t].year for t, _ in ob}) if per_scene else len(ob),
             "a_first": float(a[0]),
             "a_last": float(a[-1]),
             "d_area": d_area,
             "d_pct": float(100.0 * d_area / a[0]) if a[0] > 0 else np.nan,
             "rate_yr": rate,
-            "status": status,
+            "status": _series_status(tr, t_first, t_last, last_t, a, e, seen),
             "signif": int(sig),
             "merged_to": tr.merged_into or "",
             "split_from": tr.split_from or "",
         }
         if per_scene:
-            row["first_dt"] = _label(periods[t_first]).get("date", "")
-            row["last_dt"] = _label(periods[t_last]).get("date", "")
-            row["n_obs_dt"] = len(obs)
+            row["first_dt"] = pers[t_first].iso
+            row["last_dt"] = pers[t_last].iso
+            row["n_obs_dt"] = len(ob)
         rows.append(row)
-        parts = [G[t][r] for t, r in obs]
+        parts = [obs.G[t][r] for t, r in ob]
         geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
     changes = gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
     if len(changes):
-        changes = changes.sort_values("lake_id").reset_index(drop=True)
-    else:
-        changes = gpd.GeoDataFrame({c: pd.Series([], dtype="object") for c in CHANGE_FIELDS},
-                                   geometry=gpd.GeoSeries([], crs=crs), crs=crs)
-    ev = pd.DataFrame(events, columns=["period", "kind", "lake_id", "other_id"])
-    return TrackResult(periods, layers, changes, areas, pairs, ev)
+        return changes.sort_values("lake_id").reset_index(drop=True)
+    return gpd.GeoDataFrame({c: pd.Series([], dtype="object") for c in CHANGE_FIELDS},
+                            geometry=gpd.GeoSeries([], crs=crs), crs=crs)
