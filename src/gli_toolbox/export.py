@@ -211,3 +211,22 @@ def write_tracking(tr: TrackResult, folder: Path) -> None:
     tr.pairs.to_csv(folder / "lake_pairs.csv", index=False, float_format="%.6f")
     tr.events.to_csv(folder / "lake_events.csv", index=False)
     write_figures(tr, folder / "figures")
+
+
+def write_track_outputs(result: TrackResult, out: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Write the outputs of :func:`gli_toolbox.track_inventories` into ``out``; return the written paths.
+
+    ``lakes_<YEAR|YYYYMMDD>.shp`` (and the same layers in ``inventory.gpkg``) with the stable
+    ``lake_id``, the tracking files of :func:`write_tracking` and ``run.json`` (``result.run``).
+    """
+    from .records import TrackRecord
+
+    run = result.run if result.run is not None else TrackRecord(periods=[str(p) for p in result.periods])
+    with staged_output(out, overwrite=overwrite) as stage:
+        gpkg = stage / "inventory.gpkg"
+        for period, gdf in result.layers.items():
+            write_layer(gdf.sort_values("lake_id").reset_index(drop=True), stage, f"lakes_{period}", gpkg=gpkg)
+        write_tracking(result, stage)
+        write_run_json(run.to_dict(), stage / "run.json")
+        names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
+    return [Path(out) / n for n in names]
