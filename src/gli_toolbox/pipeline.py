@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import lakes as lakes_mod
 from . import load, search
-from .aoi import Aoi, aoi_from_geometry, read_aoi
+from .aoi import Aoi, as_aoi
 from .config import DetectConfig
 from .errors import AoiError, AssetReadError, ConfigError, NoScenesFoundError
 from .tracking import TrackResult, track
@@ -94,13 +94,7 @@ class YearPlan:
 
 
 def _as_aoi(aoi: Aoi | str | Path | BaseGeometry | dict[str, Any], max_km2: float) -> Aoi:
-    if isinstance(aoi, Aoi):
-        return aoi
-    if isinstance(aoi, (str, Path)):
-        return read_aoi(aoi, max_km2=max_km2)
-    if isinstance(aoi, dict):
-        return aoi_from_geometry(shapely.geometry.shape(aoi), max_km2=max_km2)
-    return aoi_from_geometry(aoi, max_km2=max_km2)
+    return as_aoi(aoi, max_km2=max_km2)  # also GeoDataFrame/GeoSeries, GeoJSON Feature(Collection)
 
 
 def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = None) -> list[YearPlan]:
