@@ -215,14 +215,15 @@ class _GdalCapture(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        if "CPLE_" in text or record.name.startswith("rasterio._"):
+        if "CPLE_" in text or record.name.startswith(("rasterio._", "odc.loader")):
             self.messages.append(redact(text))
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG) and record.levelno <= logging.DEBUG
         return True
 
 
 #: Loggers through which rasterio reports GDAL's errors.
-_GDAL_LOGGERS = ("rasterio._env", "rasterio._err", "rasterio._io", "rasterio._base", "rasterio._filepath")
+_GDAL_LOGGERS = ("rasterio._env", "rasterio._err", "rasterio._io", "rasterio._base", "rasterio._filepath",
+                 "odc.loader._rio")
 
 
 @contextmanager
@@ -290,6 +291,13 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         e = e.__cause__ or e.__context__
 
 
+_ODC_FAILED = re.compile(r"Failed to load (\S+?):\d+ due to")
+
+
 def _first_url(text: str) -> str | None:
+    """The file named in GDAL's or odc-stac's messages (odc-stac names it for local files too)."""
+    m = _ODC_FAILED.search(text)
+    if m:
+        return m.group(1).removeprefix("/vsicurl/")
     m = _URL_IN_TEXT.search(text)
-    return m.group(2).rstrip(".,;:)") if m else None
+    return m.group(2).rstrip(".,;:)'") if m else None
