@@ -10,11 +10,27 @@ The main entry point is :func:`detect`::
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from .aoi import Aoi, read_aoi
 from .config import DetectConfig
 from .errors import GliError
-from .pipeline import DetectResult, WaterMap, detect
+
+if TYPE_CHECKING:
+    from .aoi import Aoi, read_aoi
+    from .pipeline import DetectResult, WaterMap, detect
+
+# The heavy modules (geopandas, odc-stac ...) load on first use, so that `gli` answers Ctrl-C,
+# --help and usage errors at once.
+_LAZY = {"Aoi": "aoi", "read_aoi": "aoi", "DetectResult": "pipeline", "WaterMap": "pipeline", "detect": "pipeline"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 try:
     __version__ = version("gli-toolbox")

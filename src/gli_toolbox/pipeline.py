@@ -208,6 +208,8 @@ def detect(
                 reason = (
                     f"{p.year}: {sum(len(v) for v in p.days.values())} scene(s) found but none gave a valid "
                     "observation of the AOI (cloud, shadow, no data or unreadable); no lake layer for this year"
+                ) if len(failed) < len(p.days) else (  # HOOK(rel): a failure is not "nothing seen"
+                    f"{p.year}: every scene failed to read; the year is incomplete, not empty: run again later"
                 )
                 log.add_warning(reason)
                 years_record[str(p.year)] = {**base, "days_failed": failed, "reason": reason}
@@ -252,6 +254,9 @@ def detect(
         tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
     run = _run_record(ctx, source, years_record, log, tracking)
+    run["incomplete"] = {y: [f"{s['day']}: {s['error']}" for s in log.skipped if s["day"][:4] == y]  # HOOK(rel)
+                         for y in sorted({s["day"][:4] for s in log.skipped})}
+    run["complete"] = not run["incomplete"]
     return DetectResult(config, the_aoi, ctx.grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
 
 
