@@ -16,12 +16,16 @@ inventories does not load it.
 """
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .aoi import Aoi, read_aoi
 from .config import DetectConfig
 from .errors import GliError
 from .periods import Period
+
+if TYPE_CHECKING:
+    from .aoi import Aoi, read_aoi
+    from .inventories import track_inventories
+    from .pipeline import DetectResult, WaterMap, detect
 
 try:
     __version__ = version("gli-toolbox")
@@ -31,7 +35,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = ["Aoi", "DetectConfig", "DetectResult", "GliError", "Period", "WaterMap", "__version__", "detect",
            "read_aoi", "track_inventories"]
 
-_LAZY = {"DetectResult": "pipeline", "WaterMap": "pipeline", "detect": "pipeline",
+# The heavy modules (geopandas, odc-stac ...) load on first use, so that `gli` answers Ctrl-C,
+# --help and usage errors at once, and tracking existing inventories never loads odc-stac.
+_LAZY = {"Aoi": "aoi", "read_aoi": "aoi", "DetectResult": "pipeline", "WaterMap": "pipeline", "detect": "pipeline",
          "track_inventories": "inventories"}
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_COLLECTION", "DEFAULT_STAC", "DetectConfig", "parse_months", "parse_years"]
+__all__ = ["DEFAULT_COLLECTION", "DEFAULT_STAC", "DetectConfig", "coerce_months", "coerce_years", "parse_months", "parse_years"]
 
 #: Earth Search v1 by Element 84 (public, no credentials).
 DEFAULT_STAC = "https://earth-search.aws.element84.com/v1"
@@ -24,8 +24,8 @@ DEFAULT_COLLECTION = "sentinel-2-c1-l2a"
 FIRST_YEAR = 2015
 
 
-def parse_years(text: str) -> tuple[int, ...]:
-    """Parse ``"2016-2023"`` or ``"2019"`` into a tuple of years.
+def parse_years(text: str, *, flag: str = "--years") -> tuple[int, ...]:
+    """Parse ``"2016-2023"`` (an inclusive range) or ``"2019"`` into a tuple of years.
 
     >>> parse_years("2016-2018")
     (2016, 2017, 2018)
@@ -35,19 +35,23 @@ def parse_years(text: str) -> tuple[int, ...]:
     raw = text.strip()
     parts = raw.split("-")
     if len(parts) not in (1, 2) or not all(p.strip().isdigit() and len(p.strip()) == 4 for p in parts):
-        raise ConfigError(f"--years: expected YYYY or YYYY-YYYY, got {text!r}")
+        raise ConfigError(f"{flag}: expected YYYY or YYYY-YYYY, got {text!r}")
     first, last = int(parts[0]), int(parts[-1])
     if last < first:
-        raise ConfigError(f"--years: {first} comes after {last}; write the earlier year first, e.g. {last}-{first}")
-    this_year = _dt.date.today().year
-    if first < FIRST_YEAR:
-        raise ConfigError(f"--years: Sentinel-2 data start in {FIRST_YEAR}; got {first}. Use {FIRST_YEAR} or later")
-    if last > this_year:
-        raise ConfigError(f"--years: {last} is in the future; use {this_year} or earlier")
+        raise ConfigError(f"{flag}: {first} comes after {last}; write the earlier year first, e.g. {last}-{first}")
+    _check_year_range(first, last, flag)
     return tuple(range(first, last + 1))
 
 
-def parse_months(text: str) -> tuple[int, int]:
+def _check_year_range(first: int, last: int, flag: str) -> None:
+    this_year = _dt.date.today().year
+    if first < FIRST_YEAR:
+        raise ConfigError(f"{flag}: Sentinel-2 data start in {FIRST_YEAR}; got {first}. Use {FIRST_YEAR} or later")
+    if last > this_year:
+        raise ConfigError(f"{flag}: {last} is in the future; use {this_year} or earlier")
+
+
+def parse_months(text: str, *, flag: str = "--months") -> tuple[int, int]:
     """Parse ``"7-9"`` (July to September) or ``"8"`` into ``(first, last)``.
 
     >>> parse_months("7-9")
@@ -57,16 +61,75 @@ def parse_months(text: str) -> tuple[int, int]:
     """
     parts = text.strip().split("-")
     if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
-        raise ConfigError(f"--months: expected M-M such as 7-9, got {text!r}")
+        raise ConfigError(f"{flag}: expected M-M such as 7-9, got {text!r}")
     first, last = int(parts[0]), int(parts[-1])
+    return _check_months(first, last, flag)
+
+
+def _check_months(first: int, last: int, flag: str) -> tuple[int, int]:
     for m in (first, last):
         if not 1 <= m <= 12:
-            raise ConfigError(f"--months: month {m} is out of range; use 1 (January) to 12 (December)")
+            raise ConfigError(f"{flag}: month {m} is out of range; use 1 (January) to 12 (December)")
     if last < first:
         raise ConfigError(
-            f"--months: {first}-{last} runs backwards; the season must lie within one year, e.g. 7-9"
+            f"{flag}: {first}-{last} runs backwards; the season must lie within one year, e.g. 7-9"
         )
     return first, last
+
+
+_YEARS_HELP = ('pass a year (2019), a range as text ("2017-2019") or as range(2017, 2020), '
+               "or the explicit years as a tuple/list, e.g. (2017, 2019) for those two years only")
+
+
+def _is_int(v: Any) -> bool:
+    import numbers
+
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def coerce_years(value: Any) -> tuple[int, ...]:
+    """The years of ``years=`` in the Python API, sorted and checked.
+
+    One meaning everywhere: a text ``"2017-2019"`` is an inclusive range (as ``--years`` on the
+    command line), ``range(2017, 2020)`` too; a tuple, list or set is the explicit set of years;
+    a single int is one year.
+
+    >>> coerce_years("2017-2019"), coerce_years(2019), coerce_years((2017, 2019)), coerce_years(range(2017, 2019))
+    ((2017, 2018, 2019), (2019,), (2017, 2019), (2017, 2018))
+    """
+    if isinstance(value, str):
+        return parse_years(value, flag="years")
+    if _is_int(value):
+        years: tuple[int, ...] = (int(value),)
+    elif isinstance(value, (tuple, list, set, frozenset, range)):
+        if not all(_is_int(y) for y in value):
+            bad = next(y for y in value if not _is_int(y))
+            raise ConfigError(f"years: {bad!r} in {value!r} is not a year; {_YEARS_HELP}")
+        years = tuple(sorted({int(y) for y in value}))
+    else:
+        raise ConfigError(f"years: got {type(value).__name__} {value!r}; {_YEARS_HELP}")
+    if not years:
+        raise ConfigError(f"years: give at least one year; {_YEARS_HELP}")
+    _check_year_range(years[0], years[-1], "years")
+    return years
+
+
+def coerce_months(value: Any) -> tuple[int, int]:
+    """``months=`` of the Python API: ``"7-9"``, ``8`` or ``(7, 9)`` into ``(first, last)``.
+
+    >>> coerce_months("7-9"), coerce_months(8), coerce_months([7, 9])
+    ((7, 9), (8, 8), (7, 9))
+    """
+    if isinstance(value, str):
+        return parse_months(value, flag="months")
+    if _is_int(value):
+        return _check_months(int(value), int(value), "months")
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(m) for m in value):
+        return _check_months(int(value[0]), int(value[1]), "months")
+    raise ConfigError(
+        f"months: got {type(value).__name__} {value!r}; pass the season as \"7-9\", (7, 9) (July to September) "
+        "or one month such as 8"
+    )
 
 
 @dataclass(frozen=True)
@@ -77,10 +140,12 @@ class DetectConfig:
     """
 
     years: tuple[int, ...]
-    """Years to build an inventory for, e.g. ``(2016, 2017)``."""
+    """Years to build an inventory for. A tuple, list or set is the explicit set of years
+    (``(2017, 2019)``: those two years only); a text ``"2017-2019"`` (as ``--years``) or
+    ``range(2017, 2020)`` is an inclusive range; a single int is one year (see :func:`coerce_years`)."""
 
     months: tuple[int, int] = (7, 9)
-    """First and last month of the season window (inclusive). July-September: lakes are ice-free
+    """First and last month (also ``"7-9"`` or one month ``8``) of the season window (inclusive). July-September: lakes are ice-free
     and seasonal snow is at its minimum in the Tien Shan and Pamir (see docs/methods.md)."""
 
     stac: str = DEFAULT_STAC
@@ -157,14 +222,8 @@ class DetectConfig:
     """Free-form notes recorded in ``run.json`` (not used for processing)."""
 
     def __post_init__(self) -> None:
-        if not self.years:
-            raise ConfigError("years: give at least one year, e.g. years=(2019,)")
-        object.__setattr__(self, "years", tuple(sorted({int(y) for y in self.years})))
-        if self.years[0] < FIRST_YEAR:
-            raise ConfigError(f"years: Sentinel-2 data start in {FIRST_YEAR}; got {self.years[0]}")
-        m0, m1 = self.months
-        if not (1 <= m0 <= m1 <= 12):
-            raise ConfigError(f"months: expected 1 <= first <= last <= 12, got {self.months}")
+        object.__setattr__(self, "years", coerce_years(self.years))
+        object.__setattr__(self, "months", coerce_months(self.months))
         if not 0 <= self.max_cloud_pct <= 100:
             raise ConfigError(f"max_cloud_pct: expected 0-100, got {self.max_cloud_pct}")
         if not -1 <= self.ndwi_threshold <= 1:

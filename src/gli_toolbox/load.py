@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from numpy.typing import NDArray
 from odc.geo.geobox import GeoBox
 from shapely.geometry.base import BaseGeometry
 
-from . import providers
+from . import providers, retry
 from .errors import AssetReadError, ConfigError
 from .search import Scene
 from .water import offset_already_removed, scl_valid, to_reflectance
@@ -119,24 +118,6 @@ def _stac_cfg(keys: dict[str, str]) -> dict[str, Any]:
     return {"*": {"assets": assets}}
 
 
-def _gdal_env(items: Sequence[Any]) -> dict[str, str]:
-    """GDAL options for the asset locations (CDSE's s3://eodata needs its endpoint and keys)."""
-    env: dict[str, str] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3"}
-    hrefs = [a.href for i in items for a in i.assets.values()]
-    if any(h.startswith("s3://eodata") for h in hrefs):
-        if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
-            raise ConfigError(
-                "CDSE assets need S3 keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "(create them at https://eodata-s3keysmanager.dataspace.copernicus.eu)"
-            )
-        env.update(
-            AWS_S3_ENDPOINT=os.environ.get("AWS_S3_ENDPOINT", "eodata.dataspace.copernicus.eu"),
-            AWS_VIRTUAL_HOSTING="FALSE",
-            AWS_HTTPS="YES",
-        )
-    return env
-
-
 #: Bands s2cloudless needs, by our band names (B01 B02 B04 B05 B08 B8A B09 B10 B11 B12).
 S2CLOUDLESS_INPUTS = ("coastal", "blue", "red", "rededge1", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22")
 
@@ -190,23 +171,20 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
                     "band for s2cloudless; clouds and shadows are not masked"
                 )
         keys: dict[str, str] = {b: k for b, k in found.items() if k is not None}
-        try:
-            with rasterio.Env(**_gdal_env(items)):
-                ds = odc.stac.load(
-                    items,
-                    bands=list(keys.values()),
-                    geobox=tile,
-                    groupby="solar_day",
-                    resampling="nearest",
-                    stac_cfg=_stac_cfg(keys),
-                    fail_on_error=True,
-                )
-        except (AssetReadError, ConfigError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - GDAL/odc raise many types for unreadable assets
-            first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
-            raise AssetReadError(f"cannot read {', '.join(i.id for i in items)}: {first}") from None
-        dn = {b: ds[k].isel(time=0).values for b, k in keys.items()}
+        def read(items: list[Any] = items, keys: dict[str, str] = keys) -> dict[str, NDArray[Any]]:
+            with rasterio.Env(**retry.gdal_env(items)):
+                ds = odc.stac.load(items, bands=list(keys.values()), geobox=tile, groupby="solar_day",
+                                   resampling="nearest", stac_cfg=_stac_cfg(keys), fail_on_error=True)
+                return {b: ds[k].isel(time=0).values for b, k in keys.items()}  # pixels are read here
+
+        with retry.capture_gdal_messages() as gdal_messages:
+            try:
+                dn = retry.call_with_retry(read, what=f"reading {', '.join(i.id for i in items)}")
+            except (AssetReadError, ConfigError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - GDAL/odc raise many types for unreadable assets
+                why = retry.describe_failure(exc, gdal_messages)
+                raise AssetReadError(f"cannot read {', '.join(i.id for i in items)}: {why}") from None
         offset = rule.offset
         if rule.verify_offset and offset != 0 and offset_already_removed(dn["green"], nodata=rule.nodata):
             offset = 0.0

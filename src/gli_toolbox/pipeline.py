@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import lakes as lakes_mod
 from . import load, search
-from .aoi import Aoi, aoi_from_geometry, read_aoi
+from .aoi import Aoi, as_aoi
 from .config import DetectConfig
 from .errors import AoiError, AssetReadError, ConfigError, NoScenesFoundError
 from .tracking import TrackResult, track
@@ -94,13 +94,7 @@ class YearPlan:
 
 
 def _as_aoi(aoi: Aoi | str | Path | BaseGeometry | dict[str, Any], max_km2: float) -> Aoi:
-    if isinstance(aoi, Aoi):
-        return aoi
-    if isinstance(aoi, (str, Path)):
-        return read_aoi(aoi, max_km2=max_km2)
-    if isinstance(aoi, dict):
-        return aoi_from_geometry(shapely.geometry.shape(aoi), max_km2=max_km2)
-    return aoi_from_geometry(aoi, max_km2=max_km2)
+    return as_aoi(aoi, max_km2=max_km2)  # also GeoDataFrame/GeoSeries, GeoJSON Feature(Collection)
 
 
 def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = None) -> list[YearPlan]:
@@ -214,6 +208,8 @@ def detect(
                 reason = (
                     f"{p.year}: {sum(len(v) for v in p.days.values())} scene(s) found but none gave a valid "
                     "observation of the AOI (cloud, shadow, no data or unreadable); no lake layer for this year"
+                ) if len(failed) < len(p.days) else (  # HOOK(rel): a failure is not "nothing seen"
+                    f"{p.year}: every scene failed to read; the year is incomplete, not empty: run again later"
                 )
                 log.add_warning(reason)
                 years_record[str(p.year)] = {**base, "days_failed": failed, "reason": reason}
@@ -258,6 +254,9 @@ def detect(
         tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
     run = _run_record(ctx, source, years_record, log, tracking)
+    run["incomplete"] = {y: [f"{s['day']}: {s['error']}" for s in log.skipped if s["day"][:4] == y]  # HOOK(rel)
+                         for y in sorted({s["day"][:4] for s in log.skipped})}
+    run["complete"] = not run["incomplete"]
     return DetectResult(config, the_aoi, ctx.grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
 
 

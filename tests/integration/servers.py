@@ -307,6 +307,199 @@ def start_nginx(root: Path, workdir: Path) -> Service:
 
 
 # --------------------------------------------------------------------------------------------------
+# A file server that misbehaves on request (fault injection)
+
+
+@dataclass
+class Fault:
+    """What the fault server does to requests whose path contains ``path``, ``times`` times
+    (``None``: every time): ``reset`` (TCP reset, no answer), ``503``/``429``/``500`` (that HTTP
+    status), ``stall`` (accept, then say nothing for ``stall_s`` seconds and close)."""
+
+    path: str
+    mode: str
+    times: int | None = None
+    stall_s: float = 30.0
+    hits: int = 0
+
+    def take(self) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        self.hits += 1
+        return True
+
+
+class FaultServer:
+    """A threaded HTTP server on 127.0.0.1 serving ``root`` with range requests, like cloud storage,
+    or forwarding every request to ``upstream`` (a STAC API), that resets, answers 5xx/429 or
+    stalls for chosen paths a chosen number of times. Every request is counted in ``requests``,
+    so tests can check that retry loops are bounded.
+
+    Runs in this process (threads), so faults can be changed between runs: :meth:`fail`,
+    :meth:`clear`.
+    """
+
+    def __init__(self, root: Path | None = None, *, upstream: str | None = None) -> None:
+        import http.server
+        import threading
+
+        self.root = None if root is None else Path(root).resolve()
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str, str]] = []  # (method, path, what happened)
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                server._handle(self, head=True)
+
+            def do_GET(self) -> None:  # noqa: N802
+                server._handle(self, head=False)
+
+            def do_POST(self) -> None:  # noqa: N802
+                server._handle(self, head=False)
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    # faults
+    def fail(self, path: str, mode: str, times: int | None = None, *, stall_s: float = 30.0) -> Fault:
+        """Add a fault for request paths containing ``path``."""
+        f = Fault(path, mode, times, stall_s)
+        with self._lock:
+            self.faults.append(f)
+        return f
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.requests.clear()
+
+    def count(self, path: str, outcome: str | None = None) -> int:
+        """Requests seen whose path contains ``path`` (and whose outcome is ``outcome``)."""
+        with self._lock:
+            return sum(1 for _, p, o in self.requests if path in p and (outcome is None or o == outcome))
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    # serving
+    def _fault_for(self, path: str) -> Fault | None:
+        with self._lock:
+            for f in self.faults:
+                if f.path in path and f.take():
+                    return f
+        return None
+
+    def _handle(self, h: Any, *, head: bool) -> None:
+        import struct
+
+        path = h.path
+        body_in = b""
+        length = int(h.headers.get("Content-Length") or 0)
+        if length:
+            body_in = h.rfile.read(length)
+        fault = self._fault_for(path)
+        with self._lock:
+            self.requests.append((h.command, path, fault.mode if fault else "ok"))
+        if fault is not None:
+            if fault.mode == "reset":
+                # SO_LINGER 0: close() sends a TCP RST, as a dropped mobile link does
+                h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                h.close_connection = True
+                h.connection.close()
+                return
+            if fault.mode == "stall":
+                time.sleep(fault.stall_s)
+                h.close_connection = True
+                return
+            status = int(fault.mode)
+            msg = f"injected {status}".encode()
+            h.send_response(status)
+            h.send_header("Content-Type", "text/plain")
+            h.send_header("Content-Length", str(len(msg)))
+            if status in (429, 503):
+                h.send_header("Retry-After", "0")
+            h.end_headers()
+            if not head:
+                h.wfile.write(msg)
+            return
+        if self.upstream is not None:
+            self._proxy(h, path, body_in, head=head)
+        else:
+            self._serve_file(h, path, head=head)
+
+    def _proxy(self, h: Any, path: str, body: bytes, *, head: bool) -> None:
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        headers["Host"] = h.headers.get("Host", "")
+        req = urllib.request.Request(self.upstream + path, data=body or None, headers=headers, method=h.command)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, data, rh = r.status, r.read(), r.headers
+        except urllib.error.HTTPError as exc:
+            status, data, rh = exc.code, exc.read(), exc.headers
+        h.send_response(status)
+        h.send_header("Content-Type", rh.get("Content-Type", "application/json"))
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        if not head:
+            h.wfile.write(data)
+
+    def _serve_file(self, h: Any, path: str, *, head: bool) -> None:
+        from urllib.parse import unquote
+
+        assert self.root is not None
+        target = (self.root / unquote(path.split("?", 1)[0]).lstrip("/")).resolve()
+        if self.root not in target.parents or not target.is_file():
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        data = target.read_bytes()
+        rng = h.headers.get("Range")
+        status, start, end = 200, 0, len(data) - 1
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[6:].split(",")[0].partition("-")
+            if a:
+                start, end = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+            else:
+                start, end = max(0, len(data) - int(b)), len(data) - 1
+            status = 206
+        chunk = data[start : end + 1]
+        h.send_response(status)
+        h.send_header("Content-Type", "image/tiff" if target.suffix == ".tif" else "application/octet-stream")
+        h.send_header("Accept-Ranges", "bytes")
+        h.send_header("Content-Length", str(len(chunk)))
+        if status == 206:
+            h.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        h.end_headers()
+        if not head:
+            h.wfile.write(chunk)
+
+
+def item_collection_over_http(catalog_path: Path, *, files_root: Path, base_url: str, out: Path,
+                              collection: str | None = None) -> Path:
+    """Write the items of a static catalog as one ItemCollection JSON file whose asset hrefs are
+    URLs under ``base_url`` (e.g. a :class:`FaultServer`), for ``--stac PATH`` runs that read bands
+    over HTTP."""
+    _, items = catalog_records(catalog_path, files_root=files_root, base_url=base_url)
+    if collection is not None:
+        items = [i for i in items if i.get("collection") == collection]
+    out.write_text(json.dumps({"type": "FeatureCollection", "features": items}), encoding="utf-8")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # PostgreSQL + pgstac
 
 

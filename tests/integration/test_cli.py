@@ -172,7 +172,8 @@ def test_corrupt_asset_is_skipped_and_recorded(tmp_path):
     green.write_bytes(b"this is not a GeoTIFF" * 10)
     out = tmp_path / "out"
     res = run("detect", "--aoi", cat / "barbellino.geojson", "--stac", cat / "catalog.json", "--years", "2017-2019", "--out", out)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 3, res.output  # finished but incomplete (contract 6)
+    assert "B03.tif: not a readable raster" in res.output
     doc = json.loads((out / "run.json").read_text())
     assert any("20190723" in s["scenes"] for s in doc["skipped_assets"])
     assert (out / "lakes_2017.shp").exists() and not (out / "lakes_2019.shp").exists()

@@ -1,13 +1,66 @@
-"""The ``gli`` command line: a thin click layer over the Python API."""
+"""The ``gli`` command line: a thin click layer over the Python API.
+
+Signals are installed first, before any heavy import: Ctrl-C (SIGINT), SIGTERM and a closed
+terminal or SSH session (SIGHUP) all stop a run the same way, with one line, the output folder as
+before the run, and exit code 128 + the signal number.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-import click
 
-from .. import __version__
-from ..errors import GliError
+class Stopped(KeyboardInterrupt):
+    """A stop signal turned into an exception (a KeyboardInterrupt, so every cleanup runs)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOP_WORDS = {
+    signal.SIGINT: "Interrupted (Ctrl-C)",
+    signal.SIGTERM: "Stopped by SIGTERM",
+    signal.SIGHUP: "Stopped: the terminal or SSH session closed (SIGHUP)",
+}
+_ABORT_TAIL = "; the output folder was left as it was before this run."
+_started = False
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # the terminal is gone (SIGHUP): nothing to tell
+        pass
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    if not _started:  # still importing: nothing written yet, leave at once with the same line
+        _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
+        os._exit(128 + signum)
+    raise Stopped(signum)
+
+
+def _install_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup: keep ignoring SIGHUP
+                signal.signal(sig, _on_signal)
+        except (ValueError, OSError):  # not the main thread (e.g. a test runner): leave as is
+            pass
+
+
+if os.path.basename(sys.argv[0]) in ("gli", "gli.exe"):  # the console script, not a notebook or test
+    _install_signals()
+
+import click  # noqa: E402 - after the signal handlers, on purpose
+
+from .. import __version__  # noqa: E402
+from ..errors import GliError, redact  # noqa: E402
+from .exitcodes import EXIT_CODES_HELP, signal_exit_code  # noqa: E402
 
 
 class _GliGroup(click.Group):
@@ -17,13 +70,14 @@ class _GliGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GliError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("Aborted; the output folder was left as it was before this run.", err=True)
-            sys.exit(130)
+            raise click.ClickException(redact(str(exc))) from None
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
+            sys.exit(signal_exit_code(signum))
 
 
-@click.group(cls=_GliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_GliGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="gli")
 def cli() -> None:
     """Glacial lake inventories from Sentinel-2: detect lakes, list scenes, track change."""
@@ -44,4 +98,36 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="gli")
+    global _started
+    _install_signals()
+    _started = True
+    _install_redaction()
+    try:
+        cli(prog_name="gli")
+    except KeyboardInterrupt as exc:  # a stop between click's parsing and the command
+        signum = getattr(exc, "signum", signal.SIGINT)
+        _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
+        sys.exit(signal_exit_code(signum))
+
+
+def _install_redaction() -> None:
+    """Every log record of this process goes out without credentials (signed URLs, keys)."""
+    import logging
+
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_gli_redacts", False):
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's business
+            return record
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return record
+
+    factory._gli_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

@@ -9,6 +9,7 @@ import click
 
 from ..config import DetectConfig
 from ..errors import ConfigError
+from .exitcodes import exit_if_incomplete
 from .options import configure_logging, selection_options, verbosity_options
 
 logger = logging.getLogger(__name__)
@@ -40,13 +41,14 @@ logger = logging.getLogger(__name__)
               show_default=True, help="Cloud masking: SCL where available, else s2cloudless.")
 @verbosity_options
 def detect_cmd(
-    aoi: str, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
+    aoi: str, aoi_layer: str | None, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
     crs: str | None, min_area_m2: float, index: str, ndwi_threshold: float, out: Path, save_masks: bool,
     per_scene: bool, overwrite: bool, glaciers: str | None, max_glacier_dist_m: float, dem: str | None,
     max_slope_deg: float, cloud_detector: str, verbose: int, quiet: int,
 ) -> None:
     """Detect glacial lakes in AOI for each year and write lakes_<YEAR>.shp, inventory.gpkg and run.json."""
     configure_logging(verbose, quiet)
+    from ..aoi import read_aoi
     from ..export import check_output_dir, write_outputs
     from ..pipeline import detect
 
@@ -63,7 +65,7 @@ def detect_cmd(
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     check_output_dir(out, overwrite=overwrite)  # fail before any download
-    result = detect(aoi, config=config)
+    result = detect(read_aoi(aoi, max_km2=config.max_aoi_km2, layer=aoi_layer), config=config)
     paths = write_outputs(result, out, overwrite=overwrite)
     if quiet == 0:
         layers = result.scene_lakes if per_scene else result.lakes
@@ -71,3 +73,4 @@ def detect_cmd(
             noun = "lake" if len(gdf) == 1 else "lakes"
             click.echo(f"{key}: {len(gdf)} {noun}, {gdf['area_km2'].sum():.4f} km2", err=True)
         click.echo(f"wrote {len(paths)} files to {out}", err=True)
+    exit_if_incomplete(result.run, out)  # HOOK(rel): exit code 3 when some reads failed (contract 6)

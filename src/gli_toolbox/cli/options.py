@@ -33,7 +33,9 @@ def selection_options(f: F) -> F:
     for dec in reversed(
         [
             click.option("--aoi", required=True, type=click.Path(dir_okay=False, path_type=str),
-                         help="Area of interest: polygon file (GeoJSON, GeoPackage, shapefile) with a CRS."),
+                         help="Area of interest: polygon file (GeoJSON, GeoPackage, shapefile, KML/KMZ) with a CRS."),
+            click.option("--aoi-layer", "aoi_layer", default=None, metavar="NAME",
+                         help="Layer of the AOI file to use, when it has several (e.g. a GeoPackage)."),
             click.option("--years", required=True, callback=_years, metavar="YYYY[-YYYY]",
                          help="Year or inclusive range of years, e.g. 2016-2023 or 2019."),
             click.option("--months", default="7-9", show_default=True, callback=_months, metavar="M-M",

@@ -16,7 +16,7 @@ from .options import configure_logging, selection_options, verbosity_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @verbosity_options
 def search_cmd(
-    aoi: str, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
+    aoi: str, aoi_layer: str | None, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
     as_json: bool, verbose: int, quiet: int,
 ) -> None:
     """List the Sentinel-2 scenes per year that `gli detect` would read for AOI."""
@@ -28,7 +28,7 @@ def search_cmd(
         config = DetectConfig(years=years, months=months, stac=stac, collection=collection, max_cloud_pct=max_cloud)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    the_aoi = read_aoi(aoi, max_km2=config.max_aoi_km2)
+    the_aoi = read_aoi(aoi, max_km2=config.max_aoi_km2, layer=aoi_layer)
     plans = plan(the_aoi, config)
     if as_json:
         doc = {
