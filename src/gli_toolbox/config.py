@@ -163,11 +163,16 @@ class DetectConfig:
     resolution_m: float = 10.0
     """Pixel size of the processing grid in metres of the output CRS."""
 
+    method: Literal["threshold", "multi"] = "multi"
+    """Water classification (:mod:`gli_toolbox.classify`): ``"multi"`` (default) = a confident seed test
+    (MNDWI, NDWI, SWIR1) grown into a permissive test (both indices > 0, NIR and SWIR1 < 0.11);
+    ``"threshold"`` = ``index`` above ``ndwi_threshold``. Evidence for the default: docs/accuracy.md."""
+
     index: Literal["ndwi", "mndwi"] = "ndwi"
-    """Water index: NDWI (green, NIR; McFeeters 1996) or MNDWI (green, SWIR1; Xu 2006)."""
+    """With ``method="threshold"``: water index: NDWI (green, NIR; McFeeters 1996) or MNDWI (green, SWIR1; Xu 2006)."""
 
     ndwi_threshold: float = 0.2
-    """A valid pixel is water when its index is above this value."""
+    """With ``method="threshold"``: a valid pixel is water when its index is above this value."""
 
     min_water_fraction: float = 0.5
     """A pixel is water for the year when at least this fraction of its valid observations is water."""
@@ -242,6 +247,8 @@ class DetectConfig:
             raise ConfigError(f"max_slope_deg: expected 0 < slope <= 90, got {self.max_slope_deg}")
         if self.cloud_detector not in ("auto", "scl", "s2cloudless", "none"):
             raise ConfigError(f"cloud_detector: expected auto, scl, s2cloudless or none, got {self.cloud_detector!r}")
+        if self.method not in ("threshold", "multi"):
+            raise ConfigError(f"method: expected 'threshold' or 'multi', got {self.method!r}")
         if self.index not in ("ndwi", "mndwi"):
             raise ConfigError(f"index: expected 'ndwi' or 'mndwi', got {self.index!r}")
 

@@ -5,7 +5,8 @@ and the seasonal composite. Pure numpy: no files, no network.
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,16 +65,61 @@ def lookup(table: NDArray[_T], index: NDArray[np.integer], *, out: NDArray[_T] |
     return out
 
 
+#: Pixels per block of the blockwise kernels: a few float32 temporaries of this size stay in the CPU
+#: cache, so each numpy operation costs compute, not a pass over main memory (issue 12, benchmark 4).
+BLOCK_PX = 1 << 15
+
+
+def row_blocks(shape: tuple[int, ...], block_px: int = BLOCK_PX) -> Iterator[slice]:
+    """Slices of whole rows (first axis) holding about ``block_px`` pixels each.
+
+    >>> list(row_blocks((5, 4), block_px=8))
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    per_row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    rows = max(1, block_px // max(per_row, 1))
+    n = shape[0] if shape else 1
+    for r in range(0, n, rows):
+        yield slice(r, min(r + rows, n))
+
+
+def reflectance_table(*, scale: float, offset: float, nodata: int = 0) -> NDArray[np.float32]:
+    """Reflectance of every uint16 digital number (65,536 entries, 256 kB): ``dn * scale + offset``
+    computed exactly as :func:`to_reflectance` does element-wise; NaN at nodata and saturation.
+
+    >>> reflectance_table(scale=1e-4, offset=-0.1)[[0, 1000, 2000, 65535]]
+    array([nan, 0. , 0.1, nan], dtype=float32)
+    """
+    # (dn + offset/scale) * scale keeps the offset exact in float32 (DN 1000 -> 0.0, not -7e-9)
+    table = np.arange(1 << 16, dtype=np.float32)
+    table += np.float32(offset / scale)
+    table /= np.float32(1.0 / scale)  # divide by the quantification value (10000): 1000 DN -> 0.1 exactly
+    table[nodata] = np.nan
+    table[SATURATED_DN] = np.nan
+    return table
+
+
 def to_reflectance(dn: NDArray[np.integer], *, scale: float, offset: float, nodata: int = 0) -> NDArray[np.float32]:
     """Convert digital numbers to reflectance: ``dn * scale + offset``; NaN at nodata and saturation.
+
+    uint16 input goes through a 65,536-entry table (:func:`reflectance_table`), block by block: one
+    float32 output and no full-size temporaries.
 
     >>> to_reflectance(np.array([[0, 1000, 2000]], dtype=np.uint16), scale=1e-4, offset=-0.1)
     array([[nan, 0. , 0.1]], dtype=float32)
     """
-    # (dn + offset/scale) * scale keeps the offset exact in float32 (DN 1000 -> 0.0, not -7e-9)
+    if dn.dtype == np.uint16:
+        table = reflectance_table(scale=scale, offset=offset, nodata=nodata)
+        out = np.empty(dn.shape, dtype=np.float32)
+        if dn.ndim == 0:
+            out[...] = table[dn]
+            return out
+        for sl in row_blocks(dn.shape):
+            np.take(table, dn[sl], out=out[sl])
+        return out
     out = dn.astype(np.float32)
     out += np.float32(offset / scale)
-    out /= np.float32(1.0 / scale)  # divide by the quantification value (10000): 1000 DN -> 0.1 exactly
+    out /= np.float32(1.0 / scale)
     out[(dn == nodata) | (dn == SATURATED_DN)] = np.nan
     return out
 
@@ -86,11 +132,13 @@ def normalized_difference(a: NDArray[np.floating], b: NDArray[np.floating]) -> N
     """
     a32 = np.asarray(a, dtype=np.float32)
     b32 = np.asarray(b, dtype=np.float32)
-    num = a32 - b32
-    den = a32 + b32
+    out = np.subtract(a32, b32, dtype=np.float32)
+    den = np.add(a32, b32, dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den != 0, num / np.where(den == 0, np.float32(1), den), np.float32(np.nan))
-    return out.astype(np.float32, copy=False)
+        np.divide(out, den, out=out)
+    if not np.all(den):
+        out[den == 0] = np.nan
+    return out
 
 
 def ndwi(green: NDArray[np.floating], nir: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -111,6 +159,16 @@ def mndwi(green: NDArray[np.floating], swir16: NDArray[np.floating]) -> NDArray[
     return normalized_difference(green, swir16)
 
 
+#: Flags of every possible SCL byte (256 entries): bit 0 usable observation, bit 1 snow/ice. One
+#: table lookup replaces ``np.isin`` over the masked classes and the ``== 11`` test.
+SCL_CLEAR_BIT = np.uint8(1)
+SCL_SNOW_BIT = np.uint8(2)
+SCL_FLAGS: NDArray[np.uint8] = np.full(256, SCL_CLEAR_BIT, dtype=np.uint8)
+SCL_FLAGS[list(SCL_MASKED)] = 0
+SCL_FLAGS[SCL_SNOW] |= SCL_SNOW_BIT
+SCL_FLAGS.setflags(write=False)
+
+
 def scl_valid(scl: NDArray[np.integer]) -> NDArray[np.bool_]:
     """True where the scene classification marks a usable observation (not cloud, shadow, cirrus,
     saturated or no data). Snow/ice stays valid.
@@ -120,6 +178,9 @@ def scl_valid(scl: NDArray[np.integer]) -> NDArray[np.bool_]:
            [0, 0, 1],
            [0, 0, 0]])
     """
+    scl = np.asarray(scl)
+    if scl.dtype == np.uint8:
+        return (SCL_FLAGS[scl] & SCL_CLEAR_BIT).astype(bool)
     return ~np.isin(scl, SCL_MASKED)
 
 
@@ -178,6 +239,106 @@ def snow_index_mask(green: NDArray[np.floating], nir: NDArray[np.floating], swir
         return (ndsi > SNOW_MIN_NDSI) & (np.asarray(nir) > SNOW_MIN_NIR)
 
 
+def _scl_flags(scl: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """:data:`SCL_FLAGS` of a block of scene classification values (any integer dtype)."""
+    if scl.dtype == np.uint8:
+        return SCL_FLAGS[scl]
+    flags = (~np.isin(scl, SCL_MASKED)).astype(np.uint8)
+    flags[scl == SCL_SNOW] |= SCL_SNOW_BIT
+    return flags
+
+
+def clear_and_snow(
+    green: NDArray[np.floating], nir: NDArray[np.floating], swir16: NDArray[np.floating] | None,
+    *, scl: NDArray[np.integer] | None, masked: NDArray[np.bool_] | None,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Clear pixels and snow/ice of one block (see :func:`classify_observation`); ``snow`` ⊆ ``clear``.
+
+    >>> c, s = clear_and_snow(np.array([0.1, 0.8, np.nan]), np.array([0.05, 0.7, 0.1]), np.array([0.1, 0.1, 0.1]),
+    ...                       scl=np.array([4, 4, 4], dtype=np.uint8), masked=None)
+    >>> c.astype(int), s.astype(int)
+    (array([1, 1, 0]), array([0, 1, 0]))
+    """
+    clear = np.isfinite(green)
+    clear &= np.isfinite(nir)
+    if scl is not None:
+        flags = _scl_flags(scl)
+        clear &= (flags & SCL_CLEAR_BIT).astype(bool)
+        snow = (flags & SCL_SNOW_BIT).astype(bool)
+    else:
+        snow = np.zeros(clear.shape, dtype=bool)
+    if masked is not None:
+        clear &= ~masked
+    if swir16 is not None:
+        snow |= snow_index_mask(green, nir, swir16)
+    snow &= clear
+    return clear, snow
+
+
+def threshold_block(
+    green: NDArray[np.floating], nir: NDArray[np.floating], swir16: NDArray[np.floating] | None,
+    *, scl: NDArray[np.integer] | None, masked: NDArray[np.bool_] | None, threshold: float, index: str,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """The fixed-threshold test on one block: ``(water, observed, snow)``; see :func:`classify_observation`."""
+    clear, snow = clear_and_snow(green, nir, swir16, scl=scl, masked=masked)
+    # Since baseline 04.00 reflectance can be slightly negative (dark water, deep shadow); floor it
+    # so that the index stays within -1..1 (a negative green over a dark NIR would give NDWI > 1).
+    g = np.maximum(green, MIN_REFLECTANCE)
+    if index == "mndwi":
+        if swir16 is None:
+            raise ValueError("MNDWI needs the SWIR1 band")
+        idx = mndwi(g, np.maximum(swir16, MIN_REFLECTANCE))
+    else:
+        idx = ndwi(g, np.maximum(nir, MIN_REFLECTANCE))
+    clear &= ~snow
+    water, observed = water_observation(idx, clear, threshold=threshold)
+    return water, observed, snow
+
+
+def blockwise(
+    kernel: Callable[..., tuple[NDArray[np.bool_], ...]],
+    bands: Sequence[NDArray[Any] | None],
+    *,
+    scl: NDArray[np.integer] | None,
+    masked: NDArray[np.bool_] | None,
+    n_out: int,
+    block_px: int = BLOCK_PX,
+    **kwargs: Any,
+) -> tuple[NDArray[np.bool_], ...]:
+    """Run a per-pixel ``kernel(*bands, scl=, masked=, **kwargs)`` over row blocks of about
+    ``block_px`` pixels and assemble its ``n_out`` boolean outputs: the temporaries of a block stay
+    in the CPU cache. Per-pixel kernels give the same result whatever the blocks.
+
+    >>> w, = blockwise(lambda a, scl, masked: (a > 1,), [np.arange(6).reshape(3, 2)], scl=None, masked=None,
+    ...                n_out=1, block_px=2)
+    >>> w.astype(int)
+    array([[0, 0],
+           [1, 1],
+           [1, 1]])
+    """
+    arrays = [None if b is None else np.asarray(b) for b in bands]
+    present = [a for a in arrays if a is not None] + [a for a in (scl, masked) if a is not None]
+    shape = np.broadcast_shapes(*(a.shape for a in present))
+    full = np.broadcast_arrays(*present)
+    it = iter(full)
+    arrays = [None if a is None else next(it) for a in arrays]
+    scl_b = next(it) if scl is not None else None
+    masked_b = next(it) if masked is not None else None
+    outs = tuple(np.empty(shape, dtype=bool) for _ in range(n_out))
+    if len(shape) == 0:
+        res = kernel(*arrays, scl=scl_b, masked=masked_b, **kwargs)
+        for o, r in zip(outs, res):
+            o[...] = r
+        return outs
+    for sl in row_blocks(shape, block_px):
+        res = kernel(*(None if a is None else a[sl] for a in arrays),
+                     scl=None if scl_b is None else scl_b[sl], masked=None if masked_b is None else masked_b[sl],
+                     **kwargs)
+        for o, r in zip(outs, res):
+            o[sl] = r
+    return outs
+
+
 def classify_observation(
     green: NDArray[np.floating],
     nir: NDArray[np.floating],
@@ -188,14 +349,15 @@ def classify_observation(
     threshold: float,
     index: str = "ndwi",
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
-    """Water, open-surface observation and snow/ice of one acquisition.
+    """Water, open-surface observation and snow/ice of one acquisition (the ``"threshold"`` method).
 
     A pixel is *clear* when its reflectances are finite, its scene classification (if any) is not
     cloud, shadow, cirrus, saturated or no data, and ``masked`` (e.g. terrain or detector cloud
     shadow) is False. A clear pixel is *snow/ice* when SCL says 11, or (with SWIR1) the NDSI test of
     :func:`snow_index_mask` holds. Snow/ice is not an observation of open water: a lake frozen on one
     date neither counts as water nor as "not water" then. The rest is *observed*; it is *water* when
-    the index exceeds ``threshold``.
+    the index exceeds ``threshold``. Computed block by block (:func:`blockwise`);
+    :func:`gli_toolbox.classify.classify_bands` with ``method="threshold"`` gives the same arrays.
 
     Returns
     -------
@@ -208,27 +370,10 @@ def classify_observation(
     >>> w.astype(int), o.astype(int), sn.astype(int)
     (array([[1, 0, 0]]), array([[1, 1, 0]]), array([[0, 0, 1]]))
     """
-    clear = np.isfinite(green) & np.isfinite(nir)
-    if scl is not None:
-        clear &= scl_valid(scl)
-    if masked is not None:
-        clear &= ~masked
-    snow = np.zeros_like(clear)
-    if scl is not None:
-        snow |= scl == SCL_SNOW
-    if swir16 is not None:
-        snow |= snow_index_mask(green, nir, swir16)
-    snow &= clear
-    # Since baseline 04.00 reflectance can be slightly negative (dark water, deep shadow); floor it
-    # so that the index stays within -1..1 (a negative green over a dark NIR would give NDWI > 1).
-    g = np.maximum(green, MIN_REFLECTANCE)
-    if index == "mndwi":
-        if swir16 is None:
-            raise ValueError("MNDWI needs the SWIR1 band")
-        idx = mndwi(g, np.maximum(swir16, MIN_REFLECTANCE))
-    else:
-        idx = ndwi(g, np.maximum(nir, MIN_REFLECTANCE))
-    water, observed = water_observation(idx, clear & ~snow, threshold=threshold)
+    if index == "mndwi" and swir16 is None:
+        raise ValueError("MNDWI needs the SWIR1 band")
+    water, observed, snow = blockwise(threshold_block, [green, nir, swir16], scl=scl, masked=masked, n_out=3,
+                                      threshold=threshold, index=index)
     return water, observed, snow
 
 

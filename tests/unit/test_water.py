@@ -119,3 +119,55 @@ def test_negative_reflectance_does_not_make_water():
     # dark water with a slightly negative NIR is still water
     w2, _, _ = water.classify_observation(np.array([[0.05]]), np.array([[-0.002]]), threshold=0.2)
     assert w2[0, 0]
+
+
+# ---- the blockwise kernel (issue 12, benchmark 4) gives the same bits as the full-array code it replaced
+def _previous_to_reflectance(dn, *, scale, offset, nodata=0):
+    out = dn.astype(np.float32)
+    out += np.float32(offset / scale)
+    out /= np.float32(1.0 / scale)
+    out[(dn == nodata) | (dn == 65535)] = np.nan
+    return out
+
+
+def _previous_nd(a, b):
+    a32, b32 = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    num, den = a32 - b32, a32 + b32
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den != 0, num / np.where(den == 0, np.float32(1), den), np.float32(np.nan)).astype(np.float32)
+
+
+def _previous_classify(green, nir, swir16, *, scl, masked, threshold, index):
+    clear = np.isfinite(green) & np.isfinite(nir) & ~np.isin(scl, (0, 1, 3, 8, 9, 10)) & ~masked
+    with np.errstate(invalid="ignore"):
+        snow = ((scl == 11) | ((_previous_nd(green, swir16) > 0.4) & (np.asarray(nir) > 0.11))) & clear
+        g = np.maximum(green, 1e-4)
+        other = swir16 if index == "mndwi" else nir
+        idx = _previous_nd(g, np.maximum(other, 1e-4))
+        observed = clear & ~snow & np.isfinite(idx)
+        return observed & (idx > threshold), observed, snow
+
+
+@pytest.mark.parametrize("offset", [0.0, -0.1])
+def test_blockwise_kernel_is_bit_identical_to_the_previous_code(offset):
+    rng = np.random.default_rng(11)
+    shape = (523, 389)  # not a multiple of the block size
+    dn = {k: rng.integers(0, 5000, shape).astype(np.uint16) for k in ("g", "n", "s")}
+    for v in dn.values():
+        v[rng.random(shape) < 0.01] = 0
+        v[rng.random(shape) < 0.01] = 65535
+        v[rng.random(shape) < 0.02] = 1000  # reflectance exactly 0 with the offset
+    scl = rng.integers(0, 256, shape).astype(np.uint8)  # also undefined SCL values
+    masked = rng.random(shape) < 0.05
+    refl = {}
+    for k, v in dn.items():
+        refl[k] = water.to_reflectance(v, scale=1e-4, offset=offset)
+        assert np.array_equal(refl[k], _previous_to_reflectance(v, scale=1e-4, offset=offset), equal_nan=True)
+    assert np.array_equal(water.scl_valid(scl), ~np.isin(scl, water.SCL_MASKED))
+    for index in ("ndwi", "mndwi"):
+        for t in (-0.1, 0.0, 0.2):
+            got = water.classify_observation(refl["g"], refl["n"], refl["s"], scl=scl, masked=masked, threshold=t,
+                                             index=index)
+            want = _previous_classify(refl["g"], refl["n"], refl["s"], scl=scl, masked=masked, threshold=t, index=index)
+            for a, b in zip(got, want):
+                assert np.array_equal(a, b)

@@ -20,10 +20,12 @@ logger = logging.getLogger(__name__)
 @click.option("--crs", default=None, metavar="EPSG", help="Output CRS (default: UTM zone of the AOI centre).")
 @click.option("--min-area-m2", "min_area_m2", type=click.FloatRange(min=0), default=5400.0, show_default=True,
               help="Minimum lake area (m2); smaller water objects are removed before vectorizing.")
+@click.option("--method", type=click.Choice(["multi", "threshold"]), default="multi", show_default=True,
+              help="Water classification: multi (seeded multi-index test, see docs/accuracy.md) or threshold (--index above --threshold).")
 @click.option("--index", type=click.Choice(["ndwi", "mndwi"]), default="ndwi", show_default=True,
-              help="Water index: NDWI (green, NIR) or MNDWI (green, SWIR1).")
+              help="With --method threshold: NDWI (green, NIR) or MNDWI (green, SWIR1).")
 @click.option("--threshold", "ndwi_threshold", type=click.FloatRange(-1, 1), default=0.2, show_default=True,
-              help="A pixel is water when its index is above this value.")
+              help="With --method threshold: a pixel is water when its index is above this value.")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("gli_output"), show_default=True,
               help="Output folder.")
 @click.option("--save-masks", is_flag=True, help="Also write water_<YEAR>.tif masks.")
@@ -41,8 +43,9 @@ logger = logging.getLogger(__name__)
               show_default=True, help="Cloud masking: SCL where available, else s2cloudless.")
 @verbosity_options
 def detect_cmd(
-    aoi: str, aoi_layer: str | None, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
-    crs: str | None, min_area_m2: float, index: str, ndwi_threshold: float, out: Path, save_masks: bool,
+    aoi: str, aoi_layer: str | None, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str,
+    max_cloud: float, crs: str | None, min_area_m2: float, method: str, index: str, ndwi_threshold: float, out: Path,
+    save_masks: bool,
     per_scene: bool, overwrite: bool, glaciers: str | None, max_glacier_dist_m: float, dem: str | None,
     max_slope_deg: float, cloud_detector: str, verbose: int, quiet: int,
 ) -> None:
@@ -57,7 +60,7 @@ def detect_cmd(
     try:
         config = DetectConfig(
             years=years, months=months, stac=stac, collection=collection, max_cloud_pct=max_cloud, crs=crs,
-            min_area_m2=min_area_m2, index=index,  # type: ignore[arg-type]
+            min_area_m2=min_area_m2, method=method, index=index,  # type: ignore[arg-type]
             ndwi_threshold=ndwi_threshold, save_masks=save_masks, per_scene=per_scene,
             glaciers=glaciers, max_glacier_dist_m=max_glacier_dist_m, dem=dem, max_slope_deg=max_slope_deg,
             cloud_detector=cloud_detector,  # type: ignore[arg-type]
