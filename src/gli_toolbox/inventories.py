@@ -23,7 +23,7 @@ from pyproj import CRS, Transformer
 from .attributes import LAKE_FIELDS, lake_attributes
 from .errors import InventoryError
 from .periods import Period
-from .records import RepairedGeometryWarning, TrackRecord, software_versions
+from .records import RepairedGeometryWarning, SinglePeriodWarning, TrackRecord, software_versions
 from .tracking import TrackResult, track
 
 logger = logging.getLogger(__name__)
@@ -283,6 +283,10 @@ def track_inventories(
                       year_field=year_field, pixel_m=pixel_m)
     for note in notes:
         run.warn(RepairedGeometryWarning, note)
+    if len(layers) == 1:
+        only = next(iter(layers))
+        run.warn(SinglePeriodWarning, f"only one period ({only}) was given: lakes get ids, but change needs two periods; "
+                                      "status is 'not_assessed'. Give inventories of at least two years")
     result = track(layers, pixel_m=pixel_m, proximity_m=proximity_m, small_lake_km2=small_lake_km2)
     run.periods = [str(p) for p in result.periods]
     run.crs = result.changes.crs.to_string() if result.changes.crs is not None else None

@@ -13,6 +13,10 @@ Matching rule (documented in ``docs/tracking.md``):
   **merged** into the track that took its best lake. So the id of the largest predecessor survives
   a merge; after a split the largest part keeps the id (it swaps with the part first taken).
 * New ids are the GLIMS-style id of the lake when first seen, made unique within the series.
+
+Status (``lake_changes``) describes the lake's area over the series (``new``, ``vanished``,
+``growing``, ``shrinking``, ``stable``, ``not_observed``; ``not_assessed`` with one period); merges
+and splits are counted in their own fields, so a lake can be ``growing`` and have split once.
 """
 
 from __future__ import annotations
@@ -34,12 +38,20 @@ from .periods import Period
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATUSES", "Status", "TrackResult", "change_status", "decimal_year", "track"]
+__all__ = ["CHANGE_FIELDS", "PAIR_STATUSES", "STATUSES", "Status", "TrackResult", "change_status", "decimal_year",
+           "track"]
 
-Status = Literal["new", "vanished", "stable", "growing", "shrinking", "merged", "split"]
+Status = Literal["new", "vanished", "stable", "growing", "shrinking", "not_observed", "not_assessed"]
+#: Status of a lake over the series (``lake_changes``): what happened to its area. Merges and splits
+#: are reported apart (``n_merges``, ``n_splits``, ``merged_to``, ``split_from``, ``lake_events.csv``).
+STATUSES: tuple[str, ...] = ("new", "vanished", "stable", "growing", "shrinking", "not_observed", "not_assessed")
 #: Pair status (not a change) for a period in which a known lake's place was not seen at all.
 NOT_OBSERVED = "not_observed"
-STATUSES: tuple[str, ...] = ("new", "vanished", "stable", "growing", "shrinking", "merged", "split")
+#: Series status when only one period was given: ids, but no change can be assessed.
+NOT_ASSESSED = "not_assessed"
+#: Status between consecutive periods (``lake_pairs.csv``): the series statuses but ``not_assessed``,
+#: plus ``merged`` for the period in which a lake merged into another (it has no area of its own).
+PAIR_STATUSES: tuple[str, ...] = ("new", "vanished", "stable", "growing", "shrinking", "not_observed", "merged")
 
 
 def decimal_year(key: Any) -> float:
@@ -94,7 +106,7 @@ class TrackResult:
     areas: pd.DataFrame
     """Long table ``lake_id, year, area_km2, area_err`` (plus ``date`` for per-scene periods)."""
     pairs: pd.DataFrame
-    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif``."""
+    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif, event``."""
     events: pd.DataFrame
     """Merges and splits: ``period, kind, lake_id, other_id``."""
     run: Any = None
@@ -103,7 +115,7 @@ class TrackResult:
 
 
 CHANGE_FIELDS = ("lake_id", "first_yr", "last_yr", "n_years", "a_first", "a_last", "d_area", "d_pct",
-                 "rate_yr", "status", "signif", "merged_to", "split_from")
+                 "rate_yr", "status", "signif", "merged_to", "split_from", "n_merges", "n_splits")
 
 
 def _prepare(gdf: gpd.GeoDataFrame, pixel_m: float) -> gpd.GeoDataFrame:
@@ -396,16 +408,21 @@ def _area_table(pers: list[Period], tracks: list[_Track], obs: _Obs, per_scene: 
     return areas.reset_index(drop=True)
 
 
-def _pair_status(tr: _Track, t: int, r_prev: int | None, r_now: int | None, earlier: bool, key: Any,
-                 merge_into_at: set[tuple[str, Any]], split_at: set[tuple[str, Any]],
-                 seen: Callable[[_Track, int], bool]) -> str | None:
-    """Event status of a track between periods t-1 and t (None: nothing to report besides change)."""
-    if tr.ended == t:
-        return "merged"  # this lake merged into another one at t
-    if (tr.id, key) in merge_into_at and r_now is not None:
-        return "merged"  # another lake merged into this one at t
+def _pair_event(tr: _Track, t: int, r_now: int | None, key: Any, merge_into_at: set[tuple[str, Any]],
+                split_at: set[tuple[str, Any]]) -> str:
+    """``merged`` / ``split`` when the track took part in a merge / split at t, else ``""``."""
+    if tr.ended == t or ((tr.id, key) in merge_into_at and r_now is not None):
+        return "merged"  # this lake merged into another one at t, or another lake into this one
     if (tr.id, key) in split_at or (tr.split_from is not None and tr.first == t):
-        return "split"
+        return "split"  # it split at t, or it was split off at t
+    return ""
+
+
+def _pair_status(tr: _Track, t: int, r_prev: int | None, r_now: int | None, earlier: bool,
+                 seen: Callable[[_Track, int], bool]) -> str | None:
+    """Status of a track between periods t-1 and t that is not an area change (None: see the change)."""
+    if tr.ended == t:
+        return "merged"  # no area of its own any more: it is part of the lake it merged into
     if r_now is not None and not earlier:
         return "new"
     if r_prev is not None and r_now is None and tr.ended is None:
@@ -415,7 +432,8 @@ def _pair_status(tr: _Track, t: int, r_prev: int | None, r_now: int | None, earl
 
 def _pair_table(periods: list[Any], tracks: list[_Track], events: list[dict[str, Any]], obs: _Obs,
                 seen: Callable[[_Track, int], bool]) -> pd.DataFrame:
-    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif``."""
+    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif, event``
+    (``event``: ``merged`` / ``split`` when the lake took part in one at ``to``, else empty)."""
     merge_into_at = {(ev["other_id"], ev["period"]) for ev in events if ev["kind"] == "merged"}
     split_at = {(ev["lake_id"], ev["period"]) for ev in events if ev["kind"] == "split"}
     rows = []
@@ -430,25 +448,29 @@ def _pair_table(periods: list[Any], tracks: list[_Track], events: list[dict[str,
                 (a1, e1), (a2, e2) = obs.area_err(s_, tr.obs[s_]), obs.area_err(t, r_now)
                 status, sig = change_status(a1, e1, a2, e2)
                 d = a2 - a1
-            event = _pair_status(tr, t, r_prev, r_now, bool(earlier), periods[t], merge_into_at, split_at, seen)
-            status = event or status
+            status = _pair_status(tr, t, r_prev, r_now, bool(earlier), seen) or status
             if status is not None:
                 rows.append({"lake_id": tr.id, "from": periods[t - 1], "to": periods[t], "status": status,
-                             "d_area": d, "signif": sig})
-    return pd.DataFrame(rows, columns=["lake_id", "from", "to", "status", "d_area", "signif"])
+                             "d_area": d, "signif": sig,
+                             "event": _pair_event(tr, t, r_now, periods[t], merge_into_at, split_at)})
+    return pd.DataFrame(rows, columns=["lake_id", "from", "to", "status", "d_area", "signif", "event"])
 
 
 def _series_status(tr: _Track, t_first: int, t_last: int, last_t: int, a: np.ndarray, e: np.ndarray,
                    seen: Callable[[_Track, int], bool]) -> str:
-    """Status of a lake over the whole series (see ``docs/tracking.md``)."""
-    if tr.merged_into is not None:
-        return "merged"
-    if t_last < last_t and any(seen(tr, s) for s in range(t_last + 1, last_t + 1)):
+    """What happened to the lake's area over the series (see ``docs/tracking.md``); merges and splits
+    do not override it (they have their own fields)."""
+    if last_t == 0:
+        return NOT_ASSESSED  # one period: change needs two
+    gone_at_end = t_last < last_t and tr.merged_into is None
+    if gone_at_end and any(seen(tr, s) for s in range(t_last + 1, last_t + 1)):
         return "vanished"
-    if tr.split_from is not None or tr.split_into:
-        return "split"
     if t_first > 0:
         return "new"
+    if gone_at_end:
+        return NOT_OBSERVED  # absent at the end, but its place was never seen empty
+    if len(a) < 2:
+        return NOT_ASSESSED  # merged into another lake after its only observation
     return change_status(a[0], e[0], a[-1], e[-1])[0]
 
 
@@ -483,6 +505,8 @@ def _change_table(pers: list[Period], tracks: list[_Track], obs: _Obs, crs: Any,
             "signif": int(sig),
             "merged_to": tr.merged_into or "",
             "split_from": tr.split_from or "",
+            "n_merges": len(tr.merged_from) + (tr.merged_into is not None),
+            "n_splits": len(tr.split_into) + (tr.split_from is not None),
         }
         if per_scene:
             row["first_dt"] = pers[t_first].iso

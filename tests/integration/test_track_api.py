@@ -115,3 +115,21 @@ def test_gli_track_does_not_import_odc_stac(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert pd.read_csv(tmp_path / "out" / "lake_changes.csv").status.tolist() == ["growing"]
+
+
+def test_one_layer_warns_that_change_needs_two_periods(tmp_path):
+    from click.testing import CliRunner
+
+    from gli_toolbox.cli import cli
+    from gli_toolbox.records import SinglePeriodWarning
+
+    with pytest.warns(SinglePeriodWarning, match="change needs two periods") as caught:
+        res = gli_toolbox.track_inventories({2019: lakes((X0, Y0, X0 + 400, Y0 + 300))})
+    assert res.changes.status.tolist() == ["not_assessed"] and len(res.pairs) == 0
+    assert res.run.warnings == [str(caught[0].message)]
+    lakes((X0, Y0, X0 + 400, Y0 + 300)).to_file(tmp_path / "lakes_2019.shp")
+    out = CliRunner().invoke(cli, ["track", str(tmp_path / "lakes_2019.shp"), "--out", str(tmp_path / "out")],
+                             catch_exceptions=False)
+    assert out.exit_code == 0 and "change needs two periods" in out.output
+    doc = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert doc["status_counts"] == {"not_assessed": 1} and "change needs two periods" in doc["warnings"][0]
