@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["period_from_name", "read_inventories", "standard_fields", "track_inventories", "utm_zone_crs"]
 
 #: An inventory: a vector file path, or an already loaded GeoDataFrame.
-Inventory = str | Path | gpd.GeoDataFrame
+Inventory: TypeAlias = str | Path | gpd.GeoDataFrame
 
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
@@ -186,6 +186,13 @@ def _common_utm(layers: list[gpd.GeoDataFrame]) -> CRS:
     return utm_zone_crs((b[:, 0].min() + b[:, 2].max()) / 2.0, (b[:, 1].min() + b[:, 3].max()) / 2.0)
 
 
+def _detect_resolution_m() -> float:
+    """The pixel size ``gli detect`` maps at by default (:class:`~gli_toolbox.config.DetectConfig`)."""
+    from .config import DetectConfig
+
+    return float(DetectConfig.__dataclass_fields__["resolution_m"].default)  # type: ignore[arg-type]
+
+
 def read_inventories(
     inventories: Sequence[Inventory] | Mapping[Any, Inventory], *, year_field: str | None = None,
     pixel_m: float = 10.0,
@@ -275,9 +282,7 @@ def track_inventories(
     [['growing', 0.12, 0.24]]
     """
     if pixel_m is None:
-        from .config import DetectConfig
-
-        pixel_m = DetectConfig.__dataclass_fields__["resolution_m"].default
+        pixel_m = _detect_resolution_m()
     layers, notes = read_inventories(inventories, year_field=year_field, pixel_m=pixel_m)
     run = TrackRecord(software=software_versions(), inputs=[label for _, label, _ in _sources(inventories)],
                       year_field=year_field, pixel_m=pixel_m)
