@@ -474,21 +474,56 @@ def _series_status(tr: _Track, t_first: int, t_last: int, last_t: int, a: np.nda
     return change_status(a[0], e[0], a[-1], e[-1])[0]
 
 
+def _rates(tracks: list[_Track], obs: _Obs, times: np.ndarray) -> list[float]:
+    """Least-squares area trend (km2 per year) of each track, 0 with fewer than two distinct times.
+    One ``np.polyfit`` per observation pattern (tracks seen in the same periods share the design
+    matrix), not one per lake."""
+    rates = [0.0] * len(tracks)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k, tr in enumerate(tracks):
+        groups.setdefault(tuple(sorted(tr.obs)), []).append(k)
+    for ts_idx, ks in groups.items():
+        ts = times[list(ts_idx)]
+        if len(ts_idx) < 2 or np.ptp(ts) <= 0:
+            continue
+        a = np.array([[obs.A[t][tracks[k].obs[t]] for k in ks] for t in ts_idx], dtype=float)
+        slopes = np.polyfit(ts, a, 1)[0]
+        for k, v in zip(ks, np.atleast_1d(slopes).tolist()):
+            rates[k] = float(v)
+    return rates
+
+
+def _outline_unions(tracks: list[_Track], obs: _Obs, n_periods: int) -> np.ndarray:
+    """Union of each track's outlines over the series (one vectorized ``union_all`` along periods)."""
+    parts = np.full((len(tracks), n_periods), None, dtype=object)
+    for k, tr in enumerate(tracks):
+        for t, r in tr.obs.items():
+            parts[k, t] = obs.G[t][r]
+    out = np.empty(len(tracks), dtype=object)
+    n_obs = np.array([len(tr.obs) for tr in tracks], dtype=np.int64)
+    single = n_obs == 1
+    if single.any():
+        firsts = [next(iter(tracks[k].obs.items())) for k in np.flatnonzero(single)]
+        out[single] = [obs.G[t][r] for t, r in firsts]
+    if (~single).any():
+        out[~single] = shapely.union_all(parts[~single], axis=1)
+    return out
+
+
 def _change_table(pers: list[Period], tracks: list[_Track], obs: _Obs, crs: Any,
                   seen: Callable[[_Track, int], bool]) -> gpd.GeoDataFrame:
     """One row per lake with :data:`CHANGE_FIELDS` and the union of its outlines."""
     per_scene = any(p.per_scene for p in pers)
     times = np.array([p.decimal_year for p in pers])
     last_t = len(pers) - 1
+    rates = _rates(tracks, obs, times)
     rows = []
-    geoms = []
-    for tr in tracks:
+    for k, tr in enumerate(tracks):
         ob = sorted(tr.obs.items())
         t_first, t_last = ob[0][0], ob[-1][0]
         a = np.array([obs.A[t][r] for t, r in ob], dtype=float)
         e = np.array([obs.E[t][r] for t, r in ob], dtype=float)
-        ts = times[[t for t, _ in ob]]
-        rate = float(np.polyfit(ts, a, 1)[0]) if len(ob) >= 2 and np.ptp(ts) > 0 else 0.0
+        rate = rates[k]
         d_area = float(a[-1] - a[0])
         _, sig = change_status(a[0], e[0], a[-1], e[-1])
         row = {
@@ -513,9 +548,7 @@ def _change_table(pers: list[Period], tracks: list[_Track], obs: _Obs, crs: Any,
             row["last_dt"] = pers[t_last].iso
             row["n_obs_dt"] = len(ob)
         rows.append(row)
-        parts = [obs.G[t][r] for t, r in ob]
-        geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
-    changes = gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+    changes = gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(_outline_unions(tracks, obs, len(pers)), crs=crs), crs=crs)
     if len(changes):
         return changes.sort_values("lake_id").reset_index(drop=True)
     return gpd.GeoDataFrame({c: pd.Series([], dtype="object") for c in CHANGE_FIELDS},
