@@ -113,6 +113,15 @@ class TrackResult:
     """The run record (:class:`~gli_toolbox.records.TrackRecord`) when made by
     :func:`~gli_toolbox.inventories.track_inventories`; None from :func:`track` alone."""
 
+    def layer(self, period: Any) -> gpd.GeoDataFrame:
+        """The layer of ``period`` given as ``2019``, ``"20190723"`` or a :class:`~gli_toolbox.periods.Period`,
+        whatever key type the layers were given with."""
+        want = Period.of(period)
+        for key, g in self.layers.items():
+            if Period.of(key) == want:
+                return g
+        raise KeyError(f"no layer for {want}; periods are {', '.join(str(p) for p in self.periods)}")
+
 
 CHANGE_FIELDS = ("lake_id", "first_yr", "last_yr", "n_years", "a_first", "a_last", "d_area", "d_pct",
                  "rate_yr", "status", "signif", "merged_to", "split_from", "n_merges", "n_splits")

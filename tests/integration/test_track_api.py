@@ -47,6 +47,9 @@ def test_track_inventories_from_geodataframes_then_written(tmp_path):
     assert row.status == "growing" and row.a_last == pytest.approx(0.18)
     # area uncertainty with the DetectConfig resolution (10 m) by default
     assert res.layers[Period.of(2016)].area_err.iloc[0] == pytest.approx(1400 / 10 * 50 * 0.6872 / 1e6)
+    assert res.layer(2018) is res.layers[Period.of("2018")] and res.layer("2016") is res.layers[Period.of(2016)]
+    with pytest.raises(KeyError, match="no layer for 2017"):
+        res.layer(2017)
     run = res.run.to_dict()
     assert run["periods"] == ["2016", "2018"] and run["inputs"] == ["GeoDataFrame 2016", "GeoDataFrame 2018"]
     written = write_track_outputs(res, tmp_path / "out")
