@@ -133,8 +133,8 @@ def lake_attributes(
     --------
     >>> from shapely.geometry import box
     >>> a = lake_attributes([box(500000, 4000000, 500200, 4000100)], crs="EPSG:32643", pixel_m=10.0)
-    >>> a.loc[0, ["lake_id", "area_km2", "perim_km"]].tolist()
-    ['GL075000E36141N', 0.02, 0.6]
+    >>> a.loc[0, "lake_id"], float(a.loc[0, "area_km2"]), float(a.loc[0, "perim_km"])
+    ('GL075001E36145N', 0.02, 0.6)
     """
     crs_obj = CRS.from_user_input(crs)
     if not crs_obj.is_projected:

@@ -23,6 +23,7 @@ __all__ = ["STATUS_COLOURS", "status_map_figure", "top_changes_figure", "total_a
 STATUS_COLOURS = {
     "new": "#1b9e77", "vanished": "#7f7f7f", "stable": "#6baed6", "growing": "#d62728",
     "shrinking": "#ff7f0e", "merged": "#9467bd", "split": "#8c564b",
+    "not_observed": "#d9d9d9", "not_assessed": "#ffffff",
 }
 
 

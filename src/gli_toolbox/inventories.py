@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -23,7 +23,7 @@ from pyproj import CRS, Transformer
 from .attributes import LAKE_FIELDS, lake_attributes
 from .errors import InventoryError
 from .periods import Period
-from .records import RepairedGeometryWarning, TrackRecord, software_versions
+from .records import RepairedGeometryWarning, SinglePeriodWarning, TrackRecord, software_versions
 from .tracking import TrackResult, track
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["period_from_name", "read_inventories", "standard_fields", "track_inventories", "utm_zone_crs"]
 
 #: An inventory: a vector file path, or an already loaded GeoDataFrame.
-Inventory = str | Path | gpd.GeoDataFrame
+Inventory: TypeAlias = str | Path | gpd.GeoDataFrame
 
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
@@ -186,6 +186,13 @@ def _common_utm(layers: list[gpd.GeoDataFrame]) -> CRS:
     return utm_zone_crs((b[:, 0].min() + b[:, 2].max()) / 2.0, (b[:, 1].min() + b[:, 3].max()) / 2.0)
 
 
+def _detect_resolution_m() -> float:
+    """The pixel size ``gli detect`` maps at by default (:class:`~gli_toolbox.config.DetectConfig`)."""
+    from .config import DetectConfig
+
+    return float(DetectConfig.__dataclass_fields__["resolution_m"].default)  # type: ignore[arg-type]
+
+
 def read_inventories(
     inventories: Sequence[Inventory] | Mapping[Any, Inventory], *, year_field: str | None = None,
     pixel_m: float = 10.0,
@@ -275,14 +282,16 @@ def track_inventories(
     [['growing', 0.12, 0.24]]
     """
     if pixel_m is None:
-        from .config import DetectConfig
-
-        pixel_m = DetectConfig.__dataclass_fields__["resolution_m"].default
+        pixel_m = _detect_resolution_m()
     layers, notes = read_inventories(inventories, year_field=year_field, pixel_m=pixel_m)
     run = TrackRecord(software=software_versions(), inputs=[label for _, label, _ in _sources(inventories)],
                       year_field=year_field, pixel_m=pixel_m)
     for note in notes:
         run.warn(RepairedGeometryWarning, note)
+    if len(layers) == 1:
+        only = next(iter(layers))
+        run.warn(SinglePeriodWarning, f"only one period ({only}) was given: lakes get ids, but change needs two periods; "
+                                      "status is 'not_assessed'. Give inventories of at least two years")
     result = track(layers, pixel_m=pixel_m, proximity_m=proximity_m, small_lake_km2=small_lake_km2)
     run.periods = [str(p) for p in result.periods]
     run.crs = result.changes.crs.to_string() if result.changes.crs is not None else None

@@ -13,6 +13,10 @@ Matching rule (documented in ``docs/tracking.md``):
   **merged** into the track that took its best lake. So the id of the largest predecessor survives
   a merge; after a split the largest part keeps the id (it swaps with the part first taken).
 * New ids are the GLIMS-style id of the lake when first seen, made unique within the series.
+
+Status (``lake_changes``) describes the lake's area over the series (``new``, ``vanished``,
+``growing``, ``shrinking``, ``stable``, ``not_observed``; ``not_assessed`` with one period); merges
+and splits are counted in their own fields, so a lake can be ``growing`` and have split once.
 """
 
 from __future__ import annotations
@@ -34,12 +38,20 @@ from .periods import Period
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATUSES", "Status", "TrackResult", "change_status", "decimal_year", "track"]
+__all__ = ["CHANGE_FIELDS", "PAIR_STATUSES", "STATUSES", "Status", "TrackResult", "change_status", "decimal_year",
+           "track"]
 
-Status = Literal["new", "vanished", "stable", "growing", "shrinking", "merged", "split"]
+Status = Literal["new", "vanished", "stable", "growing", "shrinking", "not_observed", "not_assessed"]
+#: Status of a lake over the series (``lake_changes``): what happened to its area. Merges and splits
+#: are reported apart (``n_merges``, ``n_splits``, ``merged_to``, ``split_from``, ``lake_events.csv``).
+STATUSES: tuple[str, ...] = ("new", "vanished", "stable", "growing", "shrinking", "not_observed", "not_assessed")
 #: Pair status (not a change) for a period in which a known lake's place was not seen at all.
 NOT_OBSERVED = "not_observed"
-STATUSES: tuple[str, ...] = ("new", "vanished", "stable", "growing", "shrinking", "merged", "split")
+#: Series status when only one period was given: ids, but no change can be assessed.
+NOT_ASSESSED = "not_assessed"
+#: Status between consecutive periods (``lake_pairs.csv``): the series statuses but ``not_assessed``,
+#: plus ``merged`` for the period in which a lake merged into another (it has no area of its own).
+PAIR_STATUSES: tuple[str, ...] = ("new", "vanished", "stable", "growing", "shrinking", "not_observed", "merged")
 
 
 def decimal_year(key: Any) -> float:
@@ -94,16 +106,25 @@ class TrackResult:
     areas: pd.DataFrame
     """Long table ``lake_id, year, area_km2, area_err`` (plus ``date`` for per-scene periods)."""
     pairs: pd.DataFrame
-    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif``."""
+    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif, event``."""
     events: pd.DataFrame
     """Merges and splits: ``period, kind, lake_id, other_id``."""
     run: Any = None
     """The run record (:class:`~gli_toolbox.records.TrackRecord`) when made by
     :func:`~gli_toolbox.inventories.track_inventories`; None from :func:`track` alone."""
 
+    def layer(self, period: Any) -> gpd.GeoDataFrame:
+        """The layer of ``period`` given as ``2019``, ``"20190723"`` or a :class:`~gli_toolbox.periods.Period`,
+        whatever key type the layers were given with."""
+        want = Period.of(period)
+        for key, g in self.layers.items():
+            if Period.of(key) == want:
+                return g
+        raise KeyError(f"no layer for {want}; periods are {', '.join(str(p) for p in self.periods)}")
+
 
 CHANGE_FIELDS = ("lake_id", "first_yr", "last_yr", "n_years", "a_first", "a_last", "d_area", "d_pct",
-                 "rate_yr", "status", "signif", "merged_to", "split_from")
+                 "rate_yr", "status", "signif", "merged_to", "split_from", "n_merges", "n_splits")
 
 
 def _prepare(gdf: gpd.GeoDataFrame, pixel_m: float) -> gpd.GeoDataFrame:
@@ -396,16 +417,21 @@ def _area_table(pers: list[Period], tracks: list[_Track], obs: _Obs, per_scene: 
     return areas.reset_index(drop=True)
 
 
-def _pair_status(tr: _Track, t: int, r_prev: int | None, r_now: int | None, earlier: bool, key: Any,
-                 merge_into_at: set[tuple[str, Any]], split_at: set[tuple[str, Any]],
-                 seen: Callable[[_Track, int], bool]) -> str | None:
-    """Event status of a track between periods t-1 and t (None: nothing to report besides change)."""
-    if tr.ended == t:
-        return "merged"  # this lake merged into another one at t
-    if (tr.id, key) in merge_into_at and r_now is not None:
-        return "merged"  # another lake merged into this one at t
+def _pair_event(tr: _Track, t: int, r_now: int | None, key: Any, merge_into_at: set[tuple[str, Any]],
+                split_at: set[tuple[str, Any]]) -> str:
+    """``merged`` / ``split`` when the track took part in a merge / split at t, else ``""``."""
+    if tr.ended == t or ((tr.id, key) in merge_into_at and r_now is not None):
+        return "merged"  # this lake merged into another one at t, or another lake into this one
     if (tr.id, key) in split_at or (tr.split_from is not None and tr.first == t):
-        return "split"
+        return "split"  # it split at t, or it was split off at t
+    return ""
+
+
+def _pair_status(tr: _Track, t: int, r_prev: int | None, r_now: int | None, earlier: bool,
+                 seen: Callable[[_Track, int], bool]) -> str | None:
+    """Status of a track between periods t-1 and t that is not an area change (None: see the change)."""
+    if tr.ended == t:
+        return "merged"  # no area of its own any more: it is part of the lake it merged into
     if r_now is not None and not earlier:
         return "new"
     if r_prev is not None and r_now is None and tr.ended is None:
@@ -415,7 +441,8 @@ def _pair_status(tr: _Track, t: int, r_prev: int | None, r_now: int | None, earl
 
 def _pair_table(periods: list[Any], tracks: list[_Track], events: list[dict[str, Any]], obs: _Obs,
                 seen: Callable[[_Track, int], bool]) -> pd.DataFrame:
-    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif``."""
+    """Status of each lake between consecutive periods: ``lake_id, from, to, status, d_area, signif, event``
+    (``event``: ``merged`` / ``split`` when the lake took part in one at ``to``, else empty)."""
     merge_into_at = {(ev["other_id"], ev["period"]) for ev in events if ev["kind"] == "merged"}
     split_at = {(ev["lake_id"], ev["period"]) for ev in events if ev["kind"] == "split"}
     rows = []
@@ -430,26 +457,66 @@ def _pair_table(periods: list[Any], tracks: list[_Track], events: list[dict[str,
                 (a1, e1), (a2, e2) = obs.area_err(s_, tr.obs[s_]), obs.area_err(t, r_now)
                 status, sig = change_status(a1, e1, a2, e2)
                 d = a2 - a1
-            event = _pair_status(tr, t, r_prev, r_now, bool(earlier), periods[t], merge_into_at, split_at, seen)
-            status = event or status
+            status = _pair_status(tr, t, r_prev, r_now, bool(earlier), seen) or status
             if status is not None:
                 rows.append({"lake_id": tr.id, "from": periods[t - 1], "to": periods[t], "status": status,
-                             "d_area": d, "signif": sig})
-    return pd.DataFrame(rows, columns=["lake_id", "from", "to", "status", "d_area", "signif"])
+                             "d_area": d, "signif": sig,
+                             "event": _pair_event(tr, t, r_now, periods[t], merge_into_at, split_at)})
+    return pd.DataFrame(rows, columns=["lake_id", "from", "to", "status", "d_area", "signif", "event"])
 
 
 def _series_status(tr: _Track, t_first: int, t_last: int, last_t: int, a: np.ndarray, e: np.ndarray,
                    seen: Callable[[_Track, int], bool]) -> str:
-    """Status of a lake over the whole series (see ``docs/tracking.md``)."""
-    if tr.merged_into is not None:
-        return "merged"
-    if t_last < last_t and any(seen(tr, s) for s in range(t_last + 1, last_t + 1)):
+    """What happened to the lake's area over the series (see ``docs/tracking.md``); merges and splits
+    do not override it (they have their own fields)."""
+    if last_t == 0:
+        return NOT_ASSESSED  # one period: change needs two
+    gone_at_end = t_last < last_t and tr.merged_into is None
+    if gone_at_end and any(seen(tr, s) for s in range(t_last + 1, last_t + 1)):
         return "vanished"
-    if tr.split_from is not None or tr.split_into:
-        return "split"
     if t_first > 0:
         return "new"
+    if gone_at_end:
+        return NOT_OBSERVED  # absent at the end, but its place was never seen empty
+    if len(a) < 2:
+        return NOT_ASSESSED  # merged into another lake after its only observation
     return change_status(a[0], e[0], a[-1], e[-1])[0]
+
+
+def _rates(tracks: list[_Track], obs: _Obs, times: np.ndarray) -> list[float]:
+    """Least-squares area trend (km2 per year) of each track, 0 with fewer than two distinct times.
+    One ``np.polyfit`` per observation pattern (tracks seen in the same periods share the design
+    matrix), not one per lake."""
+    rates = [0.0] * len(tracks)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k, tr in enumerate(tracks):
+        groups.setdefault(tuple(sorted(tr.obs)), []).append(k)
+    for ts_idx, ks in groups.items():
+        ts = times[list(ts_idx)]
+        if len(ts_idx) < 2 or np.ptp(ts) <= 0:
+            continue
+        a = np.array([[obs.A[t][tracks[k].obs[t]] for k in ks] for t in ts_idx], dtype=float)
+        slopes = np.polyfit(ts, a, 1)[0]
+        for k, v in zip(ks, np.atleast_1d(slopes).tolist()):
+            rates[k] = float(v)
+    return rates
+
+
+def _outline_unions(tracks: list[_Track], obs: _Obs, n_periods: int) -> np.ndarray:
+    """Union of each track's outlines over the series (one vectorized ``union_all`` along periods)."""
+    parts = np.full((len(tracks), n_periods), None, dtype=object)
+    for k, tr in enumerate(tracks):
+        for t, r in tr.obs.items():
+            parts[k, t] = obs.G[t][r]
+    out = np.empty(len(tracks), dtype=object)
+    n_obs = np.array([len(tr.obs) for tr in tracks], dtype=np.int64)
+    single = n_obs == 1
+    if single.any():
+        firsts = [next(iter(tracks[k].obs.items())) for k in np.flatnonzero(single)]
+        out[single] = [obs.G[t][r] for t, r in firsts]
+    if (~single).any():
+        out[~single] = shapely.union_all(parts[~single], axis=1)
+    return out
 
 
 def _change_table(pers: list[Period], tracks: list[_Track], obs: _Obs, crs: Any,
@@ -458,15 +525,14 @@ def _change_table(pers: list[Period], tracks: list[_Track], obs: _Obs, crs: Any,
     per_scene = any(p.per_scene for p in pers)
     times = np.array([p.decimal_year for p in pers])
     last_t = len(pers) - 1
+    rates = _rates(tracks, obs, times)
     rows = []
-    geoms = []
-    for tr in tracks:
+    for k, tr in enumerate(tracks):
         ob = sorted(tr.obs.items())
         t_first, t_last = ob[0][0], ob[-1][0]
         a = np.array([obs.A[t][r] for t, r in ob], dtype=float)
         e = np.array([obs.E[t][r] for t, r in ob], dtype=float)
-        ts = times[[t for t, _ in ob]]
-        rate = float(np.polyfit(ts, a, 1)[0]) if len(ob) >= 2 and np.ptp(ts) > 0 else 0.0
+        rate = rates[k]
         d_area = float(a[-1] - a[0])
         _, sig = change_status(a[0], e[0], a[-1], e[-1])
         row = {
@@ -483,15 +549,15 @@ def _change_table(pers: list[Period], tracks: list[_Track], obs: _Obs, crs: Any,
             "signif": int(sig),
             "merged_to": tr.merged_into or "",
             "split_from": tr.split_from or "",
+            "n_merges": len(tr.merged_from) + (tr.merged_into is not None),
+            "n_splits": len(tr.split_into) + (tr.split_from is not None),
         }
         if per_scene:
             row["first_dt"] = pers[t_first].iso
             row["last_dt"] = pers[t_last].iso
             row["n_obs_dt"] = len(ob)
         rows.append(row)
-        parts = [obs.G[t][r] for t, r in ob]
-        geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
-    changes = gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+    changes = gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(_outline_unions(tracks, obs, len(pers)), crs=crs), crs=crs)
     if len(changes):
         return changes.sort_values("lake_id").reset_index(drop=True)
     return gpd.GeoDataFrame({c: pd.Series([], dtype="object") for c in CHANGE_FIELDS},

@@ -27,6 +27,7 @@ import shapely.affinity
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
+from gli_toolbox import detect
 from gli_toolbox.errors import StacError
 from gli_toolbox.search import SceneSource, group_by_day, open_source, search_year
 
@@ -309,21 +310,9 @@ def test_static_catalog_over_http_is_not_a_stac_api(http_server: str) -> None:
         open_source(http_server + "/catalog.json")
 
 
-def _detect():  # type: ignore[no-untyped-def]
-    try:
-        from gli_toolbox import detect
-    except ImportError as exc:
-        # Only a missing gli_toolbox module means "not written yet"; a missing dependency is an error.
-        if (exc.name or "").split(".")[0] == "gli_toolbox":
-            pytest.skip("pipeline not available yet")
-        raise
-    return detect
-
-
 def test_detect_gives_same_lakes_from_api_and_local_catalog(
     stac_api: str, sample_data: Path
 ) -> None:
-    detect = _detect()
     aoi = str(sample_data / "barbellino.geojson")
     via_api = detect(aoi, years=(2017, 2019), stac=stac_api)
     local = detect(aoi, years=(2017, 2019), stac=str(sample_data / "catalog.json"))

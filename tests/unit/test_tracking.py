@@ -30,6 +30,11 @@ def pair(res, lake_id, to):
     return p.iloc[0].status if len(p) else None
 
 
+def event(res, lake_id, to):
+    p = res.pairs[(res.pairs.lake_id == lake_id) & (res.pairs["to"] == to)]
+    return p.iloc[0].event if len(p) else None
+
+
 def test_stable_lake_keeps_first_id_even_if_point_moves():
     res = track({2016: layer(("A16", 0, 0, 300, 300)), 2017: layer(("A17", 0, 0, 300, 300)),
                  2018: layer(("A18", 5, 0, 305, 300))})
@@ -72,9 +77,12 @@ def test_merge_keeps_largest_id_and_records_event():
     res = track({2016: layer(("BIG", 0, 0, 400, 400), ("SMALL", 500, 0, 700, 200)),
                  2017: layer(("M", 0, 0, 700, 400))})
     ch = res.changes.set_index("lake_id")
-    assert ch.loc["SMALL", "status"] == "merged" and ch.loc["SMALL", "merged_to"] == "BIG"
-    assert ch.loc["BIG", "status"] == "growing"
-    assert pair(res, "BIG", 2017) == "merged" and pair(res, "SMALL", 2017) == "merged"
+    # the merge is in its own fields; the status says what happened to the area
+    assert ch.loc["SMALL", "merged_to"] == "BIG" and ch.loc["SMALL", "n_merges"] == 1
+    assert ch.loc["SMALL", "status"] == "not_assessed"  # one observation of its own, then part of BIG
+    assert ch.loc["BIG", "status"] == "growing" and ch.loc["BIG", "n_merges"] == 1
+    assert pair(res, "BIG", 2017) == "growing" and pair(res, "SMALL", 2017) == "merged"
+    assert event(res, "BIG", 2017) == "merged" and event(res, "SMALL", 2017) == "merged"
     assert res.events.to_dict("records") == [{"period": 2017, "kind": "merged", "lake_id": "SMALL", "other_id": "BIG"}]
     assert list(res.layers[2017].lake_id) == ["BIG"]
 
@@ -84,9 +92,10 @@ def test_split_largest_part_keeps_id():
                  2017: layer(("PA", 0, 0, 400, 400), ("PB", 500, 0, 700, 400))})
     ch = res.changes.set_index("lake_id")
     assert set(ch.index) == {"P", "PB"}
-    assert ch.loc["PB", "split_from"] == "P" and ch.loc["PB", "status"] == "split"
-    assert ch.loc["P", "status"] == "split"
-    assert pair(res, "P", 2017) == "split" and pair(res, "PB", 2017) == "split"
+    assert ch.loc["PB", "split_from"] == "P" and ch.loc["PB", "status"] == "new" and ch.loc["PB", "n_splits"] == 1
+    assert ch.loc["P", "status"] == "shrinking" and ch.loc["P", "n_splits"] == 1  # 0.28 -> 0.16 km2
+    assert pair(res, "P", 2017) == "shrinking" and pair(res, "PB", 2017) == "new"
+    assert event(res, "P", 2017) == "split" and event(res, "PB", 2017) == "split"
     assert res.events.kind.tolist() == ["split"]
 
 
@@ -178,7 +187,7 @@ def test_unobserved_absence_is_not_vanished():
     assert pair(res, "A", 2017) == "not_observed"
     assert status(res, "A") == "vanished"  # seen empty in 2018
     res2 = track(layers, observed=lambda period, geom: False)
-    assert status(res2, "A") == "stable"  # never seen missing: not reported as gone
+    assert status(res2, "A") == "not_observed"  # never seen missing: neither gone nor claimed stable
     assert pair(res2, "A", 2018) is None
 
 
@@ -190,3 +199,30 @@ def test_split_largest_part_keeps_id_even_if_it_overlaps_less():
     assert keeper.loc["P"].area_km2 == pytest.approx(0.72 * 0.70)  # the large part kept "P"
     ch = res.changes.set_index("lake_id")
     assert ch.loc["SMALL", "split_from"] == "P"
+
+
+def test_a_lake_that_triples_and_split_once_is_growing_with_its_split_counted():
+    """Issue 9: one split in its history must not hide the growth of a lake that tripled."""
+    res = track({
+        2000: layer(("L", 0, 0, 400, 300)),  # 0.12 km2
+        2005: layer(("L5", 0, 0, 400, 375)),  # 0.15
+        2010: layer(("L10", 0, 0, 400, 450), ("PART", 420, 0, 520, 100)),  # 0.18 + a part split off
+        2015: layer(("L15", 0, 0, 400, 675), ("PART2", 420, 0, 520, 100)),  # 0.27
+        2020: layer(("L20", 0, 0, 400, 900), ("PART3", 420, 0, 520, 100)),  # 0.36: three times 2000
+    })
+    # PART (0.01 km2) lies 20 m from L's 2005 outline: small, within proximity -> split from L in 2010
+    ch = res.changes.set_index("lake_id")
+    assert set(ch.index) == {"L", "PART"}
+    assert ch.loc["L", "status"] == "growing" and ch.loc["L", "signif"] == 1
+    assert ch.loc["L", "a_last"] / ch.loc["L", "a_first"] == pytest.approx(3.0)
+    assert ch.loc["L", "n_splits"] == 1 and ch.loc["L", "n_merges"] == 0
+    assert ch.loc["PART", "split_from"] == "L" and ch.loc["PART", "status"] == "new"
+    assert res.events.to_dict("records") == [{"period": 2010, "kind": "split", "lake_id": "L", "other_id": "PART"}]
+    assert [pair(res, "L", y) for y in (2005, 2010, 2015, 2020)] == ["growing"] * 4
+    assert event(res, "L", 2010) == "split" and event(res, "L", 2015) == ""
+
+
+def test_one_period_gives_ids_but_no_status():
+    res = track({2019: layer(("A", 0, 0, 300, 300), ("B", 1000, 0, 1100, 100))})
+    assert set(res.changes.status) == {"not_assessed"} and (res.changes.signif == 0).all()
+    assert len(res.pairs) == 0 and sorted(res.layers[2019].lake_id) == ["A", "B"]
