@@ -193,14 +193,17 @@ def _raise_if_busy(exc: BaseException, location: str) -> None:
 
 
 def _api_io(timeout_s: float | None) -> Any:
-    """pystac-client I/O with the retry policy: 429 and 5xx answers, resets and timeouts are retried
-    with exponential backoff (also POST searches); Retry-After is not obeyed, to keep the wait bounded."""
+    """pystac-client I/O with the retry policy: 429 and 5xx answers, resets and read timeouts are
+    retried with exponential backoff (also POST searches); a refused connection once. Retry-After is
+    not obeyed, to keep the wait bounded."""
     from pystac_client.stac_api_io import StacApiIO
     from urllib3 import Retry
 
     pol = retry.policy()
     rules = Retry(
-        total=pol.retries, connect=pol.retries, read=pol.retries, status=pol.retries,
+        # one quick retry of a refused/failed connection (a wrong URL should fail fast), the full
+        # policy for resets, read timeouts and 429/5xx answers
+        total=pol.retries, connect=min(pol.retries, 1), read=pol.retries, status=pol.retries,
         backoff_factor=pol.delay_s / 2, backoff_max=pol.max_delay_s,  # waits: delay, 2 delay, 4 delay ...
         status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
         raise_on_status=False, respect_retry_after_header=False,
