@@ -75,6 +75,10 @@ class _GliGroup(click.Group):
             signum = getattr(exc, "signum", signal.SIGINT)
             _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
             sys.exit(signal_exit_code(signum))
+        finally:
+            export = sys.modules.get("gli_toolbox.export")
+            if export is not None:
+                export.release_locks()  # the output folder is free for the next run
 
 
 @click.group(cls=_GliGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
