@@ -316,6 +316,14 @@ def _previous_outputs(out: Path) -> tuple[set[str], set[str]]:
     return files, folders
 
 
+_WRITING = 0
+
+
+def writing_outputs() -> bool:
+    """True while outputs are being written or moved into place (a stop signal then waits)."""
+    return _WRITING > 0
+
+
 @contextmanager
 def staged_output(out: str | Path, *, overwrite: bool) -> Iterator[Path]:
     """Yield a staging folder; when the block succeeds, put its content in ``out``.
@@ -333,9 +341,20 @@ def staged_output(out: str | Path, *, overwrite: bool) -> Iterator[Path]:
         The folder cannot be written, the disk is full (``no space left in ...``), or another run
         holds it (:class:`~gli_toolbox.errors.OutputLockedError`).
     """
+    global _WRITING
     out = _abs(out)
     held_before = out in _HELD  # the CLI locks at its start and keeps the lock to the end
     check_output_dir(out, overwrite=overwrite)
+    _WRITING += 1
+    try:
+        with _staged(out, overwrite=overwrite, held_before=held_before) as stage:
+            yield stage
+    finally:
+        _WRITING -= 1
+
+
+@contextmanager
+def _staged(out: Path, *, overwrite: bool, held_before: bool) -> Iterator[Path]:
     existed = out.is_dir()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
