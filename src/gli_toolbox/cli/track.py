@@ -39,6 +39,11 @@ def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, 
     check_output_dir(out, overwrite=overwrite)
     layers, notes = read_inventories(list(inventories), year_field=year_field, pixel_m=pixel_m)
     res = track(layers, pixel_m=pixel_m)
+    if len(res.periods) < 2:  # HOOK(rel): one layer says nothing about change; claim no status
+        notes = [*notes, f"only one period ({', '.join(map(str, res.periods))}): lake change needs at least two "
+                 "periods (years or dates), so no change status is given"]
+        click.echo(f"Warning: {notes[-1]}", err=True)
+        res.changes["status"], res.changes["signif"] = None, 0
     with staged_output(out, overwrite=overwrite) as stage:
         gpkg = stage / "inventory.gpkg"
         for period, gdf in res.layers.items():
@@ -53,7 +58,7 @@ def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, 
             "pixel_m": pixel_m,
             "periods": [str(p) for p in res.periods],
             "crs": res.changes.crs.to_string() if res.changes.crs is not None else None,
-            "status_counts": {k: int(v) for k, v in res.changes["status"].value_counts().items()},
+            "status_counts": {str(k): int(v) for k, v in res.changes["status"].value_counts().items()},
             "warnings": notes,
         }, stage / "run.json")
     if quiet == 0:
