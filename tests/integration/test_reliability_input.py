@@ -209,3 +209,20 @@ def test_aoi_of_wrong_type_or_without_crs_says_what_to_pass():
         as_aoi(gpd.GeoDataFrame(geometry=[box(74, 42, 74.1, 42.1)]))
     with pytest.raises(AoiError, match="not a GeoJSON geometry"):
         as_aoi({"type": "Polygon"})
+
+
+def test_track_with_one_layer_warns_and_claims_no_status(tmp_path):
+    import json
+
+    src = tmp_path / "lakes_2019.gpkg"
+    gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=[box(500000, 4400000, 500300, 4400200),
+                                                     box(501000, 4400000, 501100, 4400100)],
+                     crs="EPSG:32643").to_file(src)
+    out = tmp_path / "o"
+    res = run("track", src, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "lake change needs at least two periods" in res.output
+    changes = gpd.read_file(out / "lake_changes.shp")
+    assert len(changes) == 2 and changes["status"].isna().all()  # not "stable"
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["status_counts"] == {} and any("two periods" in w for w in doc["warnings"])
