@@ -306,7 +306,8 @@ def _previous_outputs(out: Path) -> tuple[set[str], set[str]]:
         names = doc.get("outputs", [])
     except (OSError, ValueError, AttributeError):
         return set(), set()
-    files, folders = set(), set()
+    files: set[str] = set()
+    folders: set[str] = set()
     for n in names if isinstance(names, list) else []:
         if not isinstance(n, str) or n in ("", ".", "..") or n.startswith("/") or ".." in Path(n).parts:
             continue

@@ -351,8 +351,8 @@ def test_disk_full_while_writing_gives_one_line_and_keeps_earlier_outputs(tiny_d
     res = detect(out, "--overwrite", "--save-masks")
     assert res.exit_code == 1
     lines = [line for line in res.output.splitlines() if line.startswith("Error")]
-    assert lines == [f"Error: no space left in {out} while writing the outputs; free some space or choose "
-                     f"another --out (nothing in {out} was changed)"]
+    assert lines == [(f"Error: no space left in {out} while writing the outputs; free some space or choose "
+                      f"another --out (nothing in {out} was changed)")]
     assert "Traceback" not in res.output and "sqlite" not in res.output.lower()
     assert snapshot(out) == before  # earlier outputs intact, no staging leftovers
 
@@ -369,7 +369,7 @@ def test_overwrite_error_is_a_gli_error(tmp_path):
     out.mkdir()
     (out / "run.json").write_text("{}")
     (out / "lakes_2019.shp").write_text("mine")
-    with pytest.raises(OutputExistsError, match="lakes_2019.shp was not written by gli"):
-        with export.staged_output(out, overwrite=True) as stage:
-            (stage / "lakes_2019.shp").write_text("new")
+    with (pytest.raises(OutputExistsError, match="lakes_2019.shp was not written by gli"),
+          export.staged_output(out, overwrite=True) as stage):
+        (stage / "lakes_2019.shp").write_text("new")
     assert (out / "lakes_2019.shp").read_text() == "mine"

@@ -20,7 +20,7 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-_STOP_WORDS = {
+_STOP_WORDS: dict[int, str] = {
     signal.SIGINT: "Interrupted (Ctrl-C)",
     signal.SIGTERM: "Stopped by SIGTERM",
     signal.SIGHUP: "Stopped: the terminal or SSH session closed (SIGHUP)",
@@ -107,11 +107,11 @@ def _install_signals() -> None:
 if os.path.basename(sys.argv[0]) in ("gli", "gli.exe"):  # the console script, not a notebook or test
     _install_signals()
 
-import click  # noqa: E402 - after the signal handlers, on purpose
+import click
 
-from .. import __version__  # noqa: E402
-from ..errors import GliError, redact  # noqa: E402
-from .exitcodes import EXIT_CODES_HELP, signal_exit_code  # noqa: E402
+from .. import __version__
+from ..errors import GliError, redact
+from .exitcodes import EXIT_CODES_HELP, signal_exit_code
 
 
 class _GliGroup(click.Group):

@@ -17,7 +17,6 @@ code   meaning
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Mapping
 from typing import Any
 

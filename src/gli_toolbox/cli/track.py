@@ -40,8 +40,8 @@ def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, 
     layers, notes = read_inventories(list(inventories), year_field=year_field, pixel_m=pixel_m)
     res = track(layers, pixel_m=pixel_m)
     if len(res.periods) < 2:  # HOOK(rel): one layer says nothing about change; claim no status
-        notes = [*notes, f"only one period ({', '.join(map(str, res.periods))}): lake change needs at least two "
-                 "periods (years or dates), so no change status is given"]
+        notes = [*notes, (f"only one period ({', '.join(map(str, res.periods))}): lake change needs at least two "
+                          "periods (years or dates), so no change status is given")]
         click.echo(f"Warning: {notes[-1]}", err=True)
         res.changes["status"], res.changes["signif"] = None, 0
     with staged_output(out, overwrite=overwrite) as stage:
