@@ -9,32 +9,41 @@ The main entry point is :func:`detect`::
     result.masks[2019].water_class   # 1 water, 0 not water, 255 never observed
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-from .config import DetectConfig
-from .errors import GliError
 
 if TYPE_CHECKING:
     from .aoi import Aoi, read_aoi
+    from .config import DetectConfig
+    from .errors import GliError
     from .pipeline import DetectResult, WaterMap, detect
 
-# The heavy modules (geopandas, odc-stac ...) load on first use, so that `gli` answers Ctrl-C,
-# --help and usage errors at once.
-_LAZY = {"Aoi": "aoi", "read_aoi": "aoi", "DetectResult": "pipeline", "WaterMap": "pipeline", "detect": "pipeline"}
+    __version__: str
+
+# Everything loads on first use (geopandas, odc-stac ... are heavy), so that `gli` installs its
+# Ctrl-C handling first and answers --help and usage errors at once.
+_LAZY = {"Aoi": "aoi", "read_aoi": "aoi", "DetectConfig": "config", "GliError": "errors",
+         "DetectResult": "pipeline", "WaterMap": "pipeline", "detect": "pipeline"}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gli-toolbox")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = _version()
+        globals()["__version__"] = value
+        return value
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-try:
-    __version__ = version("gli-toolbox")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
 
 __all__ = ["Aoi", "DetectConfig", "DetectResult", "GliError", "WaterMap", "__version__", "detect", "read_aoi"]
