@@ -15,34 +15,41 @@ The detection pipeline (odc-stac, pystac-client) is imported on first use, so tr
 inventories does not load it.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-from .config import DetectConfig
-from .errors import GliError
-from .periods import Period
 
 if TYPE_CHECKING:
     from .aoi import Aoi, read_aoi
+    from .config import DetectConfig
+    from .errors import GliError
     from .inventories import track_inventories
+    from .periods import Period
     from .pipeline import DetectResult, WaterMap, detect
 
-try:
-    __version__ = version("gli-toolbox")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
+    __version__: str
 
-__all__ = ["Aoi", "DetectConfig", "DetectResult", "GliError", "Period", "WaterMap", "__version__", "detect",
-           "read_aoi", "track_inventories"]
-
-# The heavy modules (geopandas, odc-stac ...) load on first use, so that `gli` answers Ctrl-C,
-# --help and usage errors at once, and tracking existing inventories never loads odc-stac.
-_LAZY = {"Aoi": "aoi", "read_aoi": "aoi", "DetectResult": "pipeline", "WaterMap": "pipeline", "detect": "pipeline",
+# Everything loads on first use (geopandas, odc-stac ... are heavy), so that `gli` installs its
+# Ctrl-C handling first and answers --help and usage errors at once, and tracking existing
+# inventories never loads odc-stac.
+_LAZY = {"Aoi": "aoi", "read_aoi": "aoi", "DetectConfig": "config", "GliError": "errors", "Period": "periods",
+         "DetectResult": "pipeline", "WaterMap": "pipeline", "detect": "pipeline",
          "track_inventories": "inventories"}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gli-toolbox")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
 
 
 def __getattr__(name: str) -> Any:
     """Import the pipeline (odc-stac) and the inventory reader only when first used."""
+    if name == "__version__":
+        value = _version()
+        globals()["__version__"] = value
+        return value
     if name in _LAZY:
         import importlib
 
@@ -50,3 +57,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Aoi", "DetectConfig", "DetectResult", "GliError", "Period", "WaterMap", "__version__", "detect",
+           "read_aoi", "track_inventories"]

@@ -1,14 +1,26 @@
 """Write detection results: shapefiles, GeoPackage, water masks and ``run.json``.
 
-Outputs are first written to a hidden staging folder next to the target and only moved into
-place when everything was written, so a failed run leaves nothing half-written behind. With
-``overwrite`` the files of the earlier run are replaced as a whole (stale layers of other years
-do not survive); other files in the folder (for example outlines a partner edited) are never
-touched.
+Output safety (see docs/outputs.md):
+
+* Outputs are first written to a hidden staging folder and only moved into place when everything
+  was written, so a failed, interrupted or killed run leaves nothing half-written behind.
+* With ``overwrite``, only files an earlier gli run wrote into that folder (listed, with paths
+  relative to the folder, in its ``run.json`` ``"outputs"``) are replaced or removed; stale layers
+  and masks of that run do not survive. Every other file (a partner's edited outlines, their own
+  ``figures/`` or ``lake_areas.csv``) is never touched; if a new output would replace such a file,
+  the run is refused with its name.
+* The swap is journalled: a run killed in the middle of it (SIGKILL, power cut) is rolled back by
+  the next run into that folder, which also removes the staging leftovers of killed runs.
+* One run at a time per folder: a lock (``fcntl.flock``, dropped by the OS when the process ends,
+  even when killed) refuses a second run into the same ``--out``.
+* A full disk stops the run with one line; earlier outputs are intact.
 """
 
 from __future__ import annotations
 
+import atexit
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -23,7 +35,7 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 
-from .errors import OutputError, OutputExistsError
+from .errors import OutputError, OutputExistsError, OutputLockedError, redact
 
 if TYPE_CHECKING:
     from .pipeline import DetectResult, WaterMap
@@ -31,18 +43,50 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SHAPEFILE_SIDECARS", "check_output_dir", "staged_output", "write_layer", "write_mask", "write_outputs"]
+__all__ = ["SHAPEFILE_SIDECARS", "check_output_dir", "lock_output_dir", "recover_output_dir", "release_locks", "staged_output",
+           "write_layer", "write_mask", "write_outputs", "write_run_json"]
 
 SHAPEFILE_SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
+#: Hidden names gli uses inside an existing output folder while replacing its outputs.
+PARTIAL_PREFIX = ".gli-partial-"
+BACKUP_PREFIX = ".gli-old-"
+JOURNAL = "journal.json"
 
-def check_output_dir(out: Path, *, overwrite: bool) -> None:
-    """Refuse an existing, non-empty output folder unless ``overwrite``, and a place that cannot
-    be written, before any work is done."""
+
+def _abs(out: str | Path) -> Path:
+    """``out`` as an absolute path (``--out .`` has a name and a parent)."""
+    return Path(os.path.abspath(Path(out).expanduser()))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _no_space(exc: BaseException, folder: Path) -> bool:
+    """True when a write failed because the file system is full (also SQLite's and GDAL's words for it)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    if any(k in text for k in ("No space left", "disk is full", "Disk quota exceeded", "ENOSPC")):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1024 * 1024
+    except OSError:
+        return False
+
+
+def check_output_dir(out: str | Path, *, overwrite: bool) -> None:
+    """Refuse an existing, non-empty output folder unless ``overwrite``, a place that cannot be
+    written, and a folder another run is writing into, before any work is done.
+
+    Also cleans up after a killed earlier run into ``out`` (see :func:`recover_output_dir`).
+    """
+    out = _abs(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"--out {out} is a file; give a folder path")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"output folder {out} already exists; choose another --out or add --overwrite")
     ancestor = out.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -50,68 +94,351 @@ def check_output_dir(out: Path, *, overwrite: bool) -> None:
         raise OutputError(f"--out {out}: {ancestor} is a file, not a folder; choose another --out")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise OutputError(f"--out {out}: cannot write in {ancestor}; choose a folder you can write to")
+    if out.parent.is_dir():
+        lock_output_dir(out)  # held until the process ends: a second run into `out` is refused now
+        recover_output_dir(out)
+    if out.exists():
+        visible = [p for p in out.iterdir() if not p.name.startswith((PARTIAL_PREFIX, BACKUP_PREFIX))]
+        if visible and not overwrite:
+            raise OutputExistsError(f"output folder {out} already exists; choose another --out or add --overwrite")
+        if overwrite and not os.access(out, os.W_OK | os.X_OK):
+            raise OutputError(f"--out {out}: cannot write in it; choose a folder you can write to")
 
 
-def _previous_outputs(out: Path) -> list[str]:
-    """Top-level names an earlier gli run wrote into ``out`` (from its run.json)."""
+# --------------------------------------------------------------------------------------------------
+# One run at a time per folder
+
+_HELD: dict[Path, tuple[int, bool]] = {}
+
+
+def release_locks() -> None:
+    """Release every output-folder lock this process holds (the CLI does at the end of a command)."""
+    for out in list(_HELD):
+        unlock_output_dir(out)
+
+
+atexit.register(release_locks)
+
+
+def _lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.gli-lock"
+
+
+def lock_output_dir(out: str | Path) -> None:
+    """Hold an exclusive lock on ``out`` until this process ends (or :func:`unlock_output_dir`).
+
+    The lock is ``flock`` on ``.<name>.gli-lock`` beside the folder (on the folder itself when its
+    parent cannot be written, e.g. ``--out .``); the OS drops it when the process ends, even when
+    killed, so a stale lock never blocks a later run.
+
+    Raises
+    ------
+    OutputLockedError
+        Another process holds the lock.
+    """
+    out = _abs(out)
+    if out in _HELD:
+        return
+    target = _lock_path(out)
+    use_dir = not os.access(out.parent, os.W_OK | os.X_OK)
+    if use_dir and not out.is_dir():
+        return  # cannot be created anyway; check_output_dir says so
+    for _ in range(5):
+        fd = os.open(out, os.O_RDONLY) if use_dir else os.open(target, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = ""
+            if not use_dir:
+                try:
+                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                except OSError:
+                    holder = ""
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                who = f" (process {holder})" if holder.isdigit() else ""
+                raise OutputLockedError(
+                    f"another gli run{who} is writing into {out}; wait until it has finished, or choose another --out"
+                ) from None
+            raise OutputError(f"--out {out}: cannot lock it ({exc.strerror}); choose another --out") from None
+        if use_dir:
+            break
+        try:  # the lock file may have been removed by a run that just finished: lock the current one
+            same = os.path.samestat(os.fstat(fd), os.stat(target))
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            break
+        os.close(fd)
+    else:  # pragma: no cover - five races in a row
+        raise OutputLockedError(f"--out {out} is being locked and unlocked by other runs; try again")
+    _HELD[out] = (fd, use_dir)
+
+
+def unlock_output_dir(out: str | Path) -> None:
+    """Release the lock of :func:`lock_output_dir` (and remove the lock file)."""
+    out = _abs(out)
+    held = _HELD.pop(out, None)
+    if held is None:
+        return
+    fd, use_dir = held
+    try:
+        if not use_dir:  # unlink first: a run waiting on this file sees it gone and locks a new one
+            _lock_path(out).unlink(missing_ok=True)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------------
+# Leftovers of killed runs
+
+
+def recover_output_dir(out: str | Path) -> list[str]:
+    """Finish or roll back what a killed run left in ``out``; returns what was done (also logged).
+
+    * ``.gli-partial-*``: staging folders (only new outputs, never moved in): removed.
+    * ``.gli-old-*`` with a journal saying the swap was under way: the new files that were moved
+      in are removed and the previous outputs put back, so the folder is as before that run.
+    * ``.gli-old-*`` whose journal says the swap was done: removed (the previous outputs).
+    * ``.<name>.partial-*`` beside the folder (older gli versions): removed; their
+      ``.<name>.old-*`` (previous outputs) are reported, not deleted.
+
+    Call with the lock held (:func:`check_output_dir` does).
+    """
+    out = _abs(out)
+    done: list[str] = []
+    for stage in sorted(out.parent.glob(f".{out.name}.partial-*")):
+        shutil.rmtree(stage, ignore_errors=True)
+        done.append(f"removed the unfinished outputs of a killed run ({stage})")
+    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
+        done.append(f"{old} holds outputs an older gli version set aside before it was killed; "
+                    "check them and delete the folder")
+    for line in done:
+        logger.warning("%s: %s", out, line)
+    n_parent = len(done)
+    if not out.is_dir():
+        return done
+    for backup in sorted(out.glob(BACKUP_PREFIX + "*")):
+        journal = _read_journal(backup)
+        if journal is not None and journal.get("state") == "swapping":
+            stage = out / str(journal.get("stage", ""))
+            for rel in journal.get("new", []):
+                staged, placed = stage / rel, out / rel
+                if not staged.exists() and placed.exists():
+                    placed.unlink()  # this file had been moved in by the killed run
+            for rel in _files_under(backup, skip=JOURNAL):
+                dest = out / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(backup / rel, dest)
+            _prune_empty_dirs(out, journal.get("new", []))
+            done.append(f"rolled back the outputs of a run that was killed while replacing them ({backup.name})")
+        shutil.rmtree(backup, ignore_errors=True)
+        if journal is None or journal.get("state") != "swapping":
+            done.append(f"removed the previous outputs kept aside by a finished run ({backup.name})")
+    for stage in sorted(out.glob(PARTIAL_PREFIX + "*")):
+        shutil.rmtree(stage, ignore_errors=True)
+        done.append(f"removed the unfinished outputs of a killed run ({stage.name})")
+    for line in done[n_parent:]:
+        logger.warning("%s: %s", out, line)
+    return done
+
+
+def _read_journal(backup: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads((backup / JOURNAL).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _write_journal(backup: Path, doc: Mapping[str, Any]) -> None:
+    """Write the journal durably (fsync) and atomically (rename)."""
+    tmp = backup / (JOURNAL + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, backup / JOURNAL)
+    _fsync_dir(backup)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _files_under(folder: Path, *, skip: str = "") -> list[str]:
+    """Relative POSIX paths of the files below ``folder``."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.name != skip)
+
+
+def _prune_empty_dirs(out: Path, rels: list[str]) -> None:
+    for rel in sorted({str(Path(r).parent) for r in rels if "/" in r}, key=len, reverse=True):
+        d = out / rel
+        try:
+            d.rmdir()  # only when empty: a user's files keep their folder
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------------------------------
+# Staging and swapping
+
+
+def _previous_outputs(out: Path) -> tuple[set[str], set[str]]:
+    """Files an earlier gli run wrote into ``out`` (from its run.json), as relative paths; and the
+    folder names an older gli version listed without their files (e.g. ``figures``)."""
     try:
         doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
         names = doc.get("outputs", [])
     except (OSError, ValueError, AttributeError):
-        return []
-    return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
+        return set(), set()
+    files: set[str] = set()
+    folders: set[str] = set()
+    for n in names if isinstance(names, list) else []:
+        if not isinstance(n, str) or n in ("", ".", "..") or n.startswith("/") or ".." in Path(n).parts:
+            continue
+        (folders if (out / n).is_dir() else files).add(Path(n).as_posix())
+    if (out / "run.json").exists():
+        files.add("run.json")
+    return files, folders
+
+
+_WRITING = 0
+
+
+def writing_outputs() -> bool:
+    """True while outputs are being written or moved into place (a stop signal then waits)."""
+    return _WRITING > 0
 
 
 @contextmanager
 def staged_output(out: str | Path, *, overwrite: bool) -> Iterator[Path]:
     """Yield a staging folder; when the block succeeds, put its content in ``out``.
 
-    A new folder is renamed into place in one step. With ``overwrite`` the files of the earlier gli
-    run (listed in its ``run.json``) and same-named files are first moved aside, then the new ones
-    moved in, then the old ones deleted; if anything fails or is interrupted, the old files are put
-    back. Files a user added to the folder are never touched. On any error the staging folder is
-    deleted, so nothing half-written is left.
+    A new folder is renamed into place in one step. With ``overwrite``, the files of the earlier
+    gli run (listed in its ``run.json``) are moved aside, the new ones moved in, then the old ones
+    deleted, under a journal: if anything fails, is interrupted or killed, the old files are put
+    back (by this run, or by the next run into ``out``). Files gli did not write are never touched;
+    a new output that would replace one stops the run (:class:`OutputExistsError`, naming it).
+    New folders get the permissions of the user's umask.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be written, the disk is full (``no space left in ...``), or another run
+        holds it (:class:`~gli_toolbox.errors.OutputLockedError`).
     """
-    out = Path(out)
+    global _WRITING
+    out = _abs(out)
+    held_before = out in _HELD  # the CLI locks at its start and keeps the lock to the end
     check_output_dir(out, overwrite=overwrite)
+    _WRITING += 1
+    try:
+        with _staged(out, overwrite=overwrite, held_before=held_before) as stage:
+            yield stage
+    finally:
+        _WRITING -= 1
+
+
+@contextmanager
+def _staged(out: Path, *, overwrite: bool, held_before: bool) -> Iterator[Path]:
+    existed = out.is_dir()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        lock_output_dir(out)
+        stage = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX if existed else f".{out.name}.partial-",
+                                      dir=out if existed else out.parent))
+        os.chmod(stage, 0o777 & ~_umask())
     except OSError as exc:
+        if _no_space(exc, out.parent):
+            raise OutputError(f"no space left in {out.parent}; free some space or choose another --out") from None
         raise OutputError(f"--out {out}: cannot create it ({exc.strerror or exc}); choose another --out") from None
     try:
-        yield stage
-        if not out.exists():
-            os.replace(stage, out)
-            return
-        _swap_into(stage, out)
+        try:
+            yield stage
+        except OutputError:
+            raise
+        except Exception as exc:
+            if _no_space(exc, stage):
+                raise OutputError(
+                    f"no space left in {out if existed else out.parent} while writing the outputs; free some space "
+                    f"or choose another --out (nothing in {out} was changed)"
+                ) from None
+            raise
+        try:
+            if not out.exists():
+                os.replace(stage, out)
+                return
+            _swap_into(stage, out)
+        except OSError as exc:
+            if _no_space(exc, out):
+                raise OutputError(f"no space left in {out}; free some space or choose another --out "
+                                  f"(nothing in {out} was changed)") from None
+            raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if not held_before:
+            unlock_output_dir(out)
 
 
 def _swap_into(stage: Path, out: Path) -> None:
-    new = sorted(p.name for p in stage.iterdir())
-    old = sorted(set(_previous_outputs(out)) | set(new))
-    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    new = _files_under(stage)
+    previous, legacy_folders = _previous_outputs(out)
+    # a new output may replace a file gli wrote, never a user's own file
+    for rel in new:
+        target = out / rel
+        ours = rel in previous or any(rel.startswith(f + "/") for f in legacy_folders)
+        if (target.exists() or target.is_symlink()) and not ours:
+            raise OutputExistsError(
+                f"{target} was not written by gli (not listed in {out / 'run.json'}) and this run would replace it; "
+                "move or rename it, or choose another --out. Nothing in the folder was changed"
+            )
+        if target.is_dir() and not target.is_symlink():
+            raise OutputExistsError(f"{target} is a folder where gli writes a file; move it or choose another --out")
+    # every file of the earlier run goes (no stale layers or masks), and what the new run replaces
+    replaced = {r for r in new if (out / r).exists() or (out / r).is_symlink()}
+    old = sorted(r for r in previous | replaced if (out / r).is_file() or (out / r).is_symlink())
+    backup = Path(tempfile.mkdtemp(prefix=BACKUP_PREFIX, dir=out))
+    journal = {"state": "swapping", "stage": stage.name, "old": old, "new": new}
+    _write_journal(backup, journal)
     moved_aside: list[str] = []
     moved_in: list[str] = []
     try:
-        for name in old:
-            if (out / name).exists():
-                os.replace(out / name, backup / name)
-                moved_aside.append(name)
-        for name in new:
-            os.replace(stage / name, out / name)
-            moved_in.append(name)
+        for rel in old:
+            (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(out / rel, backup / rel)
+            moved_aside.append(rel)
+        for rel in new:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, out / rel)
+            moved_in.append(rel)
+        _fsync_dir(out)
+        _write_journal(backup, {**journal, "state": "done"})
     except BaseException:
-        for name in moved_in:  # roll back: the folder is as it was before this run
-            target = out / name
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-        for name in moved_aside:
-            os.replace(backup / name, out / name)
-        raise
-    finally:
+        for rel in moved_in:  # roll back: the folder is as it was before this run
+            (out / rel).unlink(missing_ok=True)
+        for rel in moved_aside:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(backup / rel, out / rel)
+        _prune_empty_dirs(out, [r for r in new if r not in moved_aside])
         shutil.rmtree(backup, ignore_errors=True)
+        raise
+    _prune_empty_dirs(out, [r for r in old if r not in new])
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def write_layer(gdf: gpd.GeoDataFrame, folder: Path, name: str, *, gpkg: Path | None = None) -> None:
@@ -164,10 +491,13 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_run_json(run: Mapping[str, Any], path: Path) -> None:
-    """Write ``run.json`` last in its folder, listing every top-level output (for --overwrite)."""
+    """Write ``run.json`` last in its folder, listing every output file with its path relative to
+    the folder (``figures/total_area.png``), so that ``--overwrite`` knows what gli wrote.
+    Credentials (signed URL query strings, keys) are removed from the whole record."""
     doc = dict(run)
-    doc["outputs"] = sorted({p.name for p in path.parent.iterdir()} | {path.name})
-    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    doc["outputs"] = sorted(set(_files_under(path.parent)) | {path.name})
+    text = json.dumps(doc, indent=2, default=_json_default) + "\n"
+    path.write_text(redact(text), encoding="utf-8")
 
 
 def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = False) -> list[Path]:

@@ -253,6 +253,9 @@ def detect(
     if config.per_scene and scene_lakes:
         tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
+    if len(tracking.periods) < 2:  # HOOK(rel): one period says nothing about change (as in gli track)
+        log.add_warning("only one period with observations: lake change needs two, so no change status is given")
+        tracking.changes["status"], tracking.changes["signif"] = None, 0
     run = _run_record(ctx, source, years_record, log, tracking)
     run["incomplete"] = {y: [f"{s['day']}: {s['error']}" for s in log.skipped if s["day"][:4] == y]  # HOOK(rel)
                          for y in sorted({s["day"][:4] for s in log.skipped})}

@@ -266,16 +266,16 @@ def describe_failure(exc: BaseException, gdal_messages: Sequence[str] = (), *, a
                else f"server temporarily unavailable (HTTP {code})") + " after retries"
     elif code is not None:
         why = f"HTTP {code}"
-    elif re.search(r"reset by peer|Connection reset|Recv failure|Empty reply|transfer closed", joined, re.I):
+    elif re.search(r"reset by peer|Connection reset|Recv failure|Empty reply|transfer closed", joined, re.IGNORECASE):
         why = "connection reset by the server after retries"
-    elif re.search(r"timed out|timeout|Operation too slow", joined, re.I):
+    elif re.search(r"timed out|timeout|Operation too slow", joined, re.IGNORECASE):
         why = "no answer in time (timeout) after retries"
-    elif re.search(r"not recognized as being in a supported file format", joined, re.I):
+    elif re.search(r"not recognized as being in a supported file format", joined, re.IGNORECASE):
         why = "not a readable raster (not recognized as being in a supported file format)"
     elif re.search(r"TIFFReadEncoded|TIFFFillTile|TIFFFillStrip|Read error|IReadBlock|truncat|LZW|Deflate|"
-                   r"decod|short read|AssertionError", joined, re.I):
+                   r"decod|short read|AssertionError", joined, re.IGNORECASE):
         why = "the file is damaged or truncated (a block of pixels cannot be read)"
-    elif re.search(r"No such file|does not exist", joined, re.I):
+    elif re.search(r"No such file|does not exist", joined, re.IGNORECASE):
         why = "file not found"
     else:
         why = _first_line(exc)[:200]

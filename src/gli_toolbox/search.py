@@ -22,8 +22,8 @@ import pystac
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
-from . import providers
-from .errors import StacError
+from . import providers, retry
+from .errors import StacError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +166,7 @@ class SceneSource:
                 items = list(search.items())  # follows `next` links page by page
         except APIError as exc:
             text = str(exc)
+            _raise_if_busy(exc, self.location)
             if _looks_unreachable(text, exc):
                 raise StacError(
                     f"cannot reach the STAC search of {self.location}; check your connection and retry later"
@@ -177,6 +178,37 @@ class SceneSource:
         except OSError as exc:
             raise StacError(f"cannot reach STAC API at {self.location} ({exc.__class__.__name__}); check the URL and your connection") from None
         return [i for i in items if max_cloud is None or (c := _cloud(i)) is None or c <= max_cloud]
+
+
+def _raise_if_busy(exc: BaseException, location: str) -> None:
+    """Raise :class:`TransientError` for an answer that means "try again later" (HTTP 429/5xx)."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and (status == 429 or 500 <= status < 600):
+        pol = retry.policy()
+        why = "is asking clients to slow down (HTTP 429)" if status == 429 else \
+            f"is temporarily unavailable (HTTP {status})"
+        raise TransientError(
+            f"the STAC API at {location} {why} after {pol.retries} retries; try again later"
+        ) from None
+
+
+def _api_io(timeout_s: float | None) -> Any:
+    """pystac-client I/O with the retry policy: 429 and 5xx answers, resets and read timeouts are
+    retried with exponential backoff (also POST searches); a refused connection once. Retry-After is
+    not obeyed, to keep the wait bounded."""
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
+
+    pol = retry.policy()
+    rules = Retry(
+        # one quick retry of a refused/failed connection (a wrong URL should fail fast), the full
+        # policy for resets, read timeouts and 429/5xx answers
+        total=pol.retries, connect=min(pol.retries, 1), read=pol.retries, status=pol.retries,
+        backoff_factor=pol.delay_s / 2, backoff_max=pol.max_delay_s,  # waits: delay, 2 delay, 4 delay ...
+        status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
+        raise_on_status=False, respect_retry_after_header=False,
+    )
+    return StacApiIO(max_retries=rules, timeout=timeout_s if timeout_s is not None else pol.timeout_s)
 
 
 def _looks_unreachable(text: str, exc: BaseException | None = None) -> bool:
@@ -238,10 +270,11 @@ def _pc_modifier() -> Any:
     return planetary_computer.sign_inplace
 
 
-def open_source(location: str, *, timeout_s: float = 30.0) -> SceneSource:
+def open_source(location: str, *, timeout_s: float | None = None) -> SceneSource:
     """Open a STAC API URL or a local STAC JSON file.
 
     Planetary Computer URLs get asset-URL signing (``planetary_computer.sign_inplace``).
+    Requests are retried by :mod:`gli_toolbox.retry`'s policy (HTTP 429/5xx, resets, timeouts).
 
     Raises
     ------
@@ -269,11 +302,12 @@ def open_source(location: str, *, timeout_s: float = 30.0) -> SceneSource:
         with warnings.catch_warnings():
             # A static catalog served over HTTP makes pystac-client warn (NoConformsTo); we raise below.
             warnings.simplefilter("ignore", pystac_client.warnings.NoConformsTo)
-            client = pystac_client.Client.open(location, modifier=modifier, timeout=timeout_s)
+            client = pystac_client.Client.open(location, modifier=modifier, stac_io=_api_io(timeout_s))
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise StacError(f"cannot reach STAC API at {location} ({exc.__class__.__name__}); check the URL and your connection, or use a local catalog with --stac PATH") from None
     except APIError as exc:
         text = str(exc)
+        _raise_if_busy(exc, location)
         if _looks_unreachable(text, exc):
             raise StacError(f"cannot reach STAC API at {location}; check the URL and your connection, or use a local catalog with --stac PATH") from None
         raise StacError(f"{location} did not answer as a STAC API ({text.splitlines()[0][:120] if text else 'APIError'}); check the URL, e.g. https://earth-search.aws.element84.com/v1") from None

@@ -336,7 +336,8 @@ class FaultServer:
     so tests can check that retry loops are bounded.
 
     Runs in this process (threads), so faults can be changed between runs: :meth:`fail`,
-    :meth:`clear`.
+    :meth:`clear`. A first path segment ``~name`` is ignored, so a test can use URLs that no
+    client (GDAL's /vsicurl/ cache) has seen before.
     """
 
     def __init__(self, root: Path | None = None, *, upstream: str | None = None) -> None:
@@ -353,16 +354,16 @@ class FaultServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 server._handle(self, head=True)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server._handle(self, head=False)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 server._handle(self, head=False)
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -440,7 +441,7 @@ class FaultServer:
             self._serve_file(h, path, head=head)
 
     def _proxy(self, h: Any, path: str, body: bytes, *, head: bool) -> None:
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection", "accept-encoding")}
         headers["Host"] = h.headers.get("Host", "")
         req = urllib.request.Request(self.upstream + path, data=body or None, headers=headers, method=h.command)
         try:
@@ -459,7 +460,10 @@ class FaultServer:
         from urllib.parse import unquote
 
         assert self.root is not None
-        target = (self.root / unquote(path.split("?", 1)[0]).lstrip("/")).resolve()
+        rel = unquote(path.split("?", 1)[0]).lstrip("/")
+        if rel.startswith("~"):  # /~name/...: a fresh URL for the same file (no client-side cache)
+            rel = rel.partition("/")[2]
+        target = (self.root / rel).resolve()
         if self.root not in target.parents or not target.is_file():
             h.send_response(404)
             h.send_header("Content-Length", "0")

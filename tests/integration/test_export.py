@@ -16,7 +16,8 @@ def previous_run(out):
     (out / "lakes_2019.shp").write_text("old 2019")
     (out / "figures").mkdir()
     (out / "figures" / "total_area.png").write_text("old png")
-    (out / "run.json").write_text(json.dumps({"outputs": ["figures", "lakes_2017.shp", "lakes_2019.shp", "run.json"]}))
+    (out / "run.json").write_text(json.dumps(
+        {"outputs": ["figures/total_area.png", "lakes_2017.shp", "lakes_2019.shp", "run.json"]}))
     (out / "partner_edits.gpkg").write_text("hand-made")
 
 
@@ -34,7 +35,7 @@ def test_overwrite_replaces_the_whole_previous_run_but_keeps_user_files(tmp_path
     assert names == ["lakes_20190723.shp", "partner_edits.gpkg", "run.json"]  # stale 2017/2019 layers gone
     assert (out / "partner_edits.gpkg").read_text() == "hand-made"
     assert json.loads((out / "run.json").read_text())["outputs"] == ["lakes_20190723.shp", "run.json"]
-    assert not list(tmp_path.glob(".out.*"))
+    assert not list(tmp_path.glob(".out.*")) and not list(out.glob(".gli-*"))
 
 
 def test_interrupted_overwrite_is_rolled_back(tmp_path, monkeypatch):
@@ -46,7 +47,7 @@ def test_interrupted_overwrite_is_rolled_back(tmp_path, monkeypatch):
 
     def flaky(src, dst):
         calls["n"] += 1
-        if str(src).startswith(str(tmp_path / ".out.partial-")) and calls["n"] > 5:
+        if str(src).startswith(str(out / ".gli-partial-")) and calls["n"] > 5:
             raise KeyboardInterrupt  # Ctrl-C in the middle of moving the new files in
         return real_replace(src, dst)
 
@@ -58,6 +59,7 @@ def test_interrupted_overwrite_is_rolled_back(tmp_path, monkeypatch):
     monkeypatch.setattr(export.os, "replace", real_replace)
     assert snapshot(out) == before
     assert not list(tmp_path.glob(".out.*"))
+    assert calls["n"] > 5  # the interruption really happened while moving new files in
 
 
 def test_failure_inside_the_block_leaves_nothing(tmp_path):

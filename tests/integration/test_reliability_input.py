@@ -209,3 +209,54 @@ def test_aoi_of_wrong_type_or_without_crs_says_what_to_pass():
         as_aoi(gpd.GeoDataFrame(geometry=[box(74, 42, 74.1, 42.1)]))
     with pytest.raises(AoiError, match="not a GeoJSON geometry"):
         as_aoi({"type": "Polygon"})
+
+
+def test_track_with_one_layer_warns_and_claims_no_status(tmp_path):
+    import json
+
+    src = tmp_path / "lakes_2019.gpkg"
+    gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=[box(500000, 4400000, 500300, 4400200),
+                                                     box(501000, 4400000, 501100, 4400100)],
+                     crs="EPSG:32643").to_file(src)
+    out = tmp_path / "o"
+    res = run("track", src, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "lake change needs at least two periods" in res.output
+    changes = gpd.read_file(out / "lake_changes.shp")
+    assert len(changes) == 2 and changes["status"].isna().all()  # not "stable"
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["status_counts"] == {} and any("two periods" in w for w in doc["warnings"])
+
+
+@pytest.mark.parametrize(("damage", "why"), [
+    (lambda b: b[: len(b) * 2 // 3], "the file is damaged or truncated"),
+    (lambda b: b"this is not a GeoTIFF" * 10, "not a readable raster"),
+])
+def test_damaged_band_file_is_named_with_what_is_wrong(tmp_path, damage, why):
+    import json
+    import shutil
+
+    cat = tmp_path / "cat"
+    shutil.copytree(SAMPLE, cat, ignore=shutil.ignore_patterns("*.py"))
+    green = next((cat / "sentinel-2-c1-l2a").glob("*20190723*/B03.tif"))
+    green.write_bytes(damage(green.read_bytes()))
+    out = tmp_path / "out"
+    res = run("detect", "--aoi", cat / "barbellino.geojson", "--stac", cat / "catalog.json", "--years", "2017-2019",
+              "--out", out)
+    assert res.exit_code == 3, res.output
+    (line,) = json.loads((out / "run.json").read_text())["incomplete"]["2019"]
+    assert f"{green}: {why}" in line
+    assert "AssertionError" not in res.output and "CPLE_" not in res.output
+
+
+def test_secrets_from_the_environment_are_redacted(monkeypatch):
+    from gli_toolbox.errors import redact
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    text = ("cannot read s3://eodata/Sentinel-2/B03.jp2 with key AKIAIOSFODNN7EXAMPLE / "
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY; https://u:pw@host/x?token=abc123")
+    clean = redact(text)
+    for secret in ("AKIAIOSFODNN7EXAMPLE", "bPxRfiCYEXAMPLEKEY", "abc123", "u:pw"):
+        assert secret not in clean
+    assert "s3://eodata/Sentinel-2/B03.jp2" in clean

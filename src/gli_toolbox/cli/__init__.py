@@ -20,7 +20,7 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-_STOP_WORDS = {
+_STOP_WORDS: dict[int, str] = {
     signal.SIGINT: "Interrupted (Ctrl-C)",
     signal.SIGTERM: "Stopped by SIGTERM",
     signal.SIGHUP: "Stopped: the terminal or SSH session closed (SIGHUP)",
@@ -44,23 +44,74 @@ def _on_signal(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
 
+#: Seconds a stop signal may wait for the main thread before the watchdog ends the process.
+GRACE_S = 2.0
+_watching = False
+
+
+def _watchdog(fd: int) -> None:
+    """Stop the process when the main thread cannot take a signal in time.
+
+    Python runs signal handlers only between bytecodes of the main thread; a read blocked inside
+    GDAL/curl (a stalled connection) can hold it for minutes. The C-level handler writes the signal
+    number into the wake-up pipe at once; if the process still lives ``GRACE_S`` later and is not
+    moving outputs into place, nothing of this run is in the output folder yet (it is staged), so
+    leaving at once is safe: the OS drops the folder lock.
+    """
+    import time
+
+    while True:
+        try:
+            data = os.read(fd, 1)
+        except OSError:
+            return
+        if not data:
+            return
+        signum = data[0]
+        if signum not in _STOP_WORDS or not _started:
+            continue
+        deadline = time.monotonic() + GRACE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            export = sys.modules.get("gli_toolbox.export")
+            if export is not None and getattr(export, "writing_outputs", lambda: False)():
+                deadline = time.monotonic() + GRACE_S  # the swap finishes or rolls back first
+        _say(_STOP_WORDS[signum] + _ABORT_TAIL)
+        export = sys.modules.get("gli_toolbox.export")
+        if export is not None:
+            try:
+                export.release_locks()  # remove the lock file (the OS would drop the lock anyway)
+            except Exception:  # noqa: BLE001, S110 - leaving matters more
+                pass
+        os._exit(128 + signum)
+
+
 def _install_signals() -> None:
+    global _watching
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
             if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup: keep ignoring SIGHUP
                 signal.signal(sig, _on_signal)
         except (ValueError, OSError):  # not the main thread (e.g. a test runner): leave as is
-            pass
+            return
+    if not _watching:
+        import threading
+
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        threading.Thread(target=_watchdog, args=(r,), name="gli-signal-watchdog", daemon=True).start()
+        _watching = True
 
 
 if os.path.basename(sys.argv[0]) in ("gli", "gli.exe"):  # the console script, not a notebook or test
     _install_signals()
 
-import click  # noqa: E402 - after the signal handlers, on purpose
+import click
 
-from .. import __version__  # noqa: E402
-from ..errors import GliError, redact  # noqa: E402
-from .exitcodes import EXIT_CODES_HELP, signal_exit_code  # noqa: E402
+from .. import __version__
+from ..errors import GliError, redact
+from .exitcodes import EXIT_CODES_HELP, signal_exit_code
 
 
 class _GliGroup(click.Group):
@@ -75,6 +126,10 @@ class _GliGroup(click.Group):
             signum = getattr(exc, "signum", signal.SIGINT)
             _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
             sys.exit(signal_exit_code(signum))
+        finally:
+            export = sys.modules.get("gli_toolbox.export")
+            if export is not None:
+                export.release_locks()  # the output folder is free for the next run
 
 
 @click.group(cls=_GliGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)

@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
               help="Output folder.")
 @click.option("--save-masks", is_flag=True, help="Also write water_<YEAR>.tif masks.")
 @click.option("--per-scene", is_flag=True, help="One lake layer per acquisition date (lakes_<YYYYMMDD>) instead of per year.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs of an earlier run in --out (other files are kept).")
+@click.option("--overwrite", is_flag=True, help="Write into an existing --out: only files an earlier gli run wrote (listed in its run.json) "
+                   "are replaced or removed; other files are never touched, and a run that would replace one stops.")
 @click.option("--glaciers", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Glacier outlines (e.g. an RGI region): adds glac_dist and lake_type.")
 @click.option("--max-glacier-dist-m", "max_glacier_dist_m", type=click.FloatRange(min=0), default=10_000.0,

@@ -17,7 +17,6 @@ code   meaning
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +47,7 @@ GLI_HTTP_RETRY_DELAY_S (2), GLI_HTTP_TIMEOUT_S (30), GLI_HTTP_BUDGET_S (300)."""
 def signal_exit_code(signum: int) -> int:
     """128 + the signal number, as shells report a process ended by that signal.
 
+    >>> import signal
     >>> signal_exit_code(signal.SIGINT), signal_exit_code(signal.SIGTERM)
     (130, 143)
     """

@@ -19,7 +19,8 @@ from .options import configure_logging, verbosity_options
 @click.option("--pixel-m", type=click.FloatRange(min=0, min_open=True),
               default=DetectConfig.__dataclass_fields__["resolution_m"].default, show_default=True,
               help="Pixel size the outlines were mapped at, for the area uncertainty.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs of an earlier run in --out (other files are kept).")
+@click.option("--overwrite", is_flag=True, help="Write into an existing --out: only files an earlier gli run wrote (listed in its run.json) "
+                   "are replaced or removed; other files are never touched, and a run that would replace one stops.")
 @verbosity_options
 def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, pixel_m: float, overwrite: bool,
               verbose: int, quiet: int) -> None:
