@@ -30,7 +30,7 @@ import rasterio
 from rasterio.enums import Resampling
 from scipy import ndimage as ndi
 
-from gli_toolbox.classify import DEFAULT_RULE, MultiRule, classify_bands
+from gli_toolbox.classify import DEFAULT_RULE, classify_bands
 from gli_toolbox.water import to_reflectance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def scores(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
     prec = tp / max(tp + fp, 1)
     rec = tp / max(tp + fn, 1)
     # per-lake area error
-    comp, n = ndi.label(truth, structure=FOUR)
+    comp, _n = ndi.label(truth, structure=FOUR)
     errs = []
     ring_all = label == 255
     for i, sl in enumerate(ndi.find_objects(comp), start=1):
@@ -191,7 +191,7 @@ def main() -> None:
     print("|---" * (len(scenes) + 2) + "|")
     for name, kw in methods(args.tune):
         cells = []
-        for _, (sc, sl) in scenes.items():
+        for (sc, sl) in scenes.values():
             pred, _ = water_map(sc["bands"], sc["scl"], kw)
             r = scores(pred[sl], sc["label"][sl])
             cells.append(f"{r['iou']:.3f} / {r['precision']:.2f} / {r['recall']:.2f} / {100 * r['area_err']:.0f} %")
