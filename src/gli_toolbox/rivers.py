@@ -72,8 +72,8 @@ def _elongation_one(geom: BaseGeometry, pixel_size_m: float) -> float:
     px = float(pixel_size_m)
     # measure on a grid at least 4x finer than the pixel grid the outline came from; coarser for huge windows
     px = max(px / 4, math.sqrt((x1 - x0) * (y1 - y0) / MAX_WINDOW_PX))
-    cols = int(math.ceil((x1 - x0) / px)) + 2
-    rows = int(math.ceil((y1 - y0) / px)) + 2
+    cols = math.ceil((x1 - x0) / px) + 2
+    rows = math.ceil((y1 - y0) / px) + 2
     mask = rasterize([(geom, 1)], out_shape=(rows, cols), transform=from_origin(x0 - px, y1 + px, px, px),
                      dtype="uint8").astype(bool)
     if not mask.any():
