@@ -175,10 +175,13 @@ def desert(shared: Path) -> tuple[dict, np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=ROOT.parent.parent / "shared" / "data")
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data",
+                    help="the shared data folder (default: <repo>/../shared/data)")
     ap.add_argument("--tune", action="store_true", help="also sweep thresholds and the multi constants")
     args = ap.parse_args()
-    shared = args.shared if args.shared.exists() else Path("/work/shared/data")
+    shared = args.shared
+    if not shared.is_dir():
+        raise SystemExit(f"no shared data folder at {shared}; pass --shared PATH")
     hv = havel(shared)
     half = hv["label"].shape[1] // 2
     scenes = {
