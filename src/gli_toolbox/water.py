@@ -1,5 +1,9 @@
 """Water detection on arrays: reflectance, validity from the scene classification, water indices,
-and the seasonal composite. Pure numpy: no files, no network.
+the fixed-threshold test and the seasonal composite. Pure numpy: no files, no network.
+
+Per-pixel work runs in cache-sized row blocks (:func:`blockwise`) with table lookups for
+reflectance and SCL, so no full-size temporaries are made. The method-independent entry point
+(fixed threshold or the multi-index seed/grow test) is :mod:`gli_toolbox.classify`.
 """
 
 from __future__ import annotations
@@ -14,17 +18,24 @@ from numpy.typing import NDArray
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BLOCK_PX",
     "NEVER_OBSERVED",
+    "SCL_FLAGS",
     "SCL_MASKED",
     "SCL_SNOW",
+    "blockwise",
     "classify_observation",
+    "clear_and_snow",
     "composite",
     "mndwi",
     "ndwi",
     "normalized_difference",
     "offset_already_removed",
+    "reflectance_table",
+    "row_blocks",
     "scl_valid",
     "snow_index_mask",
+    "threshold_block",
     "to_reflectance",
     "water_observation",
 ]

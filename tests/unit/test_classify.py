@@ -136,3 +136,56 @@ def test_multi_beats_the_default_threshold_on_the_labelled_reservoir(date):
     t, _, _, _ = classify.classify_bands(bands, scl=scl, method="threshold", threshold=0.2)
     assert iou(w, m) >= 0.98
     assert iou(w, m) >= iou(t, t)
+
+
+def _counts_numpy(dn, *, offset, scl, masked, inside, method, index, threshold=0.2):
+    refl = {k: water.to_reflectance(v, scale=1e-4, offset=offset) for k, v in dn.items()}
+    w, m, o, s = classify.classify_bands(refl, scl=scl, masked=masked, method=method, threshold=threshold, index=index)
+    if inside is not None:
+        o, s = o & inside, s & inside
+        w, m = w & o, m & o
+    return [a.astype(np.uint16) for a in (w, m, o, s)]
+
+
+@pytest.mark.parametrize("method,index", [("threshold", "ndwi"), ("threshold", "mndwi"), ("multi", "ndwi")])
+@pytest.mark.parametrize("with_masks", [True, False])
+def test_fused_counts_equal_reflectance_then_classify(method, index, with_masks):
+    rng = np.random.default_rng(17)
+    shape = (97, 1300)  # several kernel calls of whole rows, a partial last one
+    dn = {}
+    for k in ("green", "nir", "swir16"):
+        v = rng.integers(0, 3500, shape).astype(np.uint16)
+        v[rng.random(shape) < 0.02] = 0
+        v[rng.random(shape) < 0.02] = 65535
+        v[rng.random(shape) < 0.05] = 1000
+        dn[k] = v
+    dn["green"][:3] = dn["swir16"][:3]  # zero denominators of the snow test
+    scl = rng.integers(0, 256, shape).astype(np.uint8) if with_masks else None
+    masked = rng.random(shape) < 0.1 if with_masks else None
+    inside = rng.random(shape) < 0.9 if with_masks else None
+    for offset in (0.0, -0.1):
+        want = _counts_numpy(dn, offset=offset, scl=scl, masked=masked, inside=inside, method=method, index=index)
+        got = [np.full(shape, 7, np.uint16) for _ in range(4)]  # counts add to what is there
+        classify.count_observations(dn, scale=1e-4, offset=offset, scl=scl, masked=masked, inside=inside,
+                                    method=method, index=index, threshold=0.2, water_count=got[0],
+                                    maybe_count=got[1], valid_count=got[2], snow_count=got[3])
+        for name, a, b in zip(("water", "maybe", "observed", "snow"), got, want):
+            assert np.array_equal(a - 7, b), (name, offset)
+        assert want[0].any() and want[2].any() and want[3].any()  # the cases are exercised
+
+
+def test_fused_counts_on_real_pixels_match_the_numpy_path():
+    d = next((ROOT / "sample_data" / "sentinel-2-c1-l2a").glob("S2A_T32TNS_20190723T*_L2A"))
+    dn = {}
+    for k, f in [("green", "B03"), ("nir", "B08"), ("swir16", "B11")]:
+        with rasterio.open(d / f"{f}.tif") as src:
+            dn[k] = src.read(1, out_shape=(42, 24), resampling=Resampling.nearest)
+    with rasterio.open(d / "SCL.tif") as src:
+        scl = src.read(1, out_shape=(42, 24), resampling=Resampling.nearest)
+    for method in classify.METHODS:
+        got = [np.zeros((42, 24), np.uint16) for _ in range(4)]
+        classify.count_observations(dn, scale=1e-4, offset=-0.1, scl=scl, method=method, water_count=got[0],
+                                    maybe_count=got[1], valid_count=got[2], snow_count=got[3])
+        want = _counts_numpy(dn, offset=-0.1, scl=scl, masked=None, inside=None, method=method, index="ndwi")
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+        assert got[0].sum() > 150  # the reservoir
