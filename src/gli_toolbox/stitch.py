@@ -1,0 +1,798 @@
+"""Lakes from chunked rasters: labels across chunk and UTM-zone borders, memory bounded by the chunk.
+
+The engine writes, per period and per UTM-zone part of the AOI, aligned rasters on the zone's 10 m
+grid (contract 3): ``class`` uint8 (0 land, 1 water, 2 possible water, 255 never observed or outside
+the AOI), ``nobs`` uint16 and optionally ``elev``/``slope`` float32. :func:`extract_zone_lakes`
+turns a list of them into one lake layer while holding only a few chunks in memory at a time:
+
+1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1
+   pixel; components are joined across chunk borders by a union-find on the border rows and columns
+   (``scipy.sparse.csgraph.connected_components`` over the border pairs), so a component is water when
+   any of its parts holds a seed (hysteresis: seed and grow);
+2. *holes*: the same for the 8-connected background of that water: a background component of at most
+   ``max_hole_m2`` not touching the raster border is filled;
+3. *lakes*: the same for the 4-connected filled water, with per-part pixel counts, fewest
+   observations, edge contacts (read with a one-pixel halo), terrain values; lakes inside one chunk
+   are polygonized all at once, one ``rasterio.features.shapes`` call per chunk, and the parts of
+   lakes cut by chunk borders are pasted into their bounding window and polygonized once.
+
+Each pass is a map over chunks (run as tasks on a ``dask.distributed`` client when one is given)
+followed by a small reduction; the results do not depend on the chunk size or on the client.
+
+Lakes cut by a UTM-zone border are joined after the per-zone passes: candidate parts (touching
+never-observed/outside pixels or the raster border) of different zones whose outlines, reprojected to
+the output CRS, lie within one pixel of each other are one lake; its area is the sum of its parts'
+pixel areas on their own grids and its outline the union of the reprojected parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio.features
+import shapely
+import shapely.geometry
+from affine import Affine
+from numpy.typing import NDArray
+from pyproj import CRS, Transformer
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .lakes import LakeParams
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LakeParams", "ZoneRaster", "extract_zone_lakes", "multi_zone_crs"]
+
+NEVER_OBSERVED = 255
+WATER = 1
+MAYBE_WATER = 2
+
+_FOUR = ndimage.generate_binary_structure(2, 1)
+_EIGHT = ndimage.generate_binary_structure(2, 2)
+
+#: Default chunk side (pixels) of the labelling passes.
+DEFAULT_CHUNK_PX = 1024
+
+
+@dataclass(frozen=True)
+class ZoneRaster:
+    """The rasters of one UTM-zone part of the AOI for one period (contract 3), all on one grid.
+
+    ``class_path`` (uint8: 0 land, 1 water, 2 possible water, 255 never observed or outside the AOI)
+    is required; ``nobs_path`` (uint16 valid observations) gives ``n_obs``; ``elev_path`` and
+    ``slope_path`` (float32, NaN = no data) give ``elev_m``/``slope_deg`` and the slope filter.
+    """
+
+    class_path: str | Path
+    nobs_path: str | Path | None = None
+    elev_path: str | Path | None = None
+    slope_path: str | Path | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Raster sources: whole-array (for lakes.extract_lakes) or on-disk (windows read by each task)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Grid:
+    shape: tuple[int, int]
+    transform: Affine
+    crs: CRS
+
+    @property
+    def pixel_area(self) -> float:
+        t = self.transform
+        return abs(t.a * t.e - t.b * t.d)
+
+
+class _Source:
+    """Windowed reads of the layers ``class``, ``nobs``, ``elev``, ``slope``, ``inside`` of one grid."""
+
+    grid: _Grid
+    layers: frozenset[str]
+
+    def read(self, layer: str, r0: int, r1: int, c0: int, c1: int) -> NDArray[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def read_halo(self, layer: str, r0: int, r1: int, c0: int, c1: int, fill: Any) -> NDArray[Any]:
+        """The window grown by one pixel on each side, padded with ``fill`` beyond the raster."""
+        ny, nx = self.grid.shape
+        a0, a1, b0, b1 = max(r0 - 1, 0), min(r1 + 1, ny), max(c0 - 1, 0), min(c1 + 1, nx)
+        inner = self.read(layer, a0, a1, b0, b1)
+        if (a0, a1, b0, b1) == (r0 - 1, r1 + 1, c0 - 1, c1 + 1):
+            return inner
+        out = np.full((r1 - r0 + 2, c1 - c0 + 2), fill, dtype=inner.dtype)
+        out[a0 - (r0 - 1):a1 - (r0 - 1), b0 - (c0 - 1):b1 - (c0 - 1)] = inner
+        return out
+
+
+class _ArraySource(_Source):
+    def __init__(self, grid: _Grid, arrays: Mapping[str, NDArray[Any] | None]) -> None:
+        self.grid = grid
+        self.arrays = {k: v for k, v in arrays.items() if v is not None}
+        for k, v in self.arrays.items():
+            if v.shape != grid.shape:
+                raise ValueError(f"{k} has shape {v.shape}, the class raster {grid.shape}; put them on one grid")
+        self.layers = frozenset(self.arrays)
+
+    def read(self, layer: str, r0: int, r1: int, c0: int, c1: int) -> NDArray[Any]:
+        return self.arrays[layer][r0:r1, c0:c1]
+
+
+class _FileSource(_Source):
+    """Reads windows from the GeoTIFFs of a :class:`ZoneRaster`; picklable (opens files per read)."""
+
+    def __init__(self, zone: ZoneRaster) -> None:
+        self.paths = {"class": zone.class_path, "nobs": zone.nobs_path, "elev": zone.elev_path,
+                      "slope": zone.slope_path}
+        self.paths = {k: str(v) for k, v in self.paths.items() if v is not None}
+        with rasterio.open(self.paths["class"]) as src:
+            if src.crs is None:
+                raise ValueError(f"{self.paths['class']} has no CRS; write the zone's UTM CRS into it")
+            self.grid = _Grid((src.height, src.width), src.transform, CRS.from_user_input(src.crs))
+        for k, p in self.paths.items():
+            with rasterio.open(p) as src:
+                if (src.height, src.width) != self.grid.shape or src.transform != self.grid.transform:
+                    raise ValueError(f"{p} ({k}) is not on the grid of {self.paths['class']}; write them aligned")
+        self.layers = frozenset(self.paths)
+
+    def read(self, layer: str, r0: int, r1: int, c0: int, c1: int) -> NDArray[Any]:
+        from rasterio.windows import Window
+
+        with rasterio.open(self.paths[layer]) as src:
+            return src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+
+
+# --------------------------------------------------------------------------------------------------
+# Chunk passes (pure functions of a source, a window and small per-chunk tables)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    i: int
+    j: int
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+
+
+def _chunks(shape: tuple[int, int], chunk_px: int) -> list[_Chunk]:
+    ny, nx = shape
+    rows = list(range(0, ny, chunk_px))
+    cols = list(range(0, nx, chunk_px))
+    out = []
+    for i, r0 in enumerate(rows):
+        for j, c0 in enumerate(cols):
+            out.append(_Chunk(len(out), i, j, r0, min(r0 + chunk_px, ny), c0, min(c0 + chunk_px, nx)))
+    return out
+
+
+def _edges(lab: NDArray[np.integer]) -> tuple[NDArray[np.int32], ...]:
+    """Labels along the top, bottom, left and right edges of a chunk."""
+    return (lab[0].astype(np.int32), lab[-1].astype(np.int32), lab[:, 0].astype(np.int32),
+            lab[:, -1].astype(np.int32))
+
+
+def _water_candidates(cls: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
+    return ndimage.label((cls == WATER) | (cls == MAYBE_WATER), structure=_FOUR)
+
+
+def _seed_pass(src: _Source, ch: _Chunk) -> dict[str, Any]:
+    cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
+    lab, n = _water_candidates(cls)
+    seed = np.zeros(n + 1, dtype=bool)
+    seed[np.unique(lab[cls == WATER])] = True
+    seed[0] = False
+    return {"n": n, "flag": seed[1:], "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
+
+
+def _water(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
+    if seeded is None:  # no class 2 anywhere: water is class 1
+        return cls, cls == WATER
+    lab, _ = _water_candidates(cls)
+    return cls, np.concatenate([[False], seeded])[lab]
+
+
+def _hole_pass(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None) -> dict[str, Any]:
+    _, water = _water(src, ch, seeded)
+    bg, n = ndimage.label(~water, structure=_EIGHT)
+    size = np.bincount(bg.ravel(), minlength=n + 1)[1:]
+    ny, nx = src.grid.shape
+    border = np.zeros(n + 1, dtype=bool)
+    for on, line in ((ch.r0 == 0, bg[0]), (ch.r1 == ny, bg[-1]), (ch.c0 == 0, bg[:, 0]), (ch.c1 == nx, bg[:, -1])):
+        if on:
+            border[line] = True
+    return {"n": n, "size": size, "flag": border[1:], "edges": _edges(bg)}
+
+
+def _filled(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None, fill: NDArray[np.bool_] | None,
+            ) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    cls, water = _water(src, ch, seeded)
+    if fill is not None and fill.any():
+        bg, _ = ndimage.label(~water, structure=_EIGHT)
+        water = water | np.concatenate([[False], fill])[bg]
+    if "inside" in src.layers:
+        water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
+    return cls, water
+
+
+def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any]) -> NDArray[np.int64]:
+    """Column (within the chunk) of the first pixel of each label on its first row."""
+    out = np.empty(len(slices), dtype=np.int64)
+    for k, (rs, cs) in enumerate(slices):
+        out[k] = cs.start + int(np.argmax(lab[rs.start, cs] == k + 1))
+    return out
+
+
+def _lake_pass(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None, fill: NDArray[np.bool_] | None,
+               min_px: int, zone_join: bool) -> dict[str, Any]:
+    """Label the filled water of a chunk; stats per label; polygons of the labels inside the chunk
+    (pixel coordinates of the whole grid); masks and terrain values of the parts on chunk edges.
+    ``zone_join`` also keeps edge lakes below ``min_px`` and the terrain values of edge lakes."""
+    ny, nx = src.grid.shape
+    _, water = _filled(src, ch, seeded, fill)
+    lab, n = ndimage.label(water, structure=_FOUR)
+    del water
+    out: dict[str, Any] = {"n": n, "edges": _edges(lab)}
+    if n == 0:
+        return out
+    idx = np.arange(1, n + 1)
+    size = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    slices = ndimage.find_objects(lab)
+    r_start = np.array([s[0].start for s in slices]) + ch.r0
+    r_stop = np.array([s[0].stop for s in slices]) + ch.r0
+    c_start = np.array([s[1].start for s in slices]) + ch.c0
+    c_stop = np.array([s[1].stop for s in slices]) + ch.c0
+    first = r_start * nx + _first_pixels(lab, slices) + ch.c0
+    # edge: the raster border, or a 4-neighbour never observed / outside the AOI (halo: across chunks)
+    bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
+    if "inside" in src.layers:
+        bad |= ~src.read_halo("inside", ch.r0, ch.r1, ch.c0, ch.c1, False)
+    near_bad = ndimage.binary_dilation(bad, structure=_FOUR)[1:-1, 1:-1]
+    del bad
+    edge = np.zeros(n + 1, dtype=bool)
+    edge[lab[near_bad]] = True
+    edge = edge[1:] | (r_start == 0) | (c_start == 0) | (r_stop == ny) | (c_stop == nx)
+    if "nobs" in src.layers:
+        nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1)
+        n_obs = np.asarray(ndimage.minimum(nobs, lab, idx), dtype=np.int64).reshape(-1)
+    else:
+        n_obs = np.ones(n, dtype=np.int64)
+    # labels touching an inner chunk edge may continue in the next chunk: they are "parts"
+    part = np.zeros(n + 1, dtype=bool)
+    for inner, line in ((ch.r0 > 0, lab[0]), (ch.r1 < ny, lab[-1]), (ch.c0 > 0, lab[:, 0]), (ch.c1 < nx, lab[:, -1])):
+        if inner:
+            part[line] = True
+    part = part[1:]
+    whole = ~part & ((size >= min_px) | (edge & zone_join))
+    terrain = "elev" in src.layers and "slope" in src.layers
+    out.update(size=size, first=first, edge=edge, n_obs=n_obs, part=part,
+               bbox=np.stack([r_start, r_stop, c_start, c_stop], axis=1))
+    elev_med = np.full(n, np.nan)
+    slope_med = np.full(n, np.nan)
+    if terrain:
+        from .terrain import lake_terrain
+
+        dem = src.read("elev", ch.r0, ch.r1, ch.c0, ch.c1)
+        slp = src.read("slope", ch.r0, ch.r1, ch.c0, ch.c1)
+        if whole.any():
+            e, s = lake_terrain(lab, dem, slp, index=idx[whole])
+            elev_med[whole], slope_med[whole] = e, s
+    out.update(elev=elev_med, slope=slope_med)
+    # one polygonization call for all labels that are whole lakes within this chunk
+    geoms: dict[int, Any] = {}
+    if whole.any():
+        keep = np.concatenate([[False], whole])[lab]
+        for g, v in rasterio.features.shapes(lab, mask=keep, connectivity=4,
+                                             transform=Affine.translation(ch.c0, ch.r0)):
+            geoms[int(v)] = shapely.geometry.shape(g)
+    out["geoms"] = geoms
+    parts: dict[int, dict[str, Any]] = {}
+    edge_values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    for k in np.flatnonzero(part | (whole & edge & zone_join)):
+        rs, cs = slices[k]
+        m = lab[rs, cs] == k + 1
+        vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
+        if part[k]:
+            parts[int(k + 1)] = {"mask": m, "values": vals}
+        elif vals is not None:
+            edge_values[int(k + 1)] = vals
+    out["parts"] = parts
+    out["edge_values"] = edge_values
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Union across chunk borders
+# --------------------------------------------------------------------------------------------------
+
+def _pairs(a: NDArray[np.int32], b: NDArray[np.int32], eight: bool) -> list[tuple[NDArray[np.int32], NDArray[np.int32]]]:
+    out = []
+    shifts = ((0, 0), (0, 1), (1, 0)) if eight else ((0, 0),)
+    for sa, sb in shifts:
+        x = a[sa:len(a) - sb] if sb else a[sa:]
+        y = b[sb:len(b) - sa] if sa else b[sb:]
+        m = (x > 0) & (y > 0)
+        out.append((x[m], y[m]))
+    return out
+
+
+def _union(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], eight: bool = False,
+           ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
+    """Connected components over all chunk labels. Returns the offset of each chunk's labels in the
+    node numbering, the component of each node and the number of components."""
+    counts = np.array([r["n"] for r in results], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    total = int(offsets[-1])
+    at = {(c.i, c.j): c.index for c in chunks}
+    us: list[NDArray[np.int64]] = []
+    vs: list[NDArray[np.int64]] = []
+
+    def link(k1: int, a: NDArray[np.int32], k2: int, b: NDArray[np.int32], diagonal: bool = False) -> None:
+        pairs = [(a, b)] if diagonal else _pairs(a, b, eight)
+        for x, y in pairs:
+            m = (x > 0) & (y > 0)
+            if m.any():
+                us.append(offsets[k1] + x[m].astype(np.int64) - 1)
+                vs.append(offsets[k2] + y[m].astype(np.int64) - 1)
+
+    for c in chunks:
+        _, bottom, _, right = results[c.index]["edges"]
+        below = at.get((c.i + 1, c.j))
+        if below is not None:
+            link(c.index, bottom, below, results[below]["edges"][0])
+        rightn = at.get((c.i, c.j + 1))
+        if rightn is not None:
+            link(c.index, right, rightn, results[rightn]["edges"][2])
+        if eight:
+            diag = at.get((c.i + 1, c.j + 1))
+            if diag is not None:
+                link(c.index, bottom[-1:], diag, results[diag]["edges"][0][:1], diagonal=True)
+            anti = at.get((c.i + 1, c.j - 1))
+            if anti is not None:
+                link(c.index, bottom[:1], anti, results[anti]["edges"][0][-1:], diagonal=True)
+    if us:
+        u, v = np.concatenate(us), np.concatenate(vs)
+    else:
+        u = v = np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(total, total))
+    k, comp = connected_components(graph, directed=False)
+    return offsets, comp.astype(np.int64), int(k)
+
+
+def _run(fn: Callable[..., dict[str, Any]], src: _Source, chunks: Sequence[_Chunk], per_chunk: Sequence[tuple[Any, ...]],
+         client: Any) -> list[dict[str, Any]]:
+    """``fn(src, chunk, *args)`` for every chunk, serially or as tasks on a Dask client (same results)."""
+    if client is None:
+        return [fn(src, c, *a) for c, a in zip(chunks, per_chunk)]
+    src_f = client.scatter(src, broadcast=True) if isinstance(src, _ArraySource) else src
+    futures = [client.submit(fn, src_f, c, *a, pure=False) for c, a in zip(chunks, per_chunk)]
+    return client.gather(futures)
+
+
+# --------------------------------------------------------------------------------------------------
+# One grid -> lake table (pixel-coordinate polygons, counts, stats)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class _ZoneLakes:
+    """Lakes of one grid, in raster-scan order of their first pixel."""
+
+    grid: _Grid
+    size_px: NDArray[np.int64]
+    first: NDArray[np.int64]
+    edge: NDArray[np.bool_]
+    n_obs: NDArray[np.int64]
+    geoms: list[Any]  # in the grid's CRS
+    elev: NDArray[np.float64] | None = None
+    slope: NDArray[np.float64] | None = None
+    values: list[tuple[NDArray[np.float64], NDArray[np.float64]]] | None = field(default=None)
+
+
+def _pixel_to_crs(geoms: Sequence[Any], t: Affine) -> NDArray[Any]:
+    def f(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])
+
+    return shapely.transform(np.asarray(geoms, dtype=object), f)
+
+
+def _nanmedian(v: NDArray[np.float64]) -> float:
+    v = v[~np.isnan(v)]
+    return float(np.median(v)) if v.size else math.nan
+
+
+def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
+                keep_small_edge: bool = False, keep_values: bool = False) -> _ZoneLakes:
+    """All passes on one grid. ``keep_small_edge`` keeps edge lakes below the minimum mapping unit
+    (and ``keep_values`` their terrain values) for joining across zone borders."""
+    grid = src.grid
+    chunks = _chunks(grid.shape, max(int(chunk_px), 1))
+    min_px = int(np.ceil(params.min_area_m2 / grid.pixel_area - 1e-9))
+    max_hole_px = int(params.hole_m2 // grid.pixel_area)
+    none = [()] * len(chunks)
+
+    # 1. seeds: components of class 1|2 holding a class-1 pixel
+    res = _run(_seed_pass, src, chunks, none, client)
+    offsets, comp, k = _union(chunks, res)
+    node_seed = np.concatenate([r["flag"] for r in res]) if offsets[-1] else np.zeros(0, bool)
+    comp_seed = np.zeros(k, dtype=bool)
+    comp_seed[comp[node_seed]] = True
+    no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
+    seeded = [None if no_maybe else comp_seed[comp[offsets[c.index]:offsets[c.index + 1]]] for c in chunks]
+    del res
+
+    # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
+    if max_hole_px > 0:
+        res = _run(_hole_pass, src, chunks, [(s,) for s in seeded], client)
+        offsets, comp, k = _union(chunks, res, eight=True)
+        size = np.zeros(k, dtype=np.int64)
+        border = np.zeros(k, dtype=bool)
+        if offsets[-1]:
+            np.add.at(size, comp, np.concatenate([r["size"] for r in res]))
+            border[comp[np.concatenate([r["flag"] for r in res])]] = True
+        comp_fill = (size <= max_hole_px) & ~border
+        fills: list[Any] = [comp_fill[comp[offsets[c.index]:offsets[c.index + 1]]] for c in chunks]
+        del res
+    else:
+        fills = [None] * len(chunks)
+
+    # 3. lakes
+    res = _run(_lake_pass, src, chunks, [(s, f, min_px, keep_small_edge) for s, f in zip(seeded, fills)], client)
+    offsets, comp, k = _union(chunks, res)
+    terrain = "elev" in src.layers and "slope" in src.layers
+    nodes = [r for r in res if r["n"]]
+    if not nodes:
+        return _ZoneLakes(grid, *(np.zeros(0, dtype=d) for d in (np.int64, np.int64, bool, np.int64)), [],
+                          np.zeros(0) if terrain else None, np.zeros(0) if terrain else None,
+                          [] if keep_values else None)
+    cat = {f: np.concatenate([r[f] for r in nodes]) for f in ("size", "first", "edge", "n_obs", "part", "elev", "slope")}
+    bbox_n = np.concatenate([r["bbox"] for r in nodes])
+    comp_n = np.concatenate([comp[offsets[c.index]:offsets[c.index + 1]] for c, r in zip(chunks, res) if r["n"]])
+    size = np.zeros(k, dtype=np.int64)
+    np.add.at(size, comp_n, cat["size"])
+    first = np.full(k, np.iinfo(np.int64).max)
+    np.minimum.at(first, comp_n, cat["first"])
+    n_obs = np.full(k, np.iinfo(np.int64).max)
+    np.minimum.at(n_obs, comp_n, cat["n_obs"])
+    edge = np.zeros(k, dtype=bool)
+    edge[comp_n[cat["edge"]]] = True
+    keep = size >= min_px
+    if keep_small_edge:
+        keep |= edge
+    stitched = np.zeros(k, dtype=bool)
+    stitched[comp_n[cat["part"]]] = True
+    elev = np.full(k, np.nan)
+    slope = np.full(k, np.nan)
+    elev[comp_n[~cat["part"]]] = cat["elev"][~cat["part"]]
+    slope[comp_n[~cat["part"]]] = cat["slope"][~cat["part"]]
+    geoms: list[Any] = [None] * k
+    values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    for c, r in zip(chunks, res):
+        for lab, g in r.get("geoms", {}).items():
+            geoms[comp[offsets[c.index] + lab - 1]] = g
+        for lab, vals in r.get("edge_values", {}).items():
+            values[int(comp[offsets[c.index] + lab - 1])] = vals
+    # stitched lakes: paste the parts into the lake's bounding window, polygonize once
+    parts_of: dict[int, list[tuple[_Chunk, int, dict[str, Any]]]] = {}
+    for c, r in zip(chunks, res):
+        for lab, p in r.get("parts", {}).items():
+            q = int(comp[offsets[c.index] + lab - 1])
+            if keep[q]:
+                parts_of.setdefault(q, []).append((c, lab, p))
+    bbox = np.zeros((k, 4), dtype=np.int64)
+    bbox[:, 0] = bbox[:, 2] = np.iinfo(np.int64).max
+    np.minimum.at(bbox[:, 0], comp_n, bbox_n[:, 0])
+    np.maximum.at(bbox[:, 1], comp_n, bbox_n[:, 1])
+    np.minimum.at(bbox[:, 2], comp_n, bbox_n[:, 2])
+    np.maximum.at(bbox[:, 3], comp_n, bbox_n[:, 3])
+    for q, plist in parts_of.items():
+        r0, r1, c0, c1 = bbox[q]
+        m = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
+        ev, sv = [], []
+        for c, lab, p in plist:
+            r = res[c.index]
+            b0, b1, b2, b3 = r["bbox"][lab - 1]
+            m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= p["mask"]
+            if terrain:
+                ev.append(p["values"][0])
+                sv.append(p["values"][1])
+        shapes = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
+            m, mask=m.astype(bool), connectivity=4, transform=Affine.translation(int(c0), int(r0)))]
+        geoms[q] = shapes[0] if len(shapes) == 1 else shapely.union_all(shapes)
+        if terrain:
+            values[q] = (np.concatenate(ev), np.concatenate(sv))
+            elev[q], slope[q] = _nanmedian(values[q][0]), _nanmedian(values[q][1])
+    del res
+    if terrain and params.max_slope_deg is not None:
+        steep = keep & (slope > params.max_slope_deg)
+        if keep_small_edge:
+            steep &= ~edge  # decided after joining across zones, on all the lake's pixels
+        if steep.any():
+            logger.info("removed %d water object(s) on slopes > %g deg", int(steep.sum()), params.max_slope_deg)
+            keep &= ~steep
+    order = np.flatnonzero(keep)
+    order = order[np.argsort(first[order], kind="stable")]
+    return _ZoneLakes(
+        grid, size[order], first[order], edge[order], n_obs[order],
+        list(_pixel_to_crs([geoms[q] for q in order], grid.transform)) if len(order) else [],
+        np.round(elev[order], 1) if terrain else None, np.round(slope[order], 2) if terrain else None,
+        [values.get(int(q), (np.zeros(0), np.zeros(0))) for q in order] if keep_values else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Lake table -> GeoDataFrame
+# --------------------------------------------------------------------------------------------------
+
+def _table(size_m2: NDArray[np.float64], edge: NDArray[Any], n_obs: NDArray[np.int64], geoms: Sequence[Any],
+           crs: CRS, *, pixel_m: float, perim_m: NDArray[np.float64] | None = None,
+           terrain: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
+           attributes: Mapping[str, Any], has_nobs: bool) -> gpd.GeoDataFrame:
+    from . import lakes as lk
+
+    extra = tuple(k for k in attributes if k not in lk.LAKE_FIELDS)
+    n = len(geoms)
+    if n == 0:
+        empty = lk.empty_lakes(crs, extra_fields=extra)
+        if terrain is not None:
+            empty = empty.assign(elev_m=pd.Series([], dtype="float64"), slope_deg=pd.Series([], dtype="float64"))
+        return empty
+    polys = gpd.GeoSeries(list(geoms), crs=crs)
+    if perim_m is None:
+        perim_m = polys.length.to_numpy()
+    reps = polys.representative_point()
+    to_wgs84 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = to_wgs84.transform(reps.x.to_numpy(), reps.y.to_numpy())
+    data: dict[str, Any] = {
+        "lake_id": lk._unique_ids([lk.glims_id(x, y) for x, y in zip(lon, lat)]),
+        "area_km2": np.asarray(size_m2, dtype=np.float64) / 1e6,
+        "perim_km": perim_m / 1000.0,
+        "area_err": lk.area_uncertainty_km2(perim_m, pixel_m=pixel_m),
+        "lon": np.round(lon, 6),
+        "lat": np.round(lat, 6),
+        "n_obs": np.asarray(n_obs, dtype=np.int64) if has_nobs else np.ones(n, dtype=np.int64),
+        "edge": np.asarray(edge).astype(np.int64),
+    }
+    terrain_cols = {} if terrain is None else {"elev_m": terrain[0], "slope_deg": terrain[1]}
+    data.update(terrain_cols)
+    # hook: the river flag (contract 5) is computed here per lake, once rivers.py lands
+    for k, v in attributes.items():
+        data[k] = [v] * n
+    order = [f for f in lk.LAKE_FIELDS if f in data] + list(terrain_cols) + list(extra)
+    gdf = gpd.GeoDataFrame({k: data[k] for k in order}, geometry=polys.values, crs=crs)
+    return gdf.sort_values("lake_id", kind="stable").reset_index(drop=True)
+
+
+def extract_grid_lakes(
+    water_class: NDArray[np.uint8],
+    valid_count: NDArray[np.integer] | None = None,
+    *,
+    transform: Affine,
+    crs: Any,
+    params: LakeParams,
+    aoi_mask: NDArray[np.bool_] | None = None,
+    dem: NDArray[np.floating] | None = None,
+    slope: NDArray[np.floating] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    chunk_px: int | None = None,
+    client: Any = None,
+) -> gpd.GeoDataFrame:
+    """Lakes of in-memory rasters of one grid (the engine behind :func:`gli_toolbox.lakes.extract_lakes`).
+
+    ``chunk_px=None`` labels the whole array as one chunk; any chunk size gives the same layer.
+
+    >>> wc = np.array([[1, 1, 0], [1, 2, 0], [0, 0, 2]], dtype=np.uint8)
+    >>> g = extract_grid_lakes(wc, transform=Affine(10, 0, 500000, 0, -10, 4000000), crs="EPSG:32643",
+    ...                        params=LakeParams(min_area_m2=100), chunk_px=2)
+    >>> g.area_km2.tolist()
+    [0.0004]
+    """
+    crs_obj = _projected(crs)
+    grid = _Grid(water_class.shape, transform, crs_obj)
+    terr = dem is not None and slope is not None
+    src = _ArraySource(grid, {"class": water_class, "nobs": valid_count, "inside": aoi_mask,
+                              "elev": dem if terr else None, "slope": slope if terr else None})
+    z = _zone_lakes(src, params, chunk_px=chunk_px or max(water_class.shape), client=client)
+    return _table(z.size_px * grid.pixel_area, z.edge, z.n_obs, z.geoms, crs_obj,
+                  pixel_m=math.sqrt(grid.pixel_area), terrain=(z.elev, z.slope) if terr else None,
+                  attributes=dict(attributes or {}), has_nobs=valid_count is not None)
+
+
+def _projected(crs: Any) -> CRS:
+    crs_obj = CRS.from_user_input(crs)
+    if not crs_obj.is_projected:
+        raise ValueError(f"lake areas need a projected CRS in metres, got {crs_obj.to_string()}; pass e.g. a UTM zone")
+    return crs_obj
+
+
+# --------------------------------------------------------------------------------------------------
+# Several UTM zones -> one layer
+# --------------------------------------------------------------------------------------------------
+
+def multi_zone_crs(grids: Iterable[tuple[Affine, tuple[int, int], Any]]) -> CRS:
+    """The equal-area output CRS of a multi-zone run: Albers conic centred on the zones' footprint,
+    standard parallels at 1/6 and 5/6 of its latitude span (areas true, shapes close to true over a
+    region).
+
+    >>> t = Affine(10, 0, 300000, 0, -10, 4700000)
+    >>> crs = multi_zone_crs([(t, (1000, 1000), "EPSG:32643")])
+    >>> crs.coordinate_operation.method_name
+    'Albers Equal Area'
+    >>> round(crs.coordinate_operation.params[1].value, 1)  # central meridian
+    72.6
+    """
+    lons: list[float] = []
+    lats: list[float] = []
+    for t, (ny, nx), crs in grids:
+        tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        xs = np.array([0, nx, 0, nx, nx / 2, 0, nx / 2, nx])
+        ys = np.array([0, 0, ny, ny, 0, ny / 2, ny, ny / 2])
+        x, y = t * (xs, ys)
+        lo, la = tr.transform(x, y)
+        lons.extend(np.asarray(lo).tolist())
+        lats.extend(np.asarray(la).tolist())
+    lo0, lo1, la0, la1 = min(lons), max(lons), min(lats), max(lats)
+    span = max(la1 - la0, 1.0)
+    mid = (la0 + la1) / 2
+    return CRS.from_proj4(
+        f"+proj=aea +lat_0={mid:.4f} +lon_0={(lo0 + lo1) / 2:.4f} +lat_1={mid - span / 3:.4f} "
+        f"+lat_2={mid + span / 3:.4f} +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+    )
+
+
+def extract_zone_lakes(
+    zones: Sequence[ZoneRaster],
+    params: LakeParams,
+    *,
+    attributes: Mapping[str, Any] | None = None,
+    crs: Any = None,
+    chunk_px: int = DEFAULT_CHUNK_PX,
+    client: Any = None,
+) -> gpd.GeoDataFrame:
+    """One lake layer from the rasters of the UTM-zone parts of an AOI (contract 3).
+
+    Parameters
+    ----------
+    zones
+        One :class:`ZoneRaster` per zone part (each on its own UTM grid), for one period.
+    params
+        Minimum mapping unit, hole filling and slope filter.
+    attributes
+        Constant fields added to every lake (``year``, ``n_scenes``, ``date`` ...).
+    crs
+        Output CRS. Default: the zone's own UTM CRS for one zone; for several zones
+        :func:`multi_zone_crs` (equal-area Albers). Areas are always pixel counts times pixel areas on
+        the zone grids, never taken from the reprojected polygon.
+    chunk_px
+        Side of the square windows read and labelled at a time: memory is set by it, not by the area.
+    client
+        Optional ``dask.distributed.Client``: the chunk passes run as its tasks (same result).
+
+    Returns
+    -------
+    GeoDataFrame
+        :data:`gli_toolbox.lakes.LAKE_FIELDS` (+ ``elev_m``/``slope_deg`` with terrain rasters, +
+        the ``attributes``), one row per lake, sorted by ``lake_id``.
+    """
+    if not zones:
+        raise ValueError("no zone rasters given; pass at least one ZoneRaster")
+    sources = [_FileSource(z) for z in zones]
+    for s in sources:
+        _projected(s.grid.crs)
+    terrain = all("elev" in s.layers and "slope" in s.layers for s in sources)
+    has_nobs = all("nobs" in s.layers for s in sources)
+    attributes = dict(attributes or {})
+    if len(sources) == 1:
+        src = sources[0]
+        z = _zone_lakes(src, params, chunk_px=chunk_px, client=client)
+        out_crs = src.grid.crs if crs is None else CRS.from_user_input(crs)
+        geoms: Sequence[Any] = z.geoms
+        perim = None
+        if out_crs != src.grid.crs:
+            perim = np.asarray(shapely.length(np.asarray(z.geoms, dtype=object)), dtype=np.float64)
+            geoms = _reproject(z.geoms, src.grid.crs, out_crs)
+        return _table(z.size_px * src.grid.pixel_area, z.edge, z.n_obs, geoms, _projected(out_crs),
+                      pixel_m=math.sqrt(src.grid.pixel_area), perim_m=perim,
+                      terrain=(z.elev, z.slope) if terrain else None, attributes=attributes, has_nobs=has_nobs)
+    out_crs = multi_zone_crs((s.grid.transform, s.grid.shape, s.grid.crs) for s in sources) if crs is None \
+        else _projected(crs)
+    per_zone = [_zone_lakes(s, params, chunk_px=chunk_px, client=client, keep_small_edge=True, keep_values=terrain)
+                for s in sources]
+    return _join_zones(per_zone, params, out_crs, terrain=terrain, has_nobs=has_nobs, attributes=attributes)
+
+
+def _reproject(geoms: Sequence[Any], src: CRS, dst: CRS) -> NDArray[Any]:
+    tr = Transformer.from_crs(src, dst, always_xy=True)
+
+    def f(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = tr.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(np.asarray(geoms, dtype=object), f)
+
+
+def _join_zones(per_zone: Sequence[_ZoneLakes], params: LakeParams, out_crs: CRS, *, terrain: bool,
+                has_nobs: bool, attributes: Mapping[str, Any]) -> gpd.GeoDataFrame:
+    """Join the edge lakes of different zones whose reprojected outlines come within one pixel."""
+    rows: list[dict[str, Any]] = []
+    for zi, z in enumerate(per_zone):
+        out_geoms = _reproject(z.geoms, z.grid.crs, out_crs) if z.geoms else []
+        lengths = shapely.length(np.asarray(z.geoms, dtype=object)) if z.geoms else []
+        for q in range(len(z.geoms)):
+            rows.append({
+                "zone": zi, "geom": out_geoms[q], "area_m2": float(z.size_px[q] * z.grid.pixel_area),
+                "perim_m": float(lengths[q]), "edge": bool(z.edge[q]), "n_obs": int(z.n_obs[q]),
+                "pixel_m": math.sqrt(z.grid.pixel_area),
+                "values": z.values[q] if (terrain and z.values is not None) else None,
+                "elev": float(z.elev[q]) if terrain and z.elev is not None else math.nan,
+                "slope": float(z.slope[q]) if terrain and z.slope is not None else math.nan,
+            })
+    n = len(rows)
+    pixel_m = max((r["pixel_m"] for r in rows), default=10.0)
+    cand = [i for i, r in enumerate(rows) if r["edge"]]
+    u: list[int] = []
+    v: list[int] = []
+    if cand:
+        tree = shapely.STRtree([rows[i]["geom"] for i in cand])
+        a, b = tree.query([rows[i]["geom"] for i in cand], predicate="dwithin", distance=pixel_m)
+        for x, y in zip(a, b):
+            i, j = cand[x], cand[y]
+            if rows[i]["zone"] != rows[j]["zone"]:
+                u.append(i)
+                v.append(j)
+    graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
+    k, comp = connected_components(graph, directed=False)
+    groups: list[list[int]] = [[] for _ in range(k)]
+    for i, c in enumerate(comp):
+        groups[c].append(i)
+    min_m2 = params.min_area_m2
+    out = []
+    for g in groups:
+        area = sum(rows[i]["area_m2"] for i in g)
+        pix = min(rows[i]["pixel_m"] for i in g)
+        if area < min_m2 - 1e-6:  # the minimum mapping unit, on the joined lake
+            continue
+        if len(g) == 1:
+            r = rows[g[0]]
+            geom, perim, elev, slp = r["geom"], r["perim_m"], r["elev"], r["slope"]
+        else:
+            geom = shapely.union_all([rows[i]["geom"] for i in g])
+            if geom.geom_type != "Polygon":  # close the sub-pixel seam gap between the grids
+                d = pix / 2
+                geom = geom.buffer(d, join_style="mitre").buffer(-d, join_style="mitre")
+            # perimeter without the seam: the joined outline measured on a UTM grid of the lake
+            perim = float(shapely.length(_reproject([geom], out_crs, per_zone[rows[g[0]]["zone"]].grid.crs)[0]))
+            elev = slp = math.nan
+            if terrain:
+                ev = np.concatenate([_vals(rows[i])[0] for i in g])
+                sv = np.concatenate([_vals(rows[i])[1] for i in g])
+                elev, slp = round(_nanmedian(ev), 1), round(_nanmedian(sv), 2)
+        if terrain and params.max_slope_deg is not None and slp > params.max_slope_deg:
+            continue
+        out.append({"geom": geom, "area": area, "perim": perim, "edge": any(rows[i]["edge"] for i in g),
+                    "n_obs": min(rows[i]["n_obs"] for i in g), "elev": elev, "slope": slp, "pixel_m": pix})
+    return _table(np.array([o["area"] for o in out]), np.array([o["edge"] for o in out], dtype=bool),
+                  np.array([o["n_obs"] for o in out], dtype=np.int64), [o["geom"] for o in out], out_crs,
+                  pixel_m=pixel_m, perim_m=np.array([o["perim"] for o in out], dtype=np.float64),
+                  terrain=(np.array([o["elev"] for o in out]), np.array([o["slope"] for o in out])) if terrain else None,
+                  attributes=attributes, has_nobs=has_nobs)
+
+
+def _vals(row: Mapping[str, Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    v = row["values"]
+    assert v is not None  # edge lakes of a multi-zone run carry their terrain values
+    return v
