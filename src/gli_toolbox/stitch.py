@@ -261,10 +261,18 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None, fill:
     bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
     if "inside" in src.layers:
         bad |= ~src.read_halo("inside", ch.r0, ch.r1, ch.c0, ch.c1, False)
-    near_bad = ndimage.binary_dilation(bad, structure=_FOUR)[1:-1, 1:-1]
-    del bad
     edge = np.zeros(n + 1, dtype=bool)
-    edge[lab[near_bad]] = True
+    h, w = lab.shape
+    contacts: list[NDArray[np.int64]] = []
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        m = bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] & (lab > 0)
+        if m.any():
+            ls = lab[m]
+            edge[ls] = True
+            if zone_join:  # the never-observed/outside pixels touched: another zone may observe them
+                rr, cc = np.nonzero(m)
+                contacts.append(np.column_stack([ls, rr + ch.r0 + dr, cc + ch.c0 + dc]).astype(np.int64))
+    del bad
     edge = edge[1:] | (r_start == 0) | (c_start == 0) | (r_stop == ny) | (c_stop == nx)
     if "nobs" in src.layers:
         nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1)
@@ -312,6 +320,10 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None, fill:
             edge_values[int(k + 1)] = vals
     out["parts"] = parts
     out["edge_values"] = edge_values
+    if contacts:
+        cat = np.unique(np.concatenate(contacts), axis=0)  # sorted by label
+        cuts = np.searchsorted(cat[:, 0], idx)
+        out["contacts"] = {int(lab_): cat[a:b, 1:] for lab_, a, b in zip(idx, cuts, np.append(cuts[1:], len(cat))) if b > a}
     return out
 
 
@@ -400,6 +412,8 @@ class _ZoneLakes:
     elev: NDArray[np.float64] | None = None
     slope: NDArray[np.float64] | None = None
     values: list[tuple[NDArray[np.float64], NDArray[np.float64]]] | None = field(default=None)
+    #: per lake, (row, col) of the never-observed/outside pixels it touches (multi-zone runs)
+    contacts: list[NDArray[np.int64]] | None = field(default=None)
 
 
 def _pixel_to_crs(geoms: Sequence[Any], t: Affine) -> NDArray[Any]:
@@ -458,7 +472,7 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     if not nodes:
         return _ZoneLakes(grid, *(np.zeros(0, dtype=d) for d in (np.int64, np.int64, bool, np.int64)), [],
                           np.zeros(0) if terrain else None, np.zeros(0) if terrain else None,
-                          [] if keep_values else None)
+                          [] if keep_values else None, [] if keep_small_edge else None)
     cat = {f: np.concatenate([r[f] for r in nodes]) for f in ("size", "first", "edge", "n_obs", "part", "elev", "slope")}
     bbox_n = np.concatenate([r["bbox"] for r in nodes])
     comp_n = np.concatenate([comp[offsets[c.index]:offsets[c.index + 1]] for c, r in zip(chunks, res) if r["n"]])
@@ -481,11 +495,14 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     slope[comp_n[~cat["part"]]] = cat["slope"][~cat["part"]]
     geoms: list[Any] = [None] * k
     values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    contacts: dict[int, list[NDArray[np.int64]]] = {}
     for c, r in zip(chunks, res):
         for lab, g in r.get("geoms", {}).items():
             geoms[comp[offsets[c.index] + lab - 1]] = g
         for lab, vals in r.get("edge_values", {}).items():
             values[int(comp[offsets[c.index] + lab - 1])] = vals
+        for lab, cts in r.get("contacts", {}).items():
+            contacts.setdefault(int(comp[offsets[c.index] + lab - 1]), []).append(cts)
     # stitched lakes: paste the parts into the lake's bounding window, polygonize once
     parts_of: dict[int, list[tuple[_Chunk, int, dict[str, Any]]]] = {}
     for c, r in zip(chunks, res):
@@ -531,6 +548,8 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
         list(_pixel_to_crs([geoms[q] for q in order], grid.transform)) if len(order) else [],
         np.round(elev[order], 1) if terrain else None, np.round(slope[order], 2) if terrain else None,
         [values.get(int(q), (np.zeros(0), np.zeros(0))) for q in order] if keep_values else None,
+        [np.concatenate(contacts[int(q)]) if int(q) in contacts else np.zeros((0, 2), np.int64) for q in order]
+        if keep_small_edge else None,
     )
 
 
@@ -712,7 +731,7 @@ def extract_zone_lakes(
         else _projected(crs)
     per_zone = [_zone_lakes(s, params, chunk_px=chunk_px, client=client, keep_small_edge=True, keep_values=terrain)
                 for s in sources]
-    return _join_zones(per_zone, params, out_crs, terrain=terrain, has_nobs=has_nobs, attributes=attributes)
+    return _join_zones(per_zone, sources, params, out_crs, terrain=terrain, has_nobs=has_nobs, attributes=attributes)
 
 
 def _reproject(geoms: Sequence[Any], src: CRS, dst: CRS) -> NDArray[Any]:
@@ -725,17 +744,19 @@ def _reproject(geoms: Sequence[Any], src: CRS, dst: CRS) -> NDArray[Any]:
     return shapely.transform(np.asarray(geoms, dtype=object), f)
 
 
-def _join_zones(per_zone: Sequence[_ZoneLakes], params: LakeParams, out_crs: CRS, *, terrain: bool,
-                has_nobs: bool, attributes: Mapping[str, Any]) -> gpd.GeoDataFrame:
+def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], params: LakeParams, out_crs: CRS, *,
+                terrain: bool, has_nobs: bool, attributes: Mapping[str, Any]) -> gpd.GeoDataFrame:
     """Join the edge lakes of different zones whose reprojected outlines come within one pixel."""
     rows: list[dict[str, Any]] = []
+    real_edge = [_real_edge(z, zi, sources) for zi, z in enumerate(per_zone)]
     for zi, z in enumerate(per_zone):
         out_geoms = _reproject(z.geoms, z.grid.crs, out_crs) if z.geoms else []
         lengths = shapely.length(np.asarray(z.geoms, dtype=object)) if z.geoms else []
         for q in range(len(z.geoms)):
             rows.append({
                 "zone": zi, "geom": out_geoms[q], "area_m2": float(z.size_px[q] * z.grid.pixel_area),
-                "perim_m": float(lengths[q]), "edge": bool(z.edge[q]), "n_obs": int(z.n_obs[q]),
+                "perim_m": float(lengths[q]), "edge": bool(z.edge[q]), "real_edge": bool(real_edge[zi][q]),
+                "n_obs": int(z.n_obs[q]),
                 "pixel_m": math.sqrt(z.grid.pixel_area),
                 "values": z.values[q] if (terrain and z.values is not None) else None,
                 "elev": float(z.elev[q]) if terrain and z.elev is not None else math.nan,
@@ -748,7 +769,7 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], params: LakeParams, out_crs: CRS
     v: list[int] = []
     if cand:
         tree = shapely.STRtree([rows[i]["geom"] for i in cand])
-        a, b = tree.query([rows[i]["geom"] for i in cand], predicate="dwithin", distance=pixel_m)
+        a, b = tree.query([rows[i]["geom"] for i in cand], predicate="dwithin", distance=pixel_m)  # seam gap < 1 px
         for x, y in zip(a, b):
             i, j = cand[x], cand[y]
             if rows[i]["zone"] != rows[j]["zone"]:
@@ -770,10 +791,8 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], params: LakeParams, out_crs: CRS
             r = rows[g[0]]
             geom, perim, elev, slp = r["geom"], r["perim_m"], r["elev"], r["slope"]
         else:
-            geom = shapely.union_all([rows[i]["geom"] for i in g])
-            if geom.geom_type != "Polygon":  # close the sub-pixel seam gap between the grids
-                d = pix / 2
-                geom = geom.buffer(d, join_style="mitre").buffer(-d, join_style="mitre")
+            geom = _seam_union([[rows[i]["geom"] for i in g if rows[i]["zone"] == z]
+                                for z in sorted({rows[i]["zone"] for i in g})], pix)
             # perimeter without the seam: the joined outline measured on a UTM grid of the lake
             perim = float(shapely.length(_reproject([geom], out_crs, per_zone[rows[g[0]]["zone"]].grid.crs)[0]))
             elev = slp = math.nan
@@ -783,13 +802,73 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], params: LakeParams, out_crs: CRS
                 elev, slp = round(_nanmedian(ev), 1), round(_nanmedian(sv), 2)
         if terrain and params.max_slope_deg is not None and slp > params.max_slope_deg:
             continue
-        out.append({"geom": geom, "area": area, "perim": perim, "edge": any(rows[i]["edge"] for i in g),
+        out.append({"geom": geom, "area": area, "perim": perim, "edge": any(rows[i]["real_edge"] for i in g),
                     "n_obs": min(rows[i]["n_obs"] for i in g), "elev": elev, "slope": slp, "pixel_m": pix})
     return _table(np.array([o["area"] for o in out]), np.array([o["edge"] for o in out], dtype=bool),
                   np.array([o["n_obs"] for o in out], dtype=np.int64), [o["geom"] for o in out], out_crs,
                   pixel_m=pixel_m, perim_m=np.array([o["perim"] for o in out], dtype=np.float64),
                   terrain=(np.array([o["elev"] for o in out]), np.array([o["slope"] for o in out])) if terrain else None,
                   attributes=attributes, has_nobs=has_nobs)
+
+
+def _real_edge(z: _ZoneLakes, zi: int, sources: Sequence[_Source]) -> NDArray[np.bool_]:
+    """Per lake of zone ``zi``: does it touch a pixel that no other zone observes? (The other zone's
+    part of the AOI is never observed on this zone's grid; across the seam, land or water observed on
+    the other zone's grid is no edge.)"""
+    out = np.zeros(len(z.geoms), dtype=bool)
+    assert z.contacts is not None
+    lake = np.concatenate([np.full(len(c), q) for q, c in enumerate(z.contacts)]) if z.contacts else np.zeros(0, int)
+    if lake.size == 0:
+        return out
+    rc = np.concatenate(z.contacts)
+    x, y = z.grid.transform * (rc[:, 1] + 0.5, rc[:, 0] + 0.5)
+    seen = np.zeros(len(rc), dtype=bool)
+    for zj, other in enumerate(sources):
+        if zj == zi:
+            continue
+        tr = Transformer.from_crs(z.grid.crs, other.grid.crs, always_xy=True)
+        ox, oy = tr.transform(x, y)
+        col, row = ~other.grid.transform * (np.asarray(ox), np.asarray(oy))
+        r0, c0 = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
+        # the two grids' pixels straddle the seam: the pixel holding the point or a 4-neighbour
+        for dr, dc in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+            seen |= _observed(other, r0 + dr, c0 + dc)
+    out[np.unique(lake[~seen])] = True
+    return out
+
+
+def _observed(src: _Source, rows: NDArray[np.int64], cols: NDArray[np.int64], tile: int = DEFAULT_CHUNK_PX,
+              ) -> NDArray[np.bool_]:
+    """Whether ``src`` observes these pixels (class != 255), read tile by tile (bounded memory)."""
+    ny, nx = src.grid.shape
+    ok = (rows >= 0) & (rows < ny) & (cols >= 0) & (cols < nx)
+    out = np.zeros(len(rows), dtype=bool)
+    keys = (rows // tile) * (nx // tile + 1) + cols // tile
+    for key in np.unique(keys[ok]):
+        sel = np.flatnonzero(ok & (keys == key))
+        r0, r1, c0, c1 = rows[sel].min(), rows[sel].max() + 1, cols[sel].min(), cols[sel].max() + 1
+        cls = src.read("class", int(r0), int(r1), int(c0), int(c1))
+        out[sel] = cls[rows[sel] - r0, cols[sel] - c0] != NEVER_OBSERVED
+    return out
+
+
+def _seam_union(by_zone: Sequence[Sequence[Any]], d: float) -> Any:
+    """Union of the parts of one lake from several zone grids, closing the sub-pixel gaps and slivers
+    between the grids along the seam only (a closing by ``d`` limited to where the parts of two zones
+    come within ``d`` of each other), so the lake's other inlets keep their pixel outline.
+
+    >>> a = shapely.box(0, 0, 10, 10)
+    >>> b = shapely.box(10.4, 0, 20, 10)  # a 0.4 m gap between the two grids
+    >>> _seam_union([[a], [b]], 10.0).normalize().wkt
+    'POLYGON ((0 0, 0 10, 20 10, 20 0, 0 0))'
+    """
+    zones = [shapely.union_all(list(p)) for p in by_zone]
+    whole = shapely.union_all(zones)
+    grown = [z.buffer(d, join_style="mitre") for z in zones]
+    seam = shapely.union_all([grown[i].intersection(grown[j]) for i in range(len(zones)) for j in range(i + 1, len(zones))])
+    closed = whole.buffer(d, join_style="mitre").buffer(-d, join_style="mitre")
+    out = shapely.union_all([whole, closed.intersection(seam)])
+    return shapely.simplify(out, 0) if out.geom_type == "Polygon" else out
 
 
 def _vals(row: Mapping[str, Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
