@@ -185,79 +185,100 @@ def _edges(lab: NDArray[np.integer]) -> tuple[NDArray[np.int32], ...]:
             lab[:, -1].astype(np.int32))
 
 
+def _edge_ids(lab: NDArray[np.integer], ch: _Chunk, shape: tuple[int, int], *, inner_only: bool) -> NDArray[np.int64]:
+    """Sorted labels on the chunk's edges (only the edges shared with another chunk if ``inner_only``).
+    Only these take part in the union across chunks; the others are complete within the chunk."""
+    ny, nx = shape
+    lines = [line for inner, line in ((ch.r0 > 0, lab[0]), (ch.r1 < ny, lab[-1]), (ch.c0 > 0, lab[:, 0]),
+                                      (ch.c1 < nx, lab[:, -1])) if inner or not inner_only]
+    ids = np.unique(np.concatenate(lines)) if lines else np.zeros(0, np.int64)
+    return ids[ids > 0].astype(np.int64)
+
+
 def _water_candidates(cls: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
     return ndimage.label((cls == WATER) | (cls == MAYBE_WATER), structure=_FOUR)
+
+
+def _local_seeds(cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int) -> NDArray[np.bool_]:
+    seed = np.zeros(n + 1, dtype=bool)
+    seed[lab[cls == WATER]] = True
+    seed[0] = False
+    return seed
 
 
 def _seed_pass(src: _Source, ch: _Chunk) -> dict[str, Any]:
     cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     lab, n = _water_candidates(cls)
-    seed = np.zeros(n + 1, dtype=bool)
-    seed[np.unique(lab[cls == WATER])] = True
-    seed[0] = False
-    return {"n": n, "flag": seed[1:], "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
+    ids = _edge_ids(lab, ch, src.grid.shape, inner_only=False)
+    return {"ids": ids, "flag": _local_seeds(cls, lab, n)[ids], "maybe": bool((cls == MAYBE_WATER).any()),
+            "edges": _edges(lab)}
 
 
-def _water(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+_Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their global decision)
+
+
+def _water(src: _Source, ch: _Chunk, seeded: _Table | None) -> NDArray[np.bool_]:
     cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     if seeded is None:  # no class 2 anywhere: water is class 1
-        return cls, cls == WATER
-    lab, _ = _water_candidates(cls)
-    return cls, np.concatenate([[False], seeded])[lab]
+        return cls == WATER
+    lab, n = _water_candidates(cls)
+    table = _local_seeds(cls, lab, n)  # complete within the chunk: the local answer is the answer
+    table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
+    return table[lab]
 
 
-def _hole_pass(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None) -> dict[str, Any]:
-    _, water = _water(src, ch, seeded)
-    bg, n = ndimage.label(~water, structure=_EIGHT)
-    size = np.bincount(bg.ravel(), minlength=n + 1)[1:]
+def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None) -> dict[str, Any]:
+    bg, n = ndimage.label(~_water(src, ch, seeded), structure=_EIGHT)
+    ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
+    size = np.bincount(bg.ravel(), minlength=n + 1)[ids]
     ny, nx = src.grid.shape
     border = np.zeros(n + 1, dtype=bool)
     for on, line in ((ch.r0 == 0, bg[0]), (ch.r1 == ny, bg[-1]), (ch.c0 == 0, bg[:, 0]), (ch.c1 == nx, bg[:, -1])):
         if on:
             border[line] = True
-    return {"n": n, "size": size, "flag": border[1:], "edges": _edges(bg)}
+    return {"ids": ids, "size": size, "flag": border[ids], "edges": _edges(bg)}
 
 
-def _filled(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None, fill: NDArray[np.bool_] | None,
-            ) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
-    cls, water = _water(src, ch, seeded)
-    if fill is not None and fill.any():
-        bg, _ = ndimage.label(~water, structure=_EIGHT)
-        water = water | np.concatenate([[False], fill])[bg]
+def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None) -> NDArray[np.bool_]:
+    water = _water(src, ch, seeded)
+    if fill is not None:
+        max_hole_px, (ids, flags) = fill
+        bg, n = ndimage.label(~water, structure=_EIGHT)
+        table = np.bincount(bg.ravel(), minlength=n + 1) <= max_hole_px  # inside the chunk: not on the border
+        table[ids] = flags
+        table[0] = False
+        water |= table[bg]
     if "inside" in src.layers:
         water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
-    return cls, water
+    return water
 
 
-def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any]) -> NDArray[np.int64]:
+def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any], labels: NDArray[np.int64]) -> NDArray[np.int64]:
     """Column (within the chunk) of the first pixel of each label on its first row."""
-    out = np.empty(len(slices), dtype=np.int64)
-    for k, (rs, cs) in enumerate(slices):
-        out[k] = cs.start + int(np.argmax(lab[rs.start, cs] == k + 1))
+    out = np.empty(len(labels), dtype=np.int64)
+    for k, lb in enumerate(labels):
+        rs, cs = slices[lb - 1]
+        out[k] = cs.start + int(np.argmax(lab[rs.start, cs] == lb))
     return out
 
 
-def _lake_pass(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None, fill: NDArray[np.bool_] | None,
+def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None,
                min_px: int, zone_join: bool) -> dict[str, Any]:
-    """Label the filled water of a chunk; stats per label; polygons of the labels inside the chunk
-    (pixel coordinates of the whole grid); masks and terrain values of the parts on chunk edges.
-    ``zone_join`` also keeps edge lakes below ``min_px`` and the terrain values of edge lakes."""
-    ny, nx = src.grid.shape
-    _, water = _filled(src, ch, seeded, fill)
+    """Label the filled water of a chunk. Lakes complete within the chunk are finished here (stats,
+    terrain medians and polygons from one polygonization call, in pixel coordinates of the grid);
+    for labels on edges shared with other chunks ("parts") it returns stats, masks and terrain values
+    to be joined. ``zone_join`` keeps edge lakes below ``min_px``, their terrain values and the
+    never-observed pixels they touch (for joining across zone borders)."""
+    nx = src.grid.shape[1]
+    water = _filled(src, ch, seeded, fill)
     lab, n = ndimage.label(water, structure=_FOUR)
     del water
-    out: dict[str, Any] = {"n": n, "edges": _edges(lab)}
+    ids = _edge_ids(lab, ch, src.grid.shape, inner_only=True)
+    out: dict[str, Any] = {"ids": ids, "edges": _edges(lab)}
     if n == 0:
         return out
-    idx = np.arange(1, n + 1)
-    size = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    slices = ndimage.find_objects(lab)
-    r_start = np.array([s[0].start for s in slices]) + ch.r0
-    r_stop = np.array([s[0].stop for s in slices]) + ch.r0
-    c_start = np.array([s[1].start for s in slices]) + ch.c0
-    c_stop = np.array([s[1].stop for s in slices]) + ch.c0
-    first = r_start * nx + _first_pixels(lab, slices) + ch.c0
-    # edge: the raster border, or a 4-neighbour never observed / outside the AOI (halo: across chunks)
+    size = np.bincount(lab.ravel(), minlength=n + 1)
+    # edge: a 4-neighbour never observed / outside the AOI / beyond the raster (halo: across chunks)
     bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
     if "inside" in src.layers:
         bad |= ~src.read_halo("inside", ch.r0, ch.r1, ch.c0, ch.c1, False)
@@ -273,57 +294,63 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: NDArray[np.bool_] | None, fill:
                 rr, cc = np.nonzero(m)
                 contacts.append(np.column_stack([ls, rr + ch.r0 + dr, cc + ch.c0 + dc]).astype(np.int64))
     del bad
-    edge = edge[1:] | (r_start == 0) | (c_start == 0) | (r_stop == ny) | (c_stop == nx)
+    part = np.zeros(n + 1, dtype=bool)
+    part[ids] = True
+    whole = ~part & ((size >= min_px) | (edge & zone_join))
+    whole[0] = False
+    wanted = np.flatnonzero(whole | part)  # labels reported (the others are dropped here, for good)
+    if wanted.size == 0:
+        return out
+    slices = ndimage.find_objects(lab)
+    r_start = np.array([slices[i - 1][0].start for i in wanted]) + ch.r0
+    first = r_start * nx + _first_pixels(lab, slices, wanted) + ch.c0
     if "nobs" in src.layers:
         nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1)
-        n_obs = np.asarray(ndimage.minimum(nobs, lab, idx), dtype=np.int64).reshape(-1)
+        n_obs = np.asarray(ndimage.minimum(nobs, lab, wanted), dtype=np.int64).reshape(-1)
     else:
-        n_obs = np.ones(n, dtype=np.int64)
-    # labels touching an inner chunk edge may continue in the next chunk: they are "parts"
-    part = np.zeros(n + 1, dtype=bool)
-    for inner, line in ((ch.r0 > 0, lab[0]), (ch.r1 < ny, lab[-1]), (ch.c0 > 0, lab[:, 0]), (ch.c1 < nx, lab[:, -1])):
-        if inner:
-            part[line] = True
-    part = part[1:]
-    whole = ~part & ((size >= min_px) | (edge & zone_join))
+        n_obs = np.ones(len(wanted), dtype=np.int64)
     terrain = "elev" in src.layers and "slope" in src.layers
-    out.update(size=size, first=first, edge=edge, n_obs=n_obs, part=part,
-               bbox=np.stack([r_start, r_stop, c_start, c_stop], axis=1))
-    elev_med = np.full(n, np.nan)
-    slope_med = np.full(n, np.nan)
+    elev = np.full(len(wanted), np.nan)
+    slope = np.full(len(wanted), np.nan)
     if terrain:
         from .terrain import lake_terrain
 
         dem = src.read("elev", ch.r0, ch.r1, ch.c0, ch.c1)
         slp = src.read("slope", ch.r0, ch.r1, ch.c0, ch.c1)
-        if whole.any():
-            e, s = lake_terrain(lab, dem, slp, index=idx[whole])
-            elev_med[whole], slope_med[whole] = e, s
-    out.update(elev=elev_med, slope=slope_med)
-    # one polygonization call for all labels that are whole lakes within this chunk
+        w_ = whole[wanted]
+        if w_.any():
+            elev[w_], slope[w_] = lake_terrain(lab, dem, slp, index=wanted[w_])
+    # one polygonization call for all lakes complete within this chunk
     geoms: dict[int, Any] = {}
     if whole.any():
-        keep = np.concatenate([[False], whole])[lab]
-        for g, v in rasterio.features.shapes(lab, mask=keep, connectivity=4,
+        for g, v in rasterio.features.shapes(lab, mask=whole[lab], connectivity=4,
                                              transform=Affine.translation(ch.c0, ch.r0)):
             geoms[int(v)] = shapely.geometry.shape(g)
-    out["geoms"] = geoms
-    parts: dict[int, dict[str, Any]] = {}
-    edge_values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
-    for k in np.flatnonzero(part | (whole & edge & zone_join)):
-        rs, cs = slices[k]
-        m = lab[rs, cs] == k + 1
-        vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
-        if part[k]:
-            parts[int(k + 1)] = {"mask": m, "values": vals}
-        elif vals is not None:
-            edge_values[int(k + 1)] = vals
-    out["parts"] = parts
-    out["edge_values"] = edge_values
+    cts: dict[int, NDArray[np.int64]] = {}
     if contacts:
         cat = np.unique(np.concatenate(contacts), axis=0)  # sorted by label
-        cuts = np.searchsorted(cat[:, 0], idx)
-        out["contacts"] = {int(lab_): cat[a:b, 1:] for lab_, a, b in zip(idx, cuts, np.append(cuts[1:], len(cat))) if b > a}
+        labels, starts = np.unique(cat[:, 0], return_index=True)
+        for lb, a, b in zip(labels, starts, np.append(starts[1:], len(cat))):
+            cts[int(lb)] = cat[a:b, 1:]
+    lakes = []
+    for k, lb in enumerate(wanted):
+        rs, cs = slices[lb - 1]
+        rec: dict[str, Any] = {"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
+                               "n_obs": int(n_obs[k]), "elev": float(elev[k]), "slope": float(slope[k]),
+                               "contacts": cts.get(int(lb))}
+        if part[lb]:
+            m = lab[rs, cs] == lb
+            rec["bbox"] = (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)
+            rec["mask"] = m
+            if terrain:
+                rec["values"] = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64))
+        else:
+            rec["geom"] = geoms[int(lb)]
+            if terrain and zone_join and edge[lb]:
+                m = lab[rs, cs] == lb
+                rec["values"] = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64))
+        lakes.append(rec)
+    out["lakes"] = lakes
     return out
 
 
@@ -344,22 +371,25 @@ def _pairs(a: NDArray[np.int32], b: NDArray[np.int32], eight: bool) -> list[tupl
 
 def _union(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], eight: bool = False,
            ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
-    """Connected components over all chunk labels. Returns the offset of each chunk's labels in the
-    node numbering, the component of each node and the number of components."""
-    counts = np.array([r["n"] for r in results], dtype=np.int64)
+    """Connected components over the edge labels (``ids``) of all chunks, linked through the border
+    rows and columns of neighbouring chunks. Returns the offset of each chunk's ids in the node
+    numbering, the component of each node and the number of components."""
+    counts = np.array([len(r["ids"]) for r in results], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     total = int(offsets[-1])
     at = {(c.i, c.j): c.index for c in chunks}
     us: list[NDArray[np.int64]] = []
     vs: list[NDArray[np.int64]] = []
 
+    def node(k: int, labels: NDArray[np.int32]) -> NDArray[np.int64]:
+        return offsets[k] + np.searchsorted(results[k]["ids"], labels)
+
     def link(k1: int, a: NDArray[np.int32], k2: int, b: NDArray[np.int32], diagonal: bool = False) -> None:
-        pairs = [(a, b)] if diagonal else _pairs(a, b, eight)
-        for x, y in pairs:
+        for x, y in ([(a, b)] if diagonal else _pairs(a, b, eight)):
             m = (x > 0) & (y > 0)
             if m.any():
-                us.append(offsets[k1] + x[m].astype(np.int64) - 1)
-                vs.append(offsets[k2] + y[m].astype(np.int64) - 1)
+                us.append(node(k1, x[m]))
+                vs.append(node(k2, y[m]))
 
     for c in chunks:
         _, bottom, _, right = results[c.index]["edges"]
@@ -376,13 +406,17 @@ def _union(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], eight: b
             anti = at.get((c.i + 1, c.j - 1))
             if anti is not None:
                 link(c.index, bottom[:1], anti, results[anti]["edges"][0][-1:], diagonal=True)
-    if us:
-        u, v = np.concatenate(us), np.concatenate(vs)
-    else:
-        u = v = np.zeros(0, dtype=np.int64)
+    u = np.concatenate(us) if us else np.zeros(0, dtype=np.int64)
+    v = np.concatenate(vs) if vs else np.zeros(0, dtype=np.int64)
     graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(total, total))
     k, comp = connected_components(graph, directed=False)
     return offsets, comp.astype(np.int64), int(k)
+
+
+def _tables(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], offsets: NDArray[np.int64],
+            comp: NDArray[np.int64], decision: NDArray[np.bool_]) -> list[_Table]:
+    """Per chunk: its edge labels and the decision taken for their component."""
+    return [(results[c.index]["ids"], decision[comp[offsets[c.index]:offsets[c.index + 1]]]) for c in chunks]
 
 
 def _run(fn: Callable[..., dict[str, Any]], src: _Source, chunks: Sequence[_Chunk], per_chunk: Sequence[tuple[Any, ...]],
@@ -390,7 +424,7 @@ def _run(fn: Callable[..., dict[str, Any]], src: _Source, chunks: Sequence[_Chun
     """``fn(src, chunk, *args)`` for every chunk, serially or as tasks on a Dask client (same results)."""
     if client is None:
         return [fn(src, c, *a) for c, a in zip(chunks, per_chunk)]
-    src_f = client.scatter(src, broadcast=True) if isinstance(src, _ArraySource) else src
+    src_f = client.scatter(src, broadcast=True, hash=False) if isinstance(src, _ArraySource) else src
     futures = [client.submit(fn, src_f, c, *a, pure=False) for c, a in zip(chunks, per_chunk)]
     return client.gather(futures)
 
@@ -429,127 +463,100 @@ def _nanmedian(v: NDArray[np.float64]) -> float:
     return float(np.median(v)) if v.size else math.nan
 
 
-def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
-                keep_small_edge: bool = False, keep_values: bool = False) -> _ZoneLakes:
-    """All passes on one grid. ``keep_small_edge`` keeps edge lakes below the minimum mapping unit
-    (and ``keep_values`` their terrain values) for joining across zone borders."""
+def _join_parts(parts: Sequence[dict[str, Any]], terrain: bool) -> dict[str, Any]:
+    """One lake from its parts in several chunks: pasted into its bounding window, polygonized once."""
+    r0 = min(p["bbox"][0] for p in parts)
+    r1 = max(p["bbox"][1] for p in parts)
+    c0 = min(p["bbox"][2] for p in parts)
+    c1 = max(p["bbox"][3] for p in parts)
+    m = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
+    for p in parts:
+        b0, b1, b2, b3 = p["bbox"]
+        m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= p["mask"]
+    shapes = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
+        m, mask=m.astype(bool), connectivity=4, transform=Affine.translation(int(c0), int(r0)))]
+    del m
+    cts = [p["contacts"] for p in parts if p["contacts"] is not None]
+    rec: dict[str, Any] = {
+        "size": sum(p["size"] for p in parts), "first": min(p["first"] for p in parts),
+        "edge": any(p["edge"] for p in parts), "n_obs": min(p["n_obs"] for p in parts),
+        "geom": shapes[0] if len(shapes) == 1 else shapely.union_all(shapes),
+        "contacts": np.concatenate(cts) if cts else None, "elev": math.nan, "slope": math.nan,
+    }
+    if terrain:
+        rec["values"] = (np.concatenate([p["values"][0] for p in parts]), np.concatenate([p["values"][1] for p in parts]))
+        rec["elev"], rec["slope"] = _nanmedian(rec["values"][0]), _nanmedian(rec["values"][1])
+    return rec
+
+
+def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any, zone_join: bool = False) -> _ZoneLakes:
+    """All passes on one grid. ``zone_join`` keeps edge lakes below the minimum mapping unit, their
+    terrain values and contacts, for joining across zone borders."""
     grid = src.grid
     chunks = _chunks(grid.shape, max(int(chunk_px), 1))
     min_px = int(np.ceil(params.min_area_m2 / grid.pixel_area - 1e-9))
     max_hole_px = int(params.hole_m2 // grid.pixel_area)
-    none = [()] * len(chunks)
+    terrain = "elev" in src.layers and "slope" in src.layers
 
     # 1. seeds: components of class 1|2 holding a class-1 pixel
-    res = _run(_seed_pass, src, chunks, none, client)
+    res = _run(_seed_pass, src, chunks, [()] * len(chunks), client)
     offsets, comp, k = _union(chunks, res)
-    node_seed = np.concatenate([r["flag"] for r in res]) if offsets[-1] else np.zeros(0, bool)
     comp_seed = np.zeros(k, dtype=bool)
-    comp_seed[comp[node_seed]] = True
+    comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
     no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
-    seeded = [None if no_maybe else comp_seed[comp[offsets[c.index]:offsets[c.index + 1]]] for c in chunks]
+    seeded: list[Any] = [None] * len(chunks) if no_maybe else _tables(chunks, res, offsets, comp, comp_seed)
     del res
 
     # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
+    fills: list[Any] = [None] * len(chunks)
     if max_hole_px > 0:
         res = _run(_hole_pass, src, chunks, [(s,) for s in seeded], client)
         offsets, comp, k = _union(chunks, res, eight=True)
         size = np.zeros(k, dtype=np.int64)
+        np.add.at(size, comp, np.concatenate([r["size"] for r in res]).astype(np.int64))
         border = np.zeros(k, dtype=bool)
-        if offsets[-1]:
-            np.add.at(size, comp, np.concatenate([r["size"] for r in res]))
-            border[comp[np.concatenate([r["flag"] for r in res])]] = True
-        comp_fill = (size <= max_hole_px) & ~border
-        fills: list[Any] = [comp_fill[comp[offsets[c.index]:offsets[c.index + 1]]] for c in chunks]
+        border[comp[np.concatenate([r["flag"] for r in res])]] = True
+        fills = [(max_hole_px, t) for t in _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)]
         del res
-    else:
-        fills = [None] * len(chunks)
 
-    # 3. lakes
-    res = _run(_lake_pass, src, chunks, [(s, f, min_px, keep_small_edge) for s, f in zip(seeded, fills)], client)
+    # 3. lakes: complete ones come finished from their chunk; parts are joined here
+    res = _run(_lake_pass, src, chunks, [(s, f, min_px, zone_join) for s, f in zip(seeded, fills)], client)
     offsets, comp, k = _union(chunks, res)
-    terrain = "elev" in src.layers and "slope" in src.layers
-    nodes = [r for r in res if r["n"]]
-    if not nodes:
-        return _ZoneLakes(grid, *(np.zeros(0, dtype=d) for d in (np.int64, np.int64, bool, np.int64)), [],
-                          np.zeros(0) if terrain else None, np.zeros(0) if terrain else None,
-                          [] if keep_values else None, [] if keep_small_edge else None)
-    cat = {f: np.concatenate([r[f] for r in nodes]) for f in ("size", "first", "edge", "n_obs", "part", "elev", "slope")}
-    bbox_n = np.concatenate([r["bbox"] for r in nodes])
-    comp_n = np.concatenate([comp[offsets[c.index]:offsets[c.index + 1]] for c, r in zip(chunks, res) if r["n"]])
-    size = np.zeros(k, dtype=np.int64)
-    np.add.at(size, comp_n, cat["size"])
-    first = np.full(k, np.iinfo(np.int64).max)
-    np.minimum.at(first, comp_n, cat["first"])
-    n_obs = np.full(k, np.iinfo(np.int64).max)
-    np.minimum.at(n_obs, comp_n, cat["n_obs"])
-    edge = np.zeros(k, dtype=bool)
-    edge[comp_n[cat["edge"]]] = True
-    keep = size >= min_px
-    if keep_small_edge:
-        keep |= edge
-    stitched = np.zeros(k, dtype=bool)
-    stitched[comp_n[cat["part"]]] = True
-    elev = np.full(k, np.nan)
-    slope = np.full(k, np.nan)
-    elev[comp_n[~cat["part"]]] = cat["elev"][~cat["part"]]
-    slope[comp_n[~cat["part"]]] = cat["slope"][~cat["part"]]
-    geoms: list[Any] = [None] * k
-    values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
-    contacts: dict[int, list[NDArray[np.int64]]] = {}
-    for c, r in zip(chunks, res):
-        for lab, g in r.get("geoms", {}).items():
-            geoms[comp[offsets[c.index] + lab - 1]] = g
-        for lab, vals in r.get("edge_values", {}).items():
-            values[int(comp[offsets[c.index] + lab - 1])] = vals
-        for lab, cts in r.get("contacts", {}).items():
-            contacts.setdefault(int(comp[offsets[c.index] + lab - 1]), []).append(cts)
-    # stitched lakes: paste the parts into the lake's bounding window, polygonize once
-    parts_of: dict[int, list[tuple[_Chunk, int, dict[str, Any]]]] = {}
-    for c, r in zip(chunks, res):
-        for lab, p in r.get("parts", {}).items():
-            q = int(comp[offsets[c.index] + lab - 1])
-            if keep[q]:
-                parts_of.setdefault(q, []).append((c, lab, p))
-    bbox = np.zeros((k, 4), dtype=np.int64)
-    bbox[:, 0] = bbox[:, 2] = np.iinfo(np.int64).max
-    np.minimum.at(bbox[:, 0], comp_n, bbox_n[:, 0])
-    np.maximum.at(bbox[:, 1], comp_n, bbox_n[:, 1])
-    np.minimum.at(bbox[:, 2], comp_n, bbox_n[:, 2])
-    np.maximum.at(bbox[:, 3], comp_n, bbox_n[:, 3])
-    for q, plist in parts_of.items():
-        r0, r1, c0, c1 = bbox[q]
-        m = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
-        ev, sv = [], []
-        for c, lab, p in plist:
-            r = res[c.index]
-            b0, b1, b2, b3 = r["bbox"][lab - 1]
-            m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= p["mask"]
-            if terrain:
-                ev.append(p["values"][0])
-                sv.append(p["values"][1])
-        shapes = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
-            m, mask=m.astype(bool), connectivity=4, transform=Affine.translation(int(c0), int(r0)))]
-        geoms[q] = shapes[0] if len(shapes) == 1 else shapely.union_all(shapes)
-        if terrain:
-            values[q] = (np.concatenate(ev), np.concatenate(sv))
-            elev[q], slope[q] = _nanmedian(values[q][0]), _nanmedian(values[q][1])
-    del res
+    lakes: list[dict[str, Any]] = []
+    parts: dict[int, list[dict[str, Any]]] = {}
+    for c in chunks:
+        r = res[c.index]
+        for rec in r.get("lakes", []):
+            if "mask" in rec:
+                q = int(comp[offsets[c.index] + np.searchsorted(r["ids"], rec["label"])])
+                parts.setdefault(q, []).append(rec)
+            else:
+                lakes.append(rec)
+        res[c.index] = {}  # free as we go
+    for plist in parts.values():
+        size = sum(p["size"] for p in plist)
+        if size >= min_px or (zone_join and any(p["edge"] for p in plist)):
+            lakes.append(_join_parts(plist, terrain))
+    del parts, res
     if terrain and params.max_slope_deg is not None:
-        steep = keep & (slope > params.max_slope_deg)
-        if keep_small_edge:
-            steep &= ~edge  # decided after joining across zones, on all the lake's pixels
-        if steep.any():
-            logger.info("removed %d water object(s) on slopes > %g deg", int(steep.sum()), params.max_slope_deg)
-            keep &= ~steep
-    order = np.flatnonzero(keep)
-    order = order[np.argsort(first[order], kind="stable")]
+        # edge lakes of a multi-zone run are decided after joining across zones, on all their pixels
+        steep = [rec["slope"] > params.max_slope_deg and not (zone_join and rec["edge"]) for rec in lakes]
+        if any(steep):
+            logger.info("removed %d water object(s) on slopes > %g deg", sum(steep), params.max_slope_deg)
+            lakes = [rec for rec, s in zip(lakes, steep) if not s]
+    lakes.sort(key=lambda rec: rec["first"])
     return _ZoneLakes(
-        grid, size[order], first[order], edge[order], n_obs[order],
-        list(_pixel_to_crs([geoms[q] for q in order], grid.transform)) if len(order) else [],
-        np.round(elev[order], 1) if terrain else None, np.round(slope[order], 2) if terrain else None,
-        [values.get(int(q), (np.zeros(0), np.zeros(0))) for q in order] if keep_values else None,
-        [np.concatenate(contacts[int(q)]) if int(q) in contacts else np.zeros((0, 2), np.int64) for q in order]
-        if keep_small_edge else None,
+        grid,
+        np.array([rec["size"] for rec in lakes], dtype=np.int64),
+        np.array([rec["first"] for rec in lakes], dtype=np.int64),
+        np.array([rec["edge"] for rec in lakes], dtype=bool),
+        np.array([rec["n_obs"] for rec in lakes], dtype=np.int64),
+        list(_pixel_to_crs([rec["geom"] for rec in lakes], grid.transform)) if lakes else [],
+        np.round(np.array([rec["elev"] for rec in lakes], dtype=np.float64), 1) if terrain else None,
+        np.round(np.array([rec["slope"] for rec in lakes], dtype=np.float64), 2) if terrain else None,
+        [rec.get("values") or (np.zeros(0), np.zeros(0)) for rec in lakes] if (zone_join and terrain) else None,
+        [rec["contacts"] if rec["contacts"] is not None else np.zeros((0, 2), np.int64) for rec in lakes]
+        if zone_join else None,
     )
 
 
@@ -729,7 +736,7 @@ def extract_zone_lakes(
                       terrain=(z.elev, z.slope) if terrain else None, attributes=attributes, has_nobs=has_nobs)
     out_crs = multi_zone_crs((s.grid.transform, s.grid.shape, s.grid.crs) for s in sources) if crs is None \
         else _projected(crs)
-    per_zone = [_zone_lakes(s, params, chunk_px=chunk_px, client=client, keep_small_edge=True, keep_values=terrain)
+    per_zone = [_zone_lakes(s, params, chunk_px=chunk_px, client=client, zone_join=True)
                 for s in sources]
     return _join_zones(per_zone, sources, params, out_crs, terrain=terrain, has_nobs=has_nobs, attributes=attributes)
 
