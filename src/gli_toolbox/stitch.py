@@ -217,6 +217,10 @@ def _seed_pass(src: _Source, ch: _Chunk) -> dict[str, Any]:
 _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their global decision)
 
 
+#: the chunk is the whole grid: every decision is local (no union pass needed)
+_ONE_CHUNK = (np.zeros(0, np.int64), np.zeros(0, bool))
+
+
 def _water(src: _Source, ch: _Chunk, seeded: _Table | None) -> NDArray[np.bool_]:
     cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     if seeded is None:  # no class 2 anywhere: water is class 1
@@ -245,12 +249,26 @@ def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _T
         max_hole_px, (ids, flags) = fill
         bg, n = ndimage.label(~water, structure=_EIGHT)
         table = np.bincount(bg.ravel(), minlength=n + 1) <= max_hole_px  # inside the chunk: not on the border
+        if ids is _ONE_CHUNK[0]:  # one chunk: its edges are the raster border, never holes
+            ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
+            flags = np.zeros(len(ids), dtype=bool)
         table[ids] = flags
         table[0] = False
         water |= table[bg]
     if "inside" in src.layers:
         water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
     return water
+
+
+def _polygon(g: Mapping[str, Any]) -> Any:
+    """A shapely polygon from a GeoJSON-like polygon of ``rasterio.features.shapes``, through numpy
+    (``shapely.geometry.shape`` walks the coordinates in Python, 10x slower on large lakes).
+
+    >>> _polygon({"type": "Polygon", "coordinates": [[(0, 0), (2, 0), (2, 2), (0, 0)]]}).area
+    2.0
+    """
+    rings = [shapely.linearrings(np.asarray(r, dtype=np.float64)) for r in g["coordinates"]]
+    return shapely.polygons(rings[0], holes=rings[1:] or None)
 
 
 def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any], labels: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -306,7 +324,11 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
     first = r_start * nx + _first_pixels(lab, slices, wanted) + ch.c0
     if "nobs" in src.layers:
         nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1)
-        n_obs = np.asarray(ndimage.minimum(nobs, lab, wanted), dtype=np.int64).reshape(-1)
+        on = lab > 0
+        low = np.full(n + 1, np.iinfo(np.int64).max)
+        np.minimum.at(low, lab[on], nobs[on].astype(np.int64))  # over lake pixels only: no sort of the chunk
+        n_obs = low[wanted]
+        del on
     else:
         n_obs = np.ones(len(wanted), dtype=np.int64)
     terrain = "elev" in src.layers and "slope" in src.layers
@@ -325,32 +347,38 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
     if whole.any():
         for g, v in rasterio.features.shapes(lab, mask=whole[lab], connectivity=4,
                                              transform=Affine.translation(ch.c0, ch.r0)):
-            geoms[int(v)] = shapely.geometry.shape(g)
+            geoms[int(v)] = _polygon(g)
     cts: dict[int, NDArray[np.int64]] = {}
     if contacts:
         cat = np.unique(np.concatenate(contacts), axis=0)  # sorted by label
         labels, starts = np.unique(cat[:, 0], return_index=True)
         for lb, a, b in zip(labels, starts, np.append(starts[1:], len(cat))):
             cts[int(lb)] = cat[a:b, 1:]
-    lakes = []
+    # complete lakes as columns; parts (few: those on chunk edges) as records
+    w_ = whole[wanted]
+    wl = wanted[w_]
+    out["whole"] = {"size": size[wl], "first": first[w_], "edge": edge[wl], "n_obs": n_obs[w_], "elev": elev[w_],
+                    "slope": slope[w_], "geom": [geoms[int(lb)] for lb in wl]}
+    values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    contacts_w: dict[int, NDArray[np.int64]] = {}
+    parts = []
     for k, lb in enumerate(wanted):
+        if not (part[lb] or (zone_join and edge[lb])):
+            continue
         rs, cs = slices[lb - 1]
-        rec: dict[str, Any] = {"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
-                               "n_obs": int(n_obs[k]), "elev": float(elev[k]), "slope": float(slope[k]),
-                               "contacts": cts.get(int(lb))}
+        m = lab[rs, cs] == lb
+        vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
         if part[lb]:
-            m = lab[rs, cs] == lb
-            rec["bbox"] = (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)
-            rec["mask"] = m
-            if terrain:
-                rec["values"] = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64))
+            parts.append({"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
+                          "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": m, "values": vals,
+                          "bbox": (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)})
         else:
-            rec["geom"] = geoms[int(lb)]
-            if terrain and zone_join and edge[lb]:
-                m = lab[rs, cs] == lb
-                rec["values"] = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64))
-        lakes.append(rec)
-    out["lakes"] = lakes
+            i = int(np.searchsorted(wl, lb))
+            if vals is not None:
+                values[i] = vals
+            if int(lb) in cts:
+                contacts_w[i] = cts[int(lb)]
+    out.update(parts=parts, values=values, contacts=contacts_w)
     return out
 
 
@@ -473,7 +501,7 @@ def _join_parts(parts: Sequence[dict[str, Any]], terrain: bool) -> dict[str, Any
     for p in parts:
         b0, b1, b2, b3 = p["bbox"]
         m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= p["mask"]
-    shapes = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
+    shapes = [_polygon(g) for g, _ in rasterio.features.shapes(
         m, mask=m.astype(bool), connectivity=4, transform=Affine.translation(int(c0), int(r0)))]
     del m
     cts = [p["contacts"] for p in parts if p["contacts"] is not None]
@@ -496,19 +524,21 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     chunks = _chunks(grid.shape, max(int(chunk_px), 1))
     min_px = int(np.ceil(params.min_area_m2 / grid.pixel_area - 1e-9))
     max_hole_px = int(params.hole_m2 // grid.pixel_area)
-    terrain = "elev" in src.layers and "slope" in src.layers
-
+    if len(chunks) == 1:  # all decisions are local: straight to the lake pass
+        seeded: list[Any] = [_ONE_CHUNK]
+        fills: list[Any] = [(max_hole_px, _ONE_CHUNK) if max_hole_px > 0 else None]
+        return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
     # 1. seeds: components of class 1|2 holding a class-1 pixel
     res = _run(_seed_pass, src, chunks, [()] * len(chunks), client)
     offsets, comp, k = _union(chunks, res)
     comp_seed = np.zeros(k, dtype=bool)
     comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
     no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
-    seeded: list[Any] = [None] * len(chunks) if no_maybe else _tables(chunks, res, offsets, comp, comp_seed)
+    seeded = [None] * len(chunks) if no_maybe else _tables(chunks, res, offsets, comp, comp_seed)
     del res
 
     # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
-    fills: list[Any] = [None] * len(chunks)
+    fills = [None] * len(chunks)
     if max_hole_px > 0:
         res = _run(_hole_pass, src, chunks, [(s,) for s in seeded], client)
         offsets, comp, k = _union(chunks, res, eight=True)
@@ -519,44 +549,69 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
         fills = [(max_hole_px, t) for t in _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)]
         del res
 
-    # 3. lakes: complete ones come finished from their chunk; parts are joined here
+    return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
+
+
+def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seeded: Sequence[Any], fills: Sequence[Any],
+                min_px: int, zone_join: bool, client: Any) -> _ZoneLakes:
+    """3. lakes: complete ones come finished from their chunk; parts are joined here."""
+    grid = src.grid
+    terrain = "elev" in src.layers and "slope" in src.layers
     res = _run(_lake_pass, src, chunks, [(s, f, min_px, zone_join) for s, f in zip(seeded, fills)], client)
-    offsets, comp, k = _union(chunks, res)
-    lakes: list[dict[str, Any]] = []
+    offsets, comp, _ = _union(chunks, res)
+    cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope")}
+    geoms: list[Any] = []
+    values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    contacts: dict[int, NDArray[np.int64]] = {}
     parts: dict[int, list[dict[str, Any]]] = {}
     for c in chunks:
         r = res[c.index]
-        for rec in r.get("lakes", []):
-            if "mask" in rec:
-                q = int(comp[offsets[c.index] + np.searchsorted(r["ids"], rec["label"])])
-                parts.setdefault(q, []).append(rec)
-            else:
-                lakes.append(rec)
         res[c.index] = {}  # free as we go
-    for plist in parts.values():
-        size = sum(p["size"] for p in plist)
-        if size >= min_px or (zone_join and any(p["edge"] for p in plist)):
-            lakes.append(_join_parts(plist, terrain))
-    del parts, res
+        if "whole" not in r:
+            continue
+        base = len(geoms)
+        for f, v in cols.items():
+            v.append(r["whole"][f])
+        geoms.extend(r["whole"]["geom"])
+        values.update({base + i: v for i, v in r["values"].items()})
+        contacts.update({base + i: v for i, v in r["contacts"].items()})
+        for rec in r["parts"]:
+            q = int(comp[offsets[c.index] + np.searchsorted(r["ids"], rec["label"])])
+            parts.setdefault(q, []).append(rec)
+    del res
+    joined = [_join_parts(plist, terrain) for plist in parts.values()
+              if sum(p["size"] for p in plist) >= min_px or (zone_join and any(p["edge"] for p in plist))]
+    del parts
+    for rec in joined:
+        i = len(geoms)
+        for f, v in cols.items():
+            v.append(np.array([rec[f]]))
+        geoms.append(rec["geom"])
+        if terrain:
+            values[i] = rec["values"]
+        if rec["contacts"] is not None:
+            contacts[i] = rec["contacts"]
+    col = {f: np.concatenate(v) if v else np.zeros(0) for f, v in cols.items()}
+    keep = np.ones(len(geoms), dtype=bool)
     if terrain and params.max_slope_deg is not None:
         # edge lakes of a multi-zone run are decided after joining across zones, on all their pixels
-        steep = [rec["slope"] > params.max_slope_deg and not (zone_join and rec["edge"]) for rec in lakes]
-        if any(steep):
-            logger.info("removed %d water object(s) on slopes > %g deg", sum(steep), params.max_slope_deg)
-            lakes = [rec for rec, s in zip(lakes, steep) if not s]
-    lakes.sort(key=lambda rec: rec["first"])
+        steep = (col["slope"] > params.max_slope_deg) & ~(col["edge"].astype(bool) & zone_join)
+        if steep.any():
+            logger.info("removed %d water object(s) on slopes > %g deg", int(steep.sum()), params.max_slope_deg)
+            keep &= ~steep
+    order = np.flatnonzero(keep)
+    order = order[np.argsort(col["first"][order], kind="stable")]
     return _ZoneLakes(
         grid,
-        np.array([rec["size"] for rec in lakes], dtype=np.int64),
-        np.array([rec["first"] for rec in lakes], dtype=np.int64),
-        np.array([rec["edge"] for rec in lakes], dtype=bool),
-        np.array([rec["n_obs"] for rec in lakes], dtype=np.int64),
-        list(_pixel_to_crs([rec["geom"] for rec in lakes], grid.transform)) if lakes else [],
-        np.round(np.array([rec["elev"] for rec in lakes], dtype=np.float64), 1) if terrain else None,
-        np.round(np.array([rec["slope"] for rec in lakes], dtype=np.float64), 2) if terrain else None,
-        [rec.get("values") or (np.zeros(0), np.zeros(0)) for rec in lakes] if (zone_join and terrain) else None,
-        [rec["contacts"] if rec["contacts"] is not None else np.zeros((0, 2), np.int64) for rec in lakes]
-        if zone_join else None,
+        col["size"][order].astype(np.int64),
+        col["first"][order].astype(np.int64),
+        col["edge"][order].astype(bool),
+        col["n_obs"][order].astype(np.int64),
+        list(_pixel_to_crs([geoms[q] for q in order], grid.transform)) if len(order) else [],
+        np.round(col["elev"][order].astype(np.float64), 1) if terrain else None,
+        np.round(col["slope"][order].astype(np.float64), 2) if terrain else None,
+        [values.get(int(q), (np.zeros(0), np.zeros(0))) for q in order] if (zone_join and terrain) else None,
+        [contacts.get(int(q), np.zeros((0, 2), np.int64)) for q in order] if zone_join else None,
     )
 
 

@@ -152,7 +152,7 @@ def test_dask_cluster_gives_the_serial_result(tmp_path, region):
     zones = zone_files(tmp_path, region)
     serial = stitch.extract_zone_lakes(zones, PARAMS, chunk_px=64)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GB",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         par = stitch.extract_zone_lakes(zones, PARAMS, chunk_px=64, client=client)
         cls = np.zeros((40, 40), np.uint8)
         cls[5:30, 3:33] = 1
