@@ -8,27 +8,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio.features
-import shapely.geometry
 from affine import Affine
 from numpy.typing import NDArray
-from pyproj import CRS
 from scipy import ndimage
 
-# LAKE_FIELDS, area_uncertainty_km2 and glims_id live in attributes.py; re-exported here for
-# compatibility with code and tests that import them from lakes.
-from .attributes import LAKE_FIELDS, area_uncertainty_km2, glims_id, lake_attributes
-from .water import NEVER_OBSERVED, lookup
+# LAKE_FIELDS, area_uncertainty_km2 and glims_id live in attributes.py (the one home of lake
+# attributes); re-exported here for code that imports them from lakes.
+from .attributes import LAKE_FIELDS, area_uncertainty_km2, glims_id, unique_ids
+from .water import lookup
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "LAKE_FIELDS",
+    "LakeParams",
     "area_uncertainty_km2",
     "clean_water_mask",
     "empty_lakes",
@@ -117,42 +116,77 @@ def empty_lakes(crs: Any, *, extra_fields: tuple[str, ...] = ()) -> gpd.GeoDataF
     return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
 
 
+@dataclass(frozen=True)
+class LakeParams:
+    """Parameters of lake extraction (minimum mapping unit, hole filling, slope filter).
+
+    Examples
+    --------
+    >>> LakeParams(min_area_m2=5400).hole_m2
+    5400
+    >>> LakeParams(min_area_m2=5400, max_hole_m2=0).hole_m2
+    0
+    """
+
+    #: Minimum mapping unit (m2): smaller objects are removed in raster space, before any polygon.
+    min_area_m2: float
+    #: Holes (islands, unobserved gaps) inside water up to this area (m2) are filled; ``None`` =
+    #: ``min_area_m2``; 0 fills none.
+    max_hole_m2: float | None = None
+    #: With terrain rasters, objects whose median slope is steeper (degrees) are removed (raster
+    #: space); ``None`` keeps all.
+    max_slope_deg: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.min_area_m2 >= 0):
+            raise ValueError(f"min_area_m2 must be >= 0, got {self.min_area_m2}")
+        if self.max_hole_m2 is not None and not (self.max_hole_m2 >= 0):
+            raise ValueError(f"max_hole_m2 must be >= 0 or None, got {self.max_hole_m2}")
+        if self.max_slope_deg is not None and not (0 <= self.max_slope_deg <= 90):
+            raise ValueError(f"max_slope_deg must be within 0-90 degrees or None, got {self.max_slope_deg}")
+
+    @property
+    def hole_m2(self) -> float:
+        """The effective maximum hole area (m2)."""
+        return self.min_area_m2 if self.max_hole_m2 is None else self.max_hole_m2
+
+
 def extract_lakes(
     water_class: NDArray[np.uint8],
     valid_count: NDArray[np.integer] | None = None,
     *,
     transform: Affine,
     crs: Any,
-    min_area_m2: float,
-    max_hole_m2: float | None = None,
+    params: LakeParams,
     aoi_mask: NDArray[np.bool_] | None = None,
-    attributes: Mapping[str, Any] | None = None,
     dem: NDArray[np.floating] | None = None,
     slope: NDArray[np.floating] | None = None,
-    max_slope_deg: float | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> gpd.GeoDataFrame:
-    """Lake polygons with inventory attributes from a water class raster.
+    """Lake polygons with inventory attributes from an in-memory water class raster.
+
+    A thin wrapper over the chunked engine of :mod:`gli_toolbox.stitch` (one chunk): the same code
+    path as regional runs from on-disk rasters, so both give the same lakes.
 
     Parameters
     ----------
     water_class
-        uint8 array: 1 water, 0 not water, 255 never validly observed (see :func:`water.composite`).
+        uint8 array: 1 water, 2 possible water (kept only when 4-connected to water: hysteresis),
+        0 not water, 255 never validly observed (see :func:`water.composite`).
     valid_count
         Number of valid observations per pixel (for ``n_obs``); ``None`` gives ``n_obs = 1``.
     transform, crs
         Georeferencing of the arrays; the CRS must be projected with metre units.
-    min_area_m2
-        Minimum mapping unit; smaller objects are removed in raster space.
-    max_hole_m2
-        Holes up to this area are filled (default ``min_area_m2``).
+    params
+        Minimum mapping unit, hole filling and slope filter (:class:`LakeParams`); objects below the
+        minimum mapping unit or on steeper median slopes are removed in raster space.
     aoi_mask
         True inside the area of interest; a lake touching its outside gets ``edge = 1``.
-    attributes
-        Constant fields added to every row (e.g. ``year``, ``n_scenes``, ``date``).
     dem, slope
         Elevation (m) and slope (degrees) on the same grid: adds ``elev_m`` and ``slope_deg`` (medians
-        under the lake) and, with ``max_slope_deg``, removes objects whose median slope is steeper,
-        in raster space before vectorizing.
+        under the lake) and enables ``params.max_slope_deg``.
+    attributes
+        Constant fields added to every row (e.g. ``year``, ``n_scenes``, ``date``).
 
     Returns
     -------
@@ -165,95 +199,13 @@ def extract_lakes(
     >>> from affine import Affine
     >>> wc = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 0]], dtype=np.uint8)
     >>> gdf = extract_lakes(wc, transform=Affine(10, 0, 500000, 0, -10, 4000000), crs="EPSG:32643",
-    ...                     min_area_m2=300)
+    ...                     params=LakeParams(min_area_m2=300))
     >>> gdf.loc[0, "area_km2"], gdf.loc[0, "perim_km"], int(gdf.loc[0, "edge"])
     (np.float64(0.0004), np.float64(0.08), 1)
     """
-    attributes = dict(attributes or {})
-    crs_obj = CRS.from_user_input(crs)
-    if not crs_obj.is_projected:
-        raise ValueError(f"lake areas need a projected CRS in metres, got {crs_obj.to_string()}; pass e.g. a UTM zone")
-    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
-    pixel_m = float(np.sqrt(pixel_area))
-    min_px = int(np.ceil(min_area_m2 / pixel_area - 1e-9))
-    hole_m2 = min_area_m2 if max_hole_m2 is None else max_hole_m2
-    water = clean_water_mask(water_class == 1, max_hole_px=int(hole_m2 // pixel_area))
-    if aoi_mask is not None:
-        water &= aoi_mask
-    labels, counts = label_lakes(water, min_area_px=min_px)
-    del water
-    terrain_cols: dict[str, NDArray[np.float64]] = {}
-    if dem is not None and slope is not None and len(counts) > 1:
-        from .terrain import lake_terrain
+    from .stitch import extract_grid_lakes
 
-        elev, slp = lake_terrain(labels, dem, slope)
-        if max_slope_deg is not None:
-            steep = np.concatenate([[True], slp > max_slope_deg])  # index 0 = background
-            if steep[1:].any():
-                logger.info("removed %d water object(s) on slopes > %g deg", int(steep[1:].sum()), max_slope_deg)
-                keep_ids = np.flatnonzero(~steep)
-                remap = np.zeros(len(counts), dtype=np.int32)
-                remap[keep_ids] = np.arange(1, len(keep_ids) + 1, dtype=np.int32)
-                labels = remap[labels]
-                counts = np.concatenate([[0], counts[keep_ids]])
-                elev, slp = elev[keep_ids - 1], slp[keep_ids - 1]
-        terrain_cols = {"elev_m": np.round(elev, 1), "slope_deg": np.round(slp, 2)}
-    n = len(counts) - 1
-    extra = tuple(k for k in attributes if k not in LAKE_FIELDS)
-    if n == 0:
-        empty = empty_lakes(crs_obj, extra_fields=extra)
-        if dem is not None and slope is not None:
-            empty = empty.assign(elev_m=pd.Series([], dtype="float64"), slope_deg=pd.Series([], dtype="float64"))
-        return empty
-
-    # Per lake, in its own bounding window grown by one pixel (memory stays proportional to the
-    # largest lake, not to the raster): the polygon (rasterio traces pixel edges, so its area is the
-    # pixel count times the pixel area), the edge flag and the fewest valid observations.
-    geoms: list[Any] = []
-    edge = np.zeros(n, dtype=np.int64)
-    n_obs = np.ones(n, dtype=np.int64)
-    with rasterio.Env():  # one GDAL environment for all lakes, not one per rasterio.features.shapes call
-        _per_lake(labels, water_class, valid_count, aoi_mask, transform, geoms, edge, n_obs)
-    polys = gpd.GeoSeries(geoms, crs=crs_obj)
-
-    attrs = lake_attributes(polys, crs=crs_obj, pixel_m=pixel_m, area_km2=counts[1:] * pixel_area / 1e6)
-    data: dict[str, Any] = {
-        **{k: attrs[k].to_numpy() if k != "lake_id" else attrs[k].tolist() for k in attrs.columns},
-        "n_obs": n_obs,
-        "edge": edge,
-        **terrain_cols,
-    }
-    for k, v in attributes.items():
-        data[k] = [v] * n
-    order = [f for f in LAKE_FIELDS if f in data] + list(terrain_cols) + list(extra)
-    gdf = gpd.GeoDataFrame({k: data[k] for k in order}, geometry=polys.values, crs=crs_obj)
-    return gdf.sort_values("lake_id", kind="stable").reset_index(drop=True)
+    return extract_grid_lakes(water_class, valid_count, transform=transform, crs=crs, params=params,
+                              aoi_mask=aoi_mask, dem=dem, slope=slope, attributes=attributes)
 
 
-def _per_lake(
-    labels: NDArray[np.int32],
-    water_class: NDArray[np.uint8],
-    valid_count: NDArray[np.integer] | None,
-    aoi_mask: NDArray[np.bool_] | None,
-    transform: Affine,
-    geoms: list[Any],
-    edge: NDArray[np.int64],
-    n_obs: NDArray[np.int64],
-) -> None:
-    """Fill ``geoms``, ``edge`` and ``n_obs`` lake by lake, each in its window grown by one pixel."""
-    ny, nx = labels.shape
-    for i, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-        r0, r1 = max(rows.start - 1, 0), min(rows.stop + 1, ny)
-        c0, c1 = max(cols.start - 1, 0), min(cols.stop + 1, nx)
-        lake = labels[r0:r1, c0:c1] == i
-        parts = [shapely.geometry.shape(g) for g, _ in rasterio.features.shapes(
-            lake.astype(np.uint8), mask=lake, transform=transform * Affine.translation(c0, r0), connectivity=4)]
-        geoms.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
-        # edge: touching the raster border, the AOI outline or a never-observed pixel
-        bad = water_class[r0:r1, c0:c1] == NEVER_OBSERVED
-        if aoi_mask is not None:
-            bad |= ~aoi_mask[r0:r1, c0:c1]
-        on_border = rows.start == 0 or cols.start == 0 or rows.stop == ny or cols.stop == nx
-        edge[i - 1] = int(on_border or bool((ndimage.binary_dilation(lake, structure=_FOUR) & bad).any()))
-        if valid_count is not None:
-            n_obs[i - 1] = int(valid_count[r0:r1, c0:c1][lake].min())

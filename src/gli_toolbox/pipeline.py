@@ -439,9 +439,10 @@ def _lakes(ctx: _Context, wclass: NDArray[np.uint8], counts: NDArray[np.uint16],
     """Lake layer of one water class map, with terrain and glacier attributes when configured."""
     config = ctx.config
     gdf = lakes_mod.extract_lakes(
-        wclass, counts, transform=ctx.transform, crs=ctx.crs, min_area_m2=config.min_area_m2,
-        max_hole_m2=config.hole_area_m2, aoi_mask=ctx.inside, attributes=attributes,
-        dem=ctx.dem10, slope=ctx.slope10, max_slope_deg=config.max_slope_deg if ctx.dem is not None else None,
+        wclass, counts, transform=ctx.transform, crs=ctx.crs, aoi_mask=ctx.inside, attributes=attributes,
+        params=lakes_mod.LakeParams(min_area_m2=config.min_area_m2, max_hole_m2=config.hole_area_m2,
+                                    max_slope_deg=config.max_slope_deg if ctx.dem is not None else None),
+        dem=ctx.dem10, slope=ctx.slope10,
     )
     return _with_glaciers(gdf, ctx.glaciers, config)
 

@@ -275,7 +275,7 @@ def test_everest_water_objects_before_and_after_glacier_filters():
     rgi = gpd.read_file(DATA / "everest_rgi60_outlines.gpkg")
     index = water.ndwi(green, nir)
     wc = np.where(np.isfinite(index), (index > 0.2).astype(np.uint8), water.NEVER_OBSERVED).astype(np.uint8)
-    objs = lakes.extract_lakes(wc, transform=t, crs=crs, min_area_m2=5400)
+    objs = lakes.extract_lakes(wc, transform=t, crs=crs, params=lakes.LakeParams(min_area_m2=5400))
     ctx = glacier_context(objs, rgi, id_column="auto")
     near = near_glaciers(ctx)
     counts = lake_type_counts(ctx)

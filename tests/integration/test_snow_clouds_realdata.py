@@ -47,7 +47,7 @@ def _romania_grid(r: dict[str, np.ndarray]) -> dict:
     assert px == 20.0 and float(y[1] - y[0]) == -20.0
     # x/y are cell centres
     return {"transform": Affine(px, 0, float(x[0]) - px / 2, 0, -px, float(y[0]) + px / 2), "crs": str(r["crs"]),
-                "min_area_m2": MIN_AREA_M2}
+                "params": lakes.LakeParams(min_area_m2=MIN_AREA_M2)}
 
 
 def _romania_table(r: dict[str, np.ndarray]) -> dict[int, dict[str, int]]:
@@ -218,7 +218,7 @@ def test_romania_bare_composite_alone_already_has_no_yearly_lakes(romania) -> No
 def patagonia() -> tuple[dict[str, np.ndarray], dict]:
     with rasterio.open(DATA / "patagonia_B02_B03_B04_B07_B11_B12_20m.tif") as src:
         dn = src.read()
-        grid = {"transform": src.transform, "crs": f"EPSG:{src.crs.to_epsg()}", "min_area_m2": MIN_AREA_M2}
+        grid = {"transform": src.transform, "crs": f"EPSG:{src.crs.to_epsg()}", "params": lakes.LakeParams(min_area_m2=MIN_AREA_M2)}
     names = ("B02", "B03", "B04", "NIR", "B11", "B12")
     return {n: water.to_reflectance(a, scale=1e-4, offset=0.0) for n, a in zip(names, dn)}, grid
 
@@ -318,7 +318,7 @@ def _havel_lakes(havel, havel_grid, masked: np.ndarray | None):
     wclass = water.composite(wat.astype(np.uint16), obs.astype(np.uint16))
     wclass[~inside] = water.NEVER_OBSERVED
     return lakes.extract_lakes(wclass, obs.astype(np.uint16), transform=gt, crs=havel_grid["crs"],
-                               min_area_m2=MIN_AREA_M2, aoi_mask=inside)
+                               params=lakes.LakeParams(min_area_m2=MIN_AREA_M2), aoi_mask=inside)
 
 
 def _areas(gdf) -> dict[str, float]:
