@@ -98,7 +98,8 @@ class TrackResult:
     """Output of :func:`track`."""
 
     periods: list[Any]
-    """Period keys in time order (years as int, dates as ``YYYYMMDD`` strings)."""
+    """Period keys in time order, as given (years as int, dates as ``YYYYMMDD`` strings, or
+    :class:`~gli_toolbox.periods.Period`, which :func:`~gli_toolbox.inventories.track_inventories` uses)."""
     layers: dict[Any, gpd.GeoDataFrame]
     """Input layers with ``lake_id`` replaced by the stable track id."""
     changes: gpd.GeoDataFrame
