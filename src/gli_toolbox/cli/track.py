@@ -42,8 +42,7 @@ def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, 
         gpkg = stage / "inventory.gpkg"
         for period, gdf in res.layers.items():
             write_layer(gdf.sort_values("lake_id").reset_index(drop=True), stage, f"lakes_{period}", gpkg=gpkg)
-        write_tracking(res, stage)
-        write_run_json({
+        run = {
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "software": {"gli-toolbox": __version__},
             "command": "track",
@@ -54,7 +53,9 @@ def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, 
             "crs": res.changes.crs.to_string() if res.changes.crs is not None else None,
             "status_counts": {k: int(v) for k, v in res.changes["status"].value_counts().items()},
             "warnings": notes,
-        }, stage / "run.json")
+        }
+        write_tracking(res, stage, run=run)
+        write_run_json(run, stage / "run.json")
     if quiet == 0:
         counts = res.changes["status"].value_counts().to_dict()
         click.echo(f"{len(res.changes)} lakes over {len(res.periods)} periods: "
