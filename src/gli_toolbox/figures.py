@@ -102,8 +102,10 @@ def _timeline(res: TrackResult, periods: Iterable[Any] | None) -> tuple[list[Any
     observation is a visible gap; dates (per-scene series) are irregular and only observed ones shown.
     """
     observed = {_as_time(p) for p in res.periods}
-    wanted = set(observed) | {_as_time(p) for p in (periods or [])}
-    yearly = all(isinstance(t, int) for t in wanted)
+    yearly = all(isinstance(t, int) for t in observed)
+    asked = {_as_time(p) for p in (periods or [])}
+    # requested years only make gaps in a yearly series (a per-date series is irregular by nature)
+    wanted = set(observed) | ({t for t in asked if isinstance(t, int)} if yearly else set())
     if yearly and wanted:
         wanted |= set(range(min(wanted), max(wanted) + 1))
     return sorted(wanted), observed, yearly

@@ -124,7 +124,8 @@ def _scenes_section(run: Mapping[str, Any]) -> str:
             "scenes found": len(scenes),
             "days used": rec.get("days_used", 0),
             "days failed": len(rec.get("days_failed") or []),
-            "cloud cover (%)": f"{min(clouds):.0f}–{max(clouds):.0f}" if clouds else "",
+            "cloud cover (%)": (f"{min(clouds):.0f}" if round(min(clouds)) == round(max(clouds))
+                                else f"{min(clouds):.0f}–{max(clouds):.0f}") if clouds else "",
             "AOI observed (%)": coverage,
             "acquisition days": ", ".join(days[:12]) + (" …" if len(days) > 12 else ""),
             "note": rec.get("reason", ""),
@@ -164,7 +165,7 @@ def _change_tables(tr: TrackResult) -> str:
 
     counts = ch["status"].astype(str).value_counts()
     summary = ", ".join(f"{_e(s)}: {n}" for s, n in counts.items())
-    return (f"<h2>Changes {(_label(tr.periods[0]))}–{_label(tr.periods[-1])}</h2><p>{len(ch)} lakes: {summary}. "
+    return (f"<h2>Changes {(_label(tr.periods[0]))}–{_label(tr.periods[-1])}</h2><p>{len(ch)} lake{'' if len(ch) == 1 else 's'}: {summary}. "
             "A lake is growing or shrinking only when its area change exceeds the combined one-sigma uncertainty; "
             "a lake whose place was not observed in a period (cloud, snow, failed reading) is never counted as "
             "vanished because of it.</p><h3>Largest changes</h3>" + tab(top)

@@ -106,9 +106,11 @@ def test_36_dates_have_non_overlapping_labels():
     dates = [f"{y}{m:02d}15" for y in range(2018, 2024) for m in range(5, 11)]
     assert len(dates) == 36
     res = track({d: _layer(int(d[:4]), [300]).assign(date=f"{d[:4]}-{d[4:6]}-{d[6:]}") for d in dates})
-    fig = total_area_figure(res)
+    fig = total_area_figure(res, periods=range(2018, 2024))  # requested years do not apply to dates
     renderer = _render(fig)
     assert _tick_boxes_disjoint(fig.axes[-1], renderer)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "total_area_line"]
+    assert len(line.get_xdata()) == 36 and not np.isnan(np.asarray(line.get_ydata(), dtype=float)).any()
 
 
 def test_1000_lakes_status_map_shows_every_lake_and_counts_them():
