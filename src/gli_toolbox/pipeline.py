@@ -83,6 +83,12 @@ class DetectResult:
     tracking: TrackResult | None = None
     """Lakes matched across the exported layers (years, or dates with ``per_scene``)."""
 
+    def explore(self, **kwargs: Any) -> Any:
+        """Interactive map (folium) of the lakes by period and status: :func:`gli_toolbox.maps.explore_detect`."""
+        from .maps import explore_detect
+
+        return explore_detect(self, **kwargs)
+
 
 @dataclass
 class YearPlan:
