@@ -1,58 +1,23 @@
 """report.html: content from a real run, self-contained, and checked in headless Chromium.
 
-The Chromium check renders the page with every proxy pointing to a closed port and a network log:
-requests the page itself made (sub-resources: images, style sheets, fonts, scripts) are told apart
-from Chromium's own background traffic by their partitioned network state. A control page that
-loads an external image and style sheet proves the detector sees them.
+The Chromium check (``browser.render``) records the page's own network requests; a control page
+that loads an external image and style sheet proves the detector sees them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import render
 from click.testing import CliRunner
 from PIL import Image
 
 from gli_toolbox.cli import cli
 from gli_toolbox.report import build_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _need_chromium() -> str:
-    if CHROMIUM is None:
-        msg = "Debian's chromium is not installed (apt-get install chromium fonts-dejavu-core)"
-        if os.environ.get("GLI_REQUIRE_SERVICES") == "1":
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
-    return CHROMIUM
-
-
-def _chromium(page: Path, tmp: Path, *, screenshot: Path | None = None, height: int = 1400) -> tuple[set[str], str]:
-    """Render ``page``; return the URLs of the page's own network requests and the DOM."""
-    netlog = tmp / f"{page.stem}.netlog.json"
-    args = [_need_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
-            "--proxy-server=http://127.0.0.1:9", f"--log-net-log={netlog}", f"--window-size=1100,{height}",
-            f"--user-data-dir={tmp / 'chromium-profile'}", "--virtual-time-budget=3000"]
-    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
-    done = subprocess.run([*args, page.resolve().as_uri()], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    log = json.loads(netlog.read_text())
-    kinds = {v: k for k, v in log["constants"]["logEventTypes"].items()}
-    urls = set()
-    for ev in log["events"]:
-        params = ev.get("params") or {}
-        if kinds.get(ev["type"]) == "HTTP_STREAM_JOB_CONTROLLER" and "partitioned" in str(params.get("privacy_mode")):
-            urls.add(params["url"])
-    return urls, done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +70,14 @@ def test_report_renders_in_chromium_without_any_request(detect_run: Path, tmp_pa
     control = tmp_path / "control.html"
     control.write_text('<html><body><img src="https://example.org/x.png">'
                        '<link rel="stylesheet" href="http://fonts.example.com/a.css"></body></html>')
-    seen, _ = _chromium(control, tmp_path)
+    seen, _ = render(control, tmp_path)
     assert {"https://example.org/x.png", "http://fonts.example.com/a.css"} <= seen  # the detector works
 
-    urls, dom = _chromium(detect_run / "report.html", tmp_path)
+    urls, dom = render(detect_run / "report.html", tmp_path)
     assert urls == set()
     assert dom.count("<img") == 3 and "Largest changes" in dom
     shot = tmp_path / "report.png"
-    urls, _ = _chromium(detect_run / "report.html", tmp_path, screenshot=shot)
+    urls, _ = render(detect_run / "report.html", tmp_path, screenshot=shot)
     assert urls == set()
     with Image.open(shot) as im:
         colours = im.convert("RGB").resize((64, 64)).getcolors(64 * 64)
