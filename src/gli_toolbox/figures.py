@@ -26,7 +26,7 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import MaxNLocator
 
-from .tracking import STATUSES, TrackResult
+from .tracking import TrackResult
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ MASK_CLASSES = (
     (0, "land (observed, no water)", "#E8E2D0"),
     (1, "water", OKABE_ITO["blue"]),
     (2, "possible water", OKABE_ITO["sky_blue"]),
-    (255, "never observed (cloud, snow, no data)", "#BDBDBD"),
+    (255, "never observed (cloud, snow, outside the area)", "#BDBDBD"),
 )
 
 #: Lines of the per-lake figure: colour-blind-safe colours, cycled with line styles.
