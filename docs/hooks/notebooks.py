@@ -15,7 +15,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 @event_priority(100)
-def on_files(files: Files, config) -> Files:  # noqa: ANN001 - MkDocs hook signature
+def on_files(files: Files, config) -> Files:
     for nb in sorted(NOTEBOOKS.glob("*.ipynb")):
         files.append(File(f"notebooks/{nb.name}", src_dir=str(NOTEBOOKS.parent), dest_dir=config["site_dir"],
                           use_directory_urls=config["use_directory_urls"]))

@@ -33,7 +33,7 @@ def _config() -> dict:
         pass
 
     Loader.add_multi_constructor("", lambda loader, suffix, node: None)  # !!python/name tags of the theme
-    return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)
 
 
 @pytest.fixture(scope="module")
