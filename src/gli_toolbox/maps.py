@@ -1,4 +1,4 @@
-"""Interactive maps of lakes by period and by change status (folium / Leaflet via geopandas ``explore``).
+"""Interactive maps of lakes by period and by change status (folium / Leaflet).
 
 ``DetectResult.explore()`` and ``TrackResult.explore()`` call these functions. The maps have no
 basemap by default (``tiles=None``), so no tile server is contacted: the lake outlines, their
@@ -45,11 +45,20 @@ def _folium() -> Any:
     return folium
 
 
+#: Above this many lakes the per-period outline layers are left out unless asked for (the status
+#: layer already shows every lake), keeping the page light.
+MANY_LAKES = 2000
+
+
 def _wgs84(gdf: gpd.GeoDataFrame, simplify_m: float | None) -> gpd.GeoDataFrame:
+    import shapely
+
     g = gdf
     if simplify_m and len(g) > 500 and g.crs is not None and g.crs.is_projected:
         g = g.set_geometry(g.geometry.simplify(simplify_m, preserve_topology=True))
-    return g.to_crs(4326)
+    g = g.to_crs(4326)
+    # 1e-6 degree (about 0.1 m) is far below a Sentinel-2 pixel: shorter numbers, smaller page
+    return g.set_geometry(shapely.set_precision(g.geometry.values, 1e-6))
 
 
 def _fields(gdf: gpd.GeoDataFrame) -> list[str]:
@@ -79,10 +88,32 @@ def _leaflet_inline() -> tuple[str, str]:
     return js, css
 
 
+def _add_layer(m: Any, gdf: gpd.GeoDataFrame, *, name: str, colours: list[str] | str, fill: bool = True,
+               fill_opacity: float = 0.3, weight: float = 2.0, dash: str | None = None, show: bool = True,
+               tooltip: bool = True) -> None:
+    """One GeoJSON layer (WGS84) styled per feature; the same as geopandas ``explore`` without its
+    mapclassify (scikit-learn) dependency."""
+    folium = _folium()
+    g = gdf.copy()
+    g["_colour"] = colours if isinstance(colours, list) else [colours] * len(g)
+    fields = _fields(g)
+
+    def style(feature: dict[str, Any]) -> dict[str, Any]:
+        c = feature["properties"]["_colour"]
+        out = {"color": c, "fillColor": c, "weight": weight, "fill": fill, "fillOpacity": fill_opacity if fill else 0}
+        if dash:
+            out["dashArray"] = dash
+        return out
+
+    layer = folium.GeoJson(g.to_json(drop_id=True), name=name, style_function=style, show=show,
+                           tooltip=folium.GeoJsonTooltip(fields=fields) if (tooltip and fields) else None)
+    layer.add_to(m)
+
+
 def _new_map(gdfs: list[gpd.GeoDataFrame], tiles: str | None) -> Any:
     folium = _folium()
     bounds = np.array([g.total_bounds for g in gdfs if len(g)])
-    m = folium.Map(tiles=tiles, control_scale=True)
+    m = folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True)
     # Offline: no script or style sheet from a CDN. Leaflet itself is written into the page; the
     # other folium defaults (jQuery, Bootstrap, awesome-markers) are not used by these maps.
     m.default_js = []
@@ -110,12 +141,12 @@ def _legend(m: Any, title: str, entries: list[tuple[str, str, bool]]) -> None:
 def _add_status_layer(m: Any, changes: gpd.GeoDataFrame, simplify_m: float | None, show: bool = True) -> None:
     g = _wgs84(changes, simplify_m)
     g = g.assign(status=g["status"].astype(str))
-    g.explore(m=m, name="change status (all periods)", color=[status_colour(s) for s in g["status"]],
-              tooltip=_fields(g), style_kwds={"weight": 1.5, "fillOpacity": 0.6}, show=show)
+    _add_layer(m, g, name="change status (all periods)", colours=[status_colour(s) for s in g["status"]],
+               weight=1.5, fill_opacity=0.6, show=show)
 
 
-def explore_tracking(tr: TrackResult, *, tiles: str | None = None, simplify_m: float | None = 2.0,
-                     layers: bool = True) -> folium.Map:
+def explore_tracking(tr: TrackResult, *, tiles: str | None = None, simplify_m: float | None = 5.0,
+                     layers: bool | None = None) -> folium.Map:
     """An interactive map of a tracking result: the lakes coloured by change status, and (with
     ``layers``) one outline layer per period to switch on and off.
 
@@ -126,9 +157,10 @@ def explore_tracking(tr: TrackResult, *, tiles: str | None = None, simplify_m: f
     tiles
         Basemap for folium; ``None`` (default) draws no basemap and needs no network for tiles.
     simplify_m
-        Simplification tolerance in metres for layers of more than 500 lakes (``None``: keep every vertex).
+        Simplification tolerance in metres for layers of more than 500 lakes (default half a
+        Sentinel-2 pixel; ``None``: keep every vertex).
     layers
-        Add the outline layer of every period.
+        Add the outline layer of every period (default: when there are at most ``MANY_LAKES`` lakes).
 
     Returns
     -------
@@ -139,13 +171,15 @@ def explore_tracking(tr: TrackResult, *, tiles: str | None = None, simplify_m: f
     m = _new_map([tr.changes.to_crs(4326)] if len(tr.changes) else [], tiles)
     if len(tr.changes):
         _add_status_layer(m, tr.changes, simplify_m)
+    if layers is None:
+        layers = len(tr.changes) <= MANY_LAKES
     if layers:
         for k, (period, gdf) in enumerate(tr.layers.items()):
             if len(gdf) == 0:
                 continue
             g = _wgs84(gdf, simplify_m)
-            g.explore(m=m, name=f"lakes {getattr(period, 'label', period)}", color=_PERIOD_COLOURS[k % 8],
-                      tooltip=_fields(g), style_kwds={"fill": False, "weight": 2}, show=False)
+            _add_layer(m, g, name=f"lakes {getattr(period, 'label', period)}", colours=_PERIOD_COLOURS[k % 8],
+                       fill=False, show=False)
     present = [s for s in STATUS_COLOURS if s in set(tr.changes["status"].astype(str))] if len(tr.changes) else []
     _legend(m, "lake status", [(f"{s} ({int((tr.changes['status'] == s).sum())})", status_colour(s), True)
                                for s in present])
@@ -153,7 +187,7 @@ def explore_tracking(tr: TrackResult, *, tiles: str | None = None, simplify_m: f
     return m
 
 
-def explore_detect(result: DetectResult, *, tiles: str | None = None, simplify_m: float | None = 2.0) -> folium.Map:
+def explore_detect(result: DetectResult, *, tiles: str | None = None, simplify_m: float | None = 5.0) -> folium.Map:
     """An interactive map of a detection result: one outline layer per year (or date), the AOI, and
     the lakes coloured by change status when the run covers two periods or more.
 
@@ -171,8 +205,7 @@ def explore_detect(result: DetectResult, *, tiles: str | None = None, simplify_m
     layers = dict(result.scene_lakes) if per_scene else dict(result.lakes)
     aoi = gpd.GeoDataFrame({"name": ["AOI"]}, geometry=[result.aoi.geometry_wgs84], crs=4326)
     m = _new_map([aoi], tiles)
-    aoi.explore(m=m, name="area of interest", color="#555555", style_kwds={"fill": False, "dashArray": "4 4",
-                                                                          "weight": 1.5}, tooltip=False)
+    _add_layer(m, aoi, name="area of interest", colours="#555555", fill=False, weight=1.5, dash="4 4", tooltip=False)
     entries = [("area of interest", "#555555", False)]
     tr = result.tracking
     several = tr is not None and len(tr.periods) >= 2 and len(tr.changes) > 0
@@ -185,8 +218,7 @@ def explore_detect(result: DetectResult, *, tiles: str | None = None, simplify_m
         if len(gdf) == 0:
             continue
         g = _wgs84(gdf, simplify_m)
-        g.explore(m=m, name=label, color=colour, tooltip=_fields(g), style_kwds={"fill": True, "fillOpacity": 0.15,
-                                                                                 "weight": 2})
+        _add_layer(m, g, name=label, colours=colour, fill_opacity=0.15)
     if several:
         entries += [(f"status: {s}", status_colour(s), True) for s in STATUS_COLOURS
                     if s in set(tr.changes["status"].astype(str))]
