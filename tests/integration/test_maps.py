@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser import render
 
@@ -50,3 +51,24 @@ def test_maps_draw_without_a_network(result, tmp_path: Path):
     # Leaflet ran: the AOI and the two yearly outlines are SVG paths, and the layer control lists them
     assert dom.count("leaflet-interactive") >= 3
     assert "lakes 2017 (1)" in dom and "lakes 2019 (1)" in dom
+
+
+def test_thousands_of_lakes_keep_one_status_layer_with_every_lake():
+    import geopandas as gpd
+    import shapely
+
+    from gli_toolbox.maps import MANY_LAKES
+    from gli_toolbox.tracking import track
+
+    n = MANY_LAKES + 500
+    xs = 500_000 + (np.arange(n) % 50) * 400.0
+    ys = 4_500_000 + (np.arange(n) // 50) * 400.0
+    layer = gpd.GeoDataFrame({"lake_id": [f"L{k}" for k in range(n)]}, geometry=shapely.box(xs, ys, xs + 90, ys + 90),
+                             crs="EPSG:32643")
+    tr = track({2016: layer, 2023: layer})
+    m = tr.explore()
+    page = m.get_root().render()
+    assert "lakes 2016" not in page and "change status (all periods)" in page  # per-period layers left out
+    assert page.count('"lake_id": "L') == n  # every lake once, in the status layer
+    assert f"stable ({n})" in page
+    assert "lakes 2016" in tr.explore(layers=True).get_root().render()
