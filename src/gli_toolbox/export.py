@@ -198,7 +198,7 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
         else:
             from .report import write_report
 
-            write_report(stage / "report.html", result.run, layers=layers)
+            write_report(stage / "report.html", result.run, layers=result.scene_lakes if cfg.per_scene else result.lakes)
         write_run_json(dict(result.run), stage / "run.json")
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
     return [Path(out) / n for n in names]
