@@ -32,17 +32,17 @@ __all__ = ["CITATIONS", "build_report", "run_area_name", "write_report"]
 
 #: What to cite for the method and its defaults (also listed in docs/methods.md).
 CITATIONS = (
-    ("Water index NDWI", "McFeeters, S. K. (1996): The use of the Normalized Difference Water Index (NDWI) in the "
-     "delineation of open water features. International Journal of Remote Sensing 17(7), 1425-1432."),
-    ("Water index MNDWI", "Xu, H. (2006): Modification of normalised difference water index (NDWI) to enhance open "
-     "water features in remotely sensed imagery. International Journal of Remote Sensing 27(14), 3025-3033."),
-    ("Minimum lake area, season, glacier distance", "Wang, X., Guo, X., Yang, C., et al. (2020): Glacial lake "
+    ("Water index NDWI", ("McFeeters, S. K. (1996): The use of the Normalized Difference Water Index (NDWI) in the "
+     "delineation of open water features. International Journal of Remote Sensing 17(7), 1425-1432.")),
+    ("Water index MNDWI", ("Xu, H. (2006): Modification of normalised difference water index (NDWI) to enhance open "
+     "water features in remotely sensed imagery. International Journal of Remote Sensing 27(14), 3025-3033.")),
+    ("Minimum lake area, season, glacier distance", ("Wang, X., Guo, X., Yang, C., et al. (2020): Glacial lake "
      "inventory of high-mountain Asia in 1990 and 2018 derived from Landsat images. Earth System Science Data 12, "
-     "2169-2182. doi:10.5194/essd-12-2169-2020"),
-    ("Area uncertainty", "Hanshaw, M. N. and Bookhagen, B. (2014): Glacial areas, lake areas, and snow lines from "
-     "1975 to 2012. The Cryosphere 8, 359-376. doi:10.5194/tc-8-359-2014"),
-    ("Snow and ice test (NDSI)", "Hall, D. K., Riggs, G. A. and Salomonson, V. V. (1995): Development of methods "
-     "for mapping global snow cover using MODIS data. Remote Sensing of Environment 54, 127-140."),
+     "2169-2182. doi:10.5194/essd-12-2169-2020")),
+    ("Area uncertainty", ("Hanshaw, M. N. and Bookhagen, B. (2014): Glacial areas, lake areas, and snow lines from "
+     "1975 to 2012. The Cryosphere 8, 359-376. doi:10.5194/tc-8-359-2014")),
+    ("Snow and ice test (NDSI)", ("Hall, D. K., Riggs, G. A. and Salomonson, V. V. (1995): Development of methods "
+     "for mapping global snow cover using MODIS data. Remote Sensing of Environment 54, 127-140.")),
 )
 
 _CSS = """

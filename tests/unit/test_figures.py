@@ -6,6 +6,8 @@ label boxes, collection sizes), and the saved PNG's resolution.
 
 from __future__ import annotations
 
+import itertools
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -47,7 +49,7 @@ def _tick_boxes_disjoint(ax, renderer) -> bool:
     boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
     assert len(boxes) >= 2
     boxes.sort(key=lambda b: b.x0)
-    return all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))
+    return all(a.x1 <= b.x0 for a, b in itertools.pairwise(boxes))
 
 
 def test_one_period_draws_one_point_and_titles_the_area():
