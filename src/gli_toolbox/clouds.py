@@ -165,7 +165,15 @@ def cloud_probability(
         bands = [_block_mean(np.where(finite, b, np.nan), block_px) for b in bands]
     stack = np.stack(bands, axis=-1)
     ok = np.isfinite(stack).all(axis=-1)
-    from s2cloudless import S2PixelCloudDetector
+    try:
+        from s2cloudless import S2PixelCloudDetector
+    except ImportError:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "this scene is Sentinel-2 L1C (no scene classification): its clouds need the optional s2cloudless "
+            "model; install it with  pip install 'gli-toolbox[l1c]'  or pass --clouds none"
+        ) from None
 
     detector = S2PixelCloudDetector(all_bands=False)
     # Only the valid pixels (or blocks) go through the model, as a (1, n, 1, 10) "image".

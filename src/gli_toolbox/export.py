@@ -522,17 +522,25 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
             for name, mask in masks.items():
                 write_mask(mask, stage / f"{name}.tif")
                 write_counts(mask, stage / f"{name.replace('water_', 'nobs_')}.tif")
+        periods = None if cfg.per_scene else list(cfg.years)
         if result.tracking is not None:
-            write_tracking(result.tracking, stage)
+            write_tracking(result.tracking, stage, run=result.run, periods=periods)
+        else:
+            from .report import write_report
+
+            write_report(stage / "report.html", result.run, layers=result.scene_lakes if cfg.per_scene else result.lakes)
         write_run_json(dict(result.run), stage / "run.json")
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
     return [Path(out) / n for n in names]
 
 
-def write_tracking(tr: TrackResult, folder: Path) -> None:
+def write_tracking(tr: TrackResult, folder: Path, *, run: Mapping[str, Any] | None = None,
+                   periods: list[Any] | None = None) -> None:
     """Write ``lake_changes.shp`` / ``.csv``, ``lake_areas.csv``, ``lake_pairs.csv``,
-    ``lake_events.csv`` and ``figures/*.png`` for a tracking result."""
+    ``lake_events.csv``, ``figures/*.png`` and ``report.html`` (from ``run``, the run record) for a
+    tracking result; ``periods`` are the periods asked for (gaps are shown in the figures)."""
     from .figures import write_figures
+    from .report import run_area_name, write_report
 
     changes = tr.changes
     write_layer(changes, folder, "lake_changes")
@@ -540,7 +548,9 @@ def write_tracking(tr: TrackResult, folder: Path) -> None:
     tr.areas.to_csv(folder / "lake_areas.csv", index=False, float_format="%.6f")
     tr.pairs.to_csv(folder / "lake_pairs.csv", index=False, float_format="%.6f")
     tr.events.to_csv(folder / "lake_events.csv", index=False)
-    write_figures(tr, folder / "figures")
+    name = run_area_name(run or {})
+    write_figures(tr, folder / "figures", area_name=name, periods=periods)
+    write_report(folder / "report.html", run or {"command": "track"}, layers=tr.layers, tracking=tr, area_name=name)
 
 
 def write_track_outputs(result: TrackResult, out: str | Path, *, overwrite: bool = False) -> list[Path]:
@@ -556,7 +566,7 @@ def write_track_outputs(result: TrackResult, out: str | Path, *, overwrite: bool
         gpkg = stage / "inventory.gpkg"
         for period, gdf in result.layers.items():
             write_layer(gdf.sort_values("lake_id").reset_index(drop=True), stage, f"lakes_{period}", gpkg=gpkg)
-        write_tracking(result, stage)
+        write_tracking(result, stage, run=run.to_dict())
         write_run_json(run.to_dict(), stage / "run.json")
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
     return [Path(out) / n for n in names]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,6 +84,12 @@ class DetectResult:
     tracking: TrackResult | None = None
     """Lakes matched across the exported layers (years, or dates with ``per_scene``)."""
 
+    def explore(self, **kwargs: Any) -> Any:
+        """Interactive map (folium) of the lakes by period and status: :func:`gli_toolbox.maps.explore_detect`."""
+        from .maps import explore_detect
+
+        return explore_detect(self, **kwargs)
+
 
 @dataclass
 class YearPlan:
@@ -108,6 +115,9 @@ def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = Non
             max_cloud_pct=config.max_cloud_pct,
         )
         plans.append(YearPlan(year, start, end, search.group_by_day(scenes), dropped))
+        days = plans[-1].days
+        logger.info("%s: %d scene(s) on %d day(s) found (%s to %s, cloud cover <= %g%%)", year, len(scenes), len(days),
+                    start[:10], end[:10], config.max_cloud_pct)
     return plans
 
 
@@ -182,6 +192,8 @@ def detect(
     for w in log.warnings:
         logger.warning(w)
     ctx = _prepare(the_aoi, config, grid)
+    logger.info("grid %s, %g m: %d x %d pixels in %d chunk(s) of up to %d px", ctx.crs, config.resolution_m,
+                grid.shape[0], grid.shape[1], len(ctx.tiles), config.chunk_px)
 
     from tqdm import tqdm
 
@@ -200,6 +212,7 @@ def detect(
             if not p.days:
                 years_record[str(p.year)] = {**base, "reason": _no_scene_reason(p, config)}
                 continue
+            t_year = time.perf_counter()
             stack = _observe_year(p, ctx, bar, log, on_scene)
             failed = sorted(d.isoformat() for d in stack.day_failed)
             # a day that failed in some chunk keeps what it gave elsewhere but does not count as a scene
@@ -228,6 +241,9 @@ def detect(
                                               ctx.transform, ctx.crs)
                 scene_lakes[label] = _lakes(ctx, dclass, day_obs.astype(np.uint16),
                                             {"year": p.year, "n_scenes": 1, "date": day.isoformat()})
+            logger.info("%s: %d lake(s), %.4f km2 from %d day(s) with valid observations, in %.1f s", p.year,
+                        len(lakes[p.year]), float(lakes[p.year]["area_km2"].sum()), n_scenes,
+                        time.perf_counter() - t_year)
             years_record[str(p.year)] = {
                 **base,
                 "days_used": n_scenes,
@@ -395,12 +411,16 @@ def _observe_year(p: YearPlan, ctx: _Context, bar: Any, log: _RunLog,
             season.per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
         shadow_coarse = _terrain_shadow(ctx, scenes, day, log)
         shadow_px = 0
+        t_day, n_read = time.perf_counter(), 0
         for (sl, tile), tbox in zip(ctx.tiles, ctx.tile_boxes):
             bar.update(1)
             if day in season.day_failed or not footprint.intersects(tbox):
                 continue
+            n_read += 1
+            t_chunk = time.perf_counter()
             try:
                 obs = load.read_day(scenes, tile, need_swir=True, cloud_detector=config.cloud_detector)
+                logger.debug("%s: chunk %s read in %.2f s", day, tile.shape, time.perf_counter() - t_chunk)
             except AssetReadError as exc:
                 season.day_failed.add(day)
                 log.skipped.append({"day": day.isoformat(), "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
@@ -430,6 +450,8 @@ def _observe_year(p: YearPlan, ctx: _Context, bar: Any, log: _RunLog,
                 season.per_day[day][1][sl] = observed
         if day.isoformat() in log.terrain:
             log.terrain[day.isoformat()]["shadow_share_of_aoi"] = round(shadow_px / max(int(inside.sum()), 1), 4)
+        logger.info("%s: read %d scene(s) (%s) on %d of %d chunk(s) in %.1f s", day, len(scenes),
+                    ", ".join(s.id for s in scenes), n_read, len(ctx.tiles), time.perf_counter() - t_day)
         if on_scene is not None:
             on_scene(day.isoformat())
     return season

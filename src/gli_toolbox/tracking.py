@@ -123,6 +123,12 @@ class TrackResult:
                 return g
         raise KeyError(f"no layer for {want}; periods are {', '.join(str(p) for p in self.periods)}")
 
+    def explore(self, **kwargs: Any) -> Any:
+        """Interactive map (folium) of the lakes by status and period: :func:`gli_toolbox.maps.explore_tracking`."""
+        from .maps import explore_tracking
+
+        return explore_tracking(self, **kwargs)
+
 
 CHANGE_FIELDS = ("lake_id", "first_yr", "last_yr", "n_years", "a_first", "a_last", "d_area", "d_pct",
                  "rate_yr", "status", "signif", "merged_to", "split_from", "n_merges", "n_splits")

@@ -10,7 +10,7 @@ import click
 from ..config import DetectConfig
 from ..errors import ConfigError
 from .exitcodes import exit_if_incomplete
-from .options import configure_logging, selection_options, verbosity_options
+from .options import closing_summary, configure_logging, selection_options, verbosity_options
 
 logger = logging.getLogger(__name__)
 
@@ -77,4 +77,5 @@ def detect_cmd(
             noun = "lake" if len(gdf) == 1 else "lakes"
             click.echo(f"{key}: {len(gdf)} {noun}, {gdf['area_km2'].sum():.4f} km2", err=True)
         click.echo(f"wrote {len(paths)} files to {out}", err=True)
+        click.echo(closing_summary(out), err=True)
     exit_if_incomplete(result.run, out)  # HOOK(rel): exit code 3 when some reads failed (contract 6)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -55,16 +59,75 @@ def selection_options(f: F) -> F:
 def verbosity_options(f: F) -> F:
     """-v/--verbose and -q/--quiet, mapped to log levels (logs go to stderr)."""
     f = click.option("-q", "--quiet", count=True, help="Less output (-q: errors only).")(f)
-    f = click.option("-v", "--verbose", count=True, help="More output (-v: info, -vv: debug).")(f)
+    f = click.option("-v", "--verbose", count=True,
+                     help="More output: -v what the run does (scenes per year, each scene read, chunks, "
+                          "timings), -vv gli's debug details, -vvv also GDAL's and other libraries' debug.")(f)
     return f
 
 
+#: Libraries whose own messages are shown only with -vvv (their warnings always are).
+THIRD_PARTY = ("rasterio", "botocore", "odc", "pystac_client", "pystac", "fiona", "pyogrio", "matplotlib",
+               "urllib3", "PIL", "distributed", "asyncio", "numexpr", "h5py")
+
+
+class _Formatter(logging.Formatter):
+    """``WARNING: message`` for problems; info and debug lines carry the seconds since the start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = time.perf_counter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info and record.levelno >= logging.ERROR:
+            msg += "\n" + self.formatException(record.exc_info)
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname}: {msg}"
+        stamp = f"[{time.perf_counter() - self.start:7.1f} s]"
+        return f"{stamp} {msg}" if record.levelno == logging.INFO else f"{stamp} {record.name}: {msg}"
+
+
+class _TqdmHandler(logging.Handler):
+    """Writes log lines through ``tqdm.write``: an open progress bar is cleared, the line printed
+    above it and the bar redrawn, so a warning never lands inside the bar's line
+    (what ``tqdm.contrib.logging.logging_redirect_tqdm`` does, for the whole command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def configure_logging(verbose: int, quiet: int) -> None:
-    level = logging.WARNING - 10 * verbose + 10 * quiet
-    level = max(logging.DEBUG, min(logging.CRITICAL, level))
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
-    # Third-party libraries stay at WARNING unless -vv.
-    for name in ("rasterio", "botocore", "odc", "pystac_client", "fiona", "pyogrio"):
-        logging.getLogger(name).setLevel(max(level, logging.WARNING) if verbose < 2 else level)
+    """Log to stderr through the progress bar: warnings always (errors only with -q); with -v what
+    the run does; -vv gli's debug messages; -vvv also third-party and GDAL debug (``CPL_DEBUG``)."""
+    own = logging.WARNING - 10 * verbose + 10 * quiet
+    own = max(logging.DEBUG, min(logging.CRITICAL, own))
+    handler = _TqdmHandler()
+    handler.setFormatter(_Formatter())
+    root_level = logging.DEBUG if verbose >= 3 else max(own, logging.WARNING)
+    logging.basicConfig(level=root_level, handlers=[handler], force=True)
+    logging.getLogger("gli_toolbox").setLevel(own)
+    for name in THIRD_PARTY:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 3 else max(own, logging.WARNING))
     # urllib3 logs every connection retry as a warning; the final error is reported by gli itself.
-    logging.getLogger("urllib3").setLevel(logging.ERROR if verbose < 2 else level)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 3 else logging.ERROR)
+    if verbose >= 3:
+        os.environ["CPL_DEBUG"] = "ON"  # GDAL's own debug messages, through rasterio's logger
+        os.environ.setdefault("CPL_CURL_VERBOSE", "NO")
+
+
+def closing_summary(out: Path) -> str:
+    """The last line of a run: which file to open first.
+
+    >>> closing_summary(Path("missing_folder")).startswith("results are in missing_folder")
+    True
+    """
+    first = [p for p in (out / "report.html", out / "inventory.qgz") if p.exists()]
+    if not first:
+        return f"results are in {out}"
+    what = {"report.html": "the run's summary, in a web browser", "inventory.qgz": "the lakes, styled, in QGIS"}
+    return "open first: " + "; then ".join(f"{p} ({what[p.name]})" for p in first)

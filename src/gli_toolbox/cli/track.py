@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..config import DetectConfig
-from .options import configure_logging, verbosity_options
+from .options import closing_summary, configure_logging, verbosity_options
 
 
 @click.command("track")
@@ -40,3 +40,4 @@ def track_cmd(inventories: tuple[Path, ...], out: Path, year_field: str | None, 
         click.echo(f"{len(res.changes)} lakes over {len(res.periods)} periods: "
                    + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), err=True)
         click.echo(f"wrote results to {out}", err=True)
+        click.echo(closing_summary(out), err=True)

@@ -1,0 +1,69 @@
+"""What a user reads in the terminal: -v / -vv / -vvv, warnings beside the progress bar, the last line."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tqdm import tqdm
+
+from gli_toolbox.cli.options import configure_logging
+
+
+def _gli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from gli_toolbox.cli import main; main()", *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def sample_args(sample_data: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    out = tmp_path_factory.mktemp("term") / "out"
+    return ["detect", "--aoi", str(sample_data / "barbellino.geojson"), "--stac", str(sample_data / "catalog.json"),
+            "--years", "2017-2019", "--out", str(out), "--overwrite"]
+
+
+def test_v_tells_what_the_run_does_and_nothing_of_gdal(sample_args):
+    done = _gli([*sample_args, "-v"])
+    assert done.returncode == 0, done.stderr
+    err = done.stderr
+    assert "2017: 1 scene(s) on 1 day(s) found" in err and "2018: 0 scene(s) on 0 day(s) found" in err
+    assert "read 1 scene(s) (S2A_T32TNS_20170703T101021_L2A) on 1 of 1 chunk(s) in" in err
+    assert "42 x 24 pixels in 1 chunk(s)" in err
+    assert "2019: 1 lake(s), 0.0211 km2" in err
+    assert "WARNING: 2018: no sentinel-2-c1-l2a scenes" in err
+    assert "rasterio" not in err and "GDAL" not in err and "findfont" not in err
+    assert err.strip().splitlines()[-1].startswith("open first: ") and "report.html" in err.splitlines()[-1]
+
+
+def test_vv_adds_gli_debug_only_and_vvv_adds_gdal(sample_args):
+    vv = _gli([*sample_args, "-vv"]).stderr
+    assert "gli_toolbox.pipeline: " in vv and "chunk" in vv
+    assert "rasterio" not in vv and "GDAL" not in vv and "findfont" not in vv
+    vvv = _gli([*sample_args, "-vvv"]).stderr
+    assert "rasterio._env: " in vvv and "GDALOpen" in vvv
+    assert len(vvv.splitlines()) > 5 * len(vv.splitlines())
+
+
+def test_quiet_prints_nothing_on_success(sample_args):
+    done = _gli([*sample_args, "-q"])
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_warning_is_printed_on_its_own_line_above_the_progress_bar(capsys):
+    configure_logging(0, 0)
+    try:
+        bar = tqdm(total=10, file=sys.stderr, disable=False, desc="reading scenes", mininterval=0)
+        bar.update(5)
+        logging.getLogger("gli_toolbox.pipeline").warning("2018: no scene")
+        bar.update(5)
+        bar.close()
+    finally:
+        logging.basicConfig(force=True)
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.split("\n") if "2018: no scene" in ln]
+    # the bar was cleared before the warning: what is left on the terminal line is the warning alone
+    assert line.split("\r")[-1] == "WARNING: 2018: no scene"
+    assert "reading scenes: 100%" in err.split("2018: no scene")[-1]  # and the bar drawn again below it
