@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BLOCK_PX",
+    "MAYBE_WATER",
     "NEVER_OBSERVED",
     "SCL_FLAGS",
     "SCL_MASKED",
@@ -27,6 +28,7 @@ __all__ = [
     "classify_observation",
     "clear_and_snow",
     "composite",
+    "composite_classes",
     "mndwi",
     "ndwi",
     "normalized_difference",
@@ -410,4 +412,29 @@ def composite(
     need = np.ceil(min_water_fraction * np.arange(top + 1) - 1e-9).astype(vc.dtype)
     out = (wc >= lookup(need, vc)).astype(np.uint8)
     out[vc == 0] = NEVER_OBSERVED
+    return out
+
+
+#: Yearly class of a pixel where only the permissive (grow) test reached the water share (contract 3).
+MAYBE_WATER = 2
+
+
+def composite_classes(
+    water_count: NDArray[np.integer],
+    maybe_count: NDArray[np.integer],
+    valid_count: NDArray[np.integer],
+    *,
+    min_water_fraction: float = 0.5,
+) -> NDArray[np.uint8]:
+    """Seasonal class for seeded growth: 1 water (seed share >= ``min_water_fraction``), 2 possible
+    water (only the grow share reaches it), 0 not water, 255 never observed.
+
+    With ``maybe_count`` equal to ``water_count`` (the ``threshold`` method) it is :func:`composite`.
+
+    >>> composite_classes(np.array([[2, 0, 0, 0]]), np.array([[2, 2, 1, 0]]), np.array([[3, 3, 3, 0]]))
+    array([[  1,   2,   0, 255]], dtype=uint8)
+    """
+    out = composite(water_count, valid_count, min_water_fraction=min_water_fraction)
+    maybe = composite(maybe_count, valid_count, min_water_fraction=min_water_fraction)
+    out[(out == 0) & (maybe == 1)] = MAYBE_WATER
     return out

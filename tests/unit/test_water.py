@@ -171,3 +171,23 @@ def test_blockwise_kernel_is_bit_identical_to_the_previous_code(offset):
             want = _previous_classify(refl["g"], refl["n"], refl["s"], scl=scl, masked=masked, threshold=t, index=index)
             for a, b in zip(got, want):
                 assert np.array_equal(a, b)
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.uint16, (4, 5), elements=st.integers(0, 9)), arrays(np.uint16, (4, 5), elements=st.integers(0, 9)),
+       arrays(np.uint16, (4, 5), elements=st.integers(0, 9)), st.sampled_from([0.25, 0.5, 1.0]))
+def test_composite_classes_follow_the_seed_and_grow_shares(a, b, c, frac):
+    water_c = np.minimum(np.minimum(a, b), c)  # seed <= grow <= valid
+    maybe_c = np.minimum(np.maximum(a, b), c)
+    valid = c
+    got = water.composite_classes(water_c, maybe_c, valid, min_water_fraction=frac)
+    for (i, j), v in np.ndenumerate(valid):
+        if v == 0:
+            want = 255
+        elif water_c[i, j] / v >= frac:
+            want = 1
+        elif maybe_c[i, j] / v >= frac:
+            want = 2
+        else:
+            want = 0
+        assert got[i, j] == want
