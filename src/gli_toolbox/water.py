@@ -36,6 +36,7 @@ __all__ = [
     "reflectance_table",
     "row_blocks",
     "scl_valid",
+    "seeded_growth",
     "snow_index_mask",
     "threshold_block",
     "to_reflectance",
@@ -437,4 +438,27 @@ def composite_classes(
     out = composite(water_count, valid_count, min_water_fraction=min_water_fraction)
     maybe = composite(maybe_count, valid_count, min_water_fraction=min_water_fraction)
     out[(out == 0) & (maybe == 1)] = MAYBE_WATER
+    return out
+
+
+def seeded_growth(classes: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Resolve possible water by seeded growth (hysteresis): a class-2 pixel becomes water (1) when
+    its 4-connected group of class 1 and 2 pixels holds a class-1 pixel, else not water (0);
+    1, 0 and 255 stay. Whole-array version (the lake extraction does the same across chunks).
+
+    >>> seeded_growth(np.array([[1, 2, 0, 2, 2], [0, 2, 0, 255, 0]], dtype=np.uint8))
+    array([[  1,   1,   0,   0,   0],
+           [  0,   1,   0, 255,   0]], dtype=uint8)
+    """
+    from scipy import ndimage
+
+    out = np.array(classes, dtype=np.uint8, copy=True)
+    maybe = out == MAYBE_WATER
+    if not maybe.any():
+        return out
+    labels, n = ndimage.label((out == 1) | maybe)
+    seeded = np.zeros(n + 1, dtype=bool)
+    seeded[labels[out == 1]] = True
+    seeded[0] = False
+    out[maybe] = np.where(seeded[labels[maybe]], np.uint8(1), np.uint8(0))
     return out

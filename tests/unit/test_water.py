@@ -191,3 +191,20 @@ def test_composite_classes_follow_the_seed_and_grow_shares(a, b, c, frac):
         else:
             want = 0
         assert got[i, j] == want
+
+
+def test_seeded_growth_keeps_possible_water_connected_to_a_seed_only():
+    c = np.array([[2, 2, 0, 2, 1],
+                  [0, 2, 0, 2, 0],
+                  [2, 1, 0, 0, 2],
+                  [255, 0, 2, 2, 2]], dtype=np.uint8)
+    got = water.seeded_growth(c)
+    # left group (2,2,2,1 and the 2 under it) holds a seed; the right top column too; bottom right not;
+    # (2,0) touches the seed (2,1) by an edge
+    want = np.array([[1, 1, 0, 1, 1],
+                     [0, 1, 0, 1, 0],
+                     [1, 1, 0, 0, 0],
+                     [255, 0, 0, 0, 0]], dtype=np.uint8)
+    assert np.array_equal(got, want)
+    diag = np.array([[1, 0], [0, 2]], dtype=np.uint8)  # diagonal contact is not a connection
+    assert water.seeded_growth(diag).tolist() == [[1, 0], [0, 0]]
