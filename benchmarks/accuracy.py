@@ -90,15 +90,17 @@ def havel(shared: Path) -> dict:
 
 
 def barbellino(shared: Path, date: str) -> dict:
-    d = shared / "s2_barbellino_alps_2017_2019"
-    with rasterio.open(d / f"S2A2A_{date}_022_Barbellino_BOA_10.tif") as s:
-        a = s.read()
+    """The bundled sample item of the date (``sample_data/``, built from the shared sen2r files): SWIR1
+    at its real 20 m and SCL at 20 m, both upsampled by nearest neighbour as ``gli detect`` reads them."""
+    d = next((ROOT / "sample_data" / "sentinel-2-c1-l2a").glob(f"S2A_T32TNS_{date}T*_L2A"))
+    with rasterio.open(d / "B03.tif") as s:
         shape = s.shape
-    with rasterio.open(d / f"S2A2A_{date}_022_Barbellino_SCL_10.tif") as s:
+    bands = {}
+    for k, f in [("green", "B03"), ("nir", "B08"), ("swir16", "B11")]:
+        with rasterio.open(d / f"{f}.tif") as s:
+            bands[k] = to_reflectance(s.read(1, out_shape=shape, resampling=Resampling.nearest), scale=1e-4, offset=-0.1)
+    with rasterio.open(d / "SCL.tif") as s:
         scl = s.read(1, out_shape=shape, resampling=Resampling.nearest)
-    # band order B01 B02 B03 B04 B05 B06 B07 B08 B09 B11 B12; nodata 65535
-    bands = {k: to_reflectance(a[i], scale=1e-4, offset=0.0, nodata=65535) for k, i in
-             [("green", 2), ("nir", 7), ("swir16", 9)]}
     return {"bands": bands, "scl": scl, "label": np.load(LABELS / f"barbellino_{date}_labels.npz")["label"]}
 
 
