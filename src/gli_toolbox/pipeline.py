@@ -427,8 +427,11 @@ def _observe_year(p: YearPlan, ctx: _Context, bar: Any, log: _RunLog,
                 shadow_px += int((shadow & inside[sl]).sum())
                 masked |= shadow
             # SWIR1 is always read: it feeds the snow/ice test (NDSI), MNDWI and the multi method
+            bands = {"green": obs.green, "nir": obs.nir}
+            if obs.swir16 is not None:
+                bands["swir16"] = obs.swir16
             water, maybe, observed, snow = classify_bands(
-                {"green": obs.green, "nir": obs.nir, "swir16": obs.swir16}, scl=obs.scl, masked=masked,
+                bands, scl=obs.scl, masked=masked,
                 method=config.method, threshold=config.ndwi_threshold, index=config.index,
             )
             observed &= inside[sl]
