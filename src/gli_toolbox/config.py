@@ -165,7 +165,8 @@ class DetectConfig:
 
     method: Literal["threshold", "multi"] = "multi"
     """Water classification (:mod:`gli_toolbox.classify`): ``"multi"`` (default) = a confident seed test
-    (MNDWI, NDWI, SWIR1) grown into a permissive test (both indices > 0, NIR and SWIR1 < 0.11);
+    (MNDWI > 0.5, NDWI > 0, SWIR1 < 0.05) grown into a permissive test (both indices > 0, NIR and
+    SWIR1 < 0.11);
     ``"threshold"`` = ``index`` above ``ndwi_threshold``. Evidence for the default: docs/accuracy.md."""
 
     index: Literal["ndwi", "mndwi"] = "ndwi"

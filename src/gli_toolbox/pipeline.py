@@ -26,10 +26,11 @@ from shapely.geometry.base import BaseGeometry
 from . import lakes as lakes_mod
 from . import load, search
 from .aoi import Aoi, as_aoi
+from .classify import classify_bands
 from .config import DetectConfig
 from .errors import AoiError, AssetReadError, ConfigError, NoScenesFoundError
 from .tracking import TrackResult, track
-from .water import NEVER_OBSERVED, classify_observation, composite
+from .water import MAYBE_WATER, NEVER_OBSERVED, composite, composite_classes, seeded_growth
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,11 @@ def detect(
                 log.add_warning(reason)
                 years_record[str(p.year)] = {**base, "days_failed": failed, "reason": reason}
                 continue
-            wclass = composite(stack.water_count, stack.valid_count, min_water_fraction=config.min_water_fraction)
+            if stack.maybe_count is not None:  # seeded growth: possible water joins lakes with a seed
+                wclass = seeded_growth(composite_classes(stack.water_count, stack.maybe_count, stack.valid_count,
+                                                         min_water_fraction=config.min_water_fraction))
+            else:
+                wclass = composite(stack.water_count, stack.valid_count, min_water_fraction=config.min_water_fraction)
             wclass[~ctx.inside] = NEVER_OBSERVED
             masks[p.year] = WaterMap(str(p.year), wclass, stack.valid_count, stack.water_count, ctx.transform,
                                      ctx.crs, stack.snow_count)
@@ -237,6 +242,10 @@ def detect(
                     continue
                 label = day.strftime("%Y%m%d")
                 dclass = np.where(day_obs, day_water.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
+                if day in stack.per_day_maybe:
+                    dclass[stack.per_day_maybe[day] & ~day_water] = MAYBE_WATER
+                    dclass = seeded_growth(dclass)
+                    day_water = dclass == 1
                 scene_masks[label] = WaterMap(label, dclass, day_obs.astype(np.uint16), day_water.astype(np.uint16),
                                               ctx.transform, ctx.crs)
                 scene_lakes[label] = _lakes(ctx, dclass, day_obs.astype(np.uint16),
@@ -373,6 +382,9 @@ class _Season:
     day_used: dict[dt.date, bool]
     day_failed: set[dt.date]
     per_day: dict[dt.date, tuple[NDArray[np.bool_], NDArray[np.bool_]]]
+    maybe_count: NDArray[np.uint16] | None = None
+    """Observations passing the permissive (grow) test; method ``multi`` only."""
+    per_day_maybe: dict[dt.date, NDArray[np.bool_]] = field(default_factory=dict)
 
 
 def _terrain_shadow(ctx: _Context, scenes: list[search.Scene], day: dt.date, log: _RunLog) -> NDArray[np.bool_] | None:
@@ -402,13 +414,16 @@ def _observe_year(p: YearPlan, ctx: _Context, bar: Any, log: _RunLog,
 
     config, grid, inside = ctx.config, ctx.grid, ctx.inside
     season = _Season(np.zeros(grid.shape, np.uint16), np.zeros(grid.shape, np.uint16), np.zeros(grid.shape, np.uint16),
-                     {d: False for d in p.days}, set(), {})
+                     {d: False for d in p.days}, set(), {},
+                     np.zeros(grid.shape, np.uint16) if config.method == "multi" else None)
     for day, scenes in p.days.items():
         footprint = shapely.union_all(
             [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(ctx.grid_crs).geom for s in scenes]
         )
         if config.per_scene:
             season.per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
+            if season.maybe_count is not None:
+                season.per_day_maybe[day] = np.zeros(grid.shape, dtype=bool)
         shadow_coarse = _terrain_shadow(ctx, scenes, day, log)
         shadow_px = 0
         t_day, n_read = time.perf_counter(), 0
@@ -433,13 +448,21 @@ def _observe_year(p: YearPlan, ctx: _Context, bar: Any, log: _RunLog,
                 shadow = ctx.dem.on(tile, shadow_coarse.astype(np.float32), "nearest") > 0.5
                 shadow_px += int((shadow & inside[sl]).sum())
                 masked |= shadow
-            # SWIR1 is always read: it feeds the snow/ice test (NDSI) and MNDWI
-            water, observed, snow = classify_observation(
-                obs.green, obs.nir, obs.swir16, scl=obs.scl, masked=masked,
-                threshold=config.ndwi_threshold, index=config.index,
+            # SWIR1 is always read: it feeds the snow/ice test (NDSI), MNDWI and the multi method
+            bands = {"green": obs.green, "nir": obs.nir}
+            if obs.swir16 is not None:
+                bands["swir16"] = obs.swir16
+            water, maybe, observed, snow = classify_bands(
+                bands, scl=obs.scl, masked=masked,
+                method=config.method, threshold=config.ndwi_threshold, index=config.index,
             )
             observed &= inside[sl]
             water &= observed
+            if season.maybe_count is not None:
+                maybe &= observed
+                season.maybe_count[sl] += maybe
+                if config.per_scene:
+                    season.per_day_maybe[day][sl] = maybe
             season.water_count[sl] += water
             season.valid_count[sl] += observed
             season.snow_count[sl] += snow & inside[sl]

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BLOCK_PX",
+    "MAYBE_WATER",
     "NEVER_OBSERVED",
     "SCL_FLAGS",
     "SCL_MASKED",
@@ -27,6 +28,7 @@ __all__ = [
     "classify_observation",
     "clear_and_snow",
     "composite",
+    "composite_classes",
     "mndwi",
     "ndwi",
     "normalized_difference",
@@ -34,6 +36,7 @@ __all__ = [
     "reflectance_table",
     "row_blocks",
     "scl_valid",
+    "seeded_growth",
     "snow_index_mask",
     "threshold_block",
     "to_reflectance",
@@ -410,4 +413,52 @@ def composite(
     need = np.ceil(min_water_fraction * np.arange(top + 1) - 1e-9).astype(vc.dtype)
     out = (wc >= lookup(need, vc)).astype(np.uint8)
     out[vc == 0] = NEVER_OBSERVED
+    return out
+
+
+#: Yearly class of a pixel where only the permissive (grow) test reached the water share (contract 3).
+MAYBE_WATER = 2
+
+
+def composite_classes(
+    water_count: NDArray[np.integer],
+    maybe_count: NDArray[np.integer],
+    valid_count: NDArray[np.integer],
+    *,
+    min_water_fraction: float = 0.5,
+) -> NDArray[np.uint8]:
+    """Seasonal class for seeded growth: 1 water (seed share >= ``min_water_fraction``), 2 possible
+    water (only the grow share reaches it), 0 not water, 255 never observed.
+
+    With ``maybe_count`` equal to ``water_count`` (the ``threshold`` method) it is :func:`composite`.
+
+    >>> composite_classes(np.array([[2, 0, 0, 0]]), np.array([[2, 2, 1, 0]]), np.array([[3, 3, 3, 0]]))
+    array([[  1,   2,   0, 255]], dtype=uint8)
+    """
+    out = composite(water_count, valid_count, min_water_fraction=min_water_fraction)
+    maybe = composite(maybe_count, valid_count, min_water_fraction=min_water_fraction)
+    out[(out == 0) & (maybe == 1)] = MAYBE_WATER
+    return out
+
+
+def seeded_growth(classes: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Resolve possible water by seeded growth (hysteresis): a class-2 pixel becomes water (1) when
+    its 4-connected group of class 1 and 2 pixels holds a class-1 pixel, else not water (0);
+    1, 0 and 255 stay. Whole-array version (the lake extraction does the same across chunks).
+
+    >>> seeded_growth(np.array([[1, 2, 0, 2, 2], [0, 2, 0, 255, 0]], dtype=np.uint8))
+    array([[  1,   1,   0,   0,   0],
+           [  0,   1,   0, 255,   0]], dtype=uint8)
+    """
+    from scipy import ndimage
+
+    out = np.array(classes, dtype=np.uint8, copy=True)
+    maybe = out == MAYBE_WATER
+    if not maybe.any():
+        return out
+    labels, n = ndimage.label((out == 1) | maybe)
+    seeded = np.zeros(n + 1, dtype=bool)
+    seeded[labels[out == 1]] = True
+    seeded[0] = False
+    out[maybe] = np.where(seeded[labels[maybe]], np.uint8(1), np.uint8(0))
     return out

@@ -171,3 +171,40 @@ def test_blockwise_kernel_is_bit_identical_to_the_previous_code(offset):
             want = _previous_classify(refl["g"], refl["n"], refl["s"], scl=scl, masked=masked, threshold=t, index=index)
             for a, b in zip(got, want):
                 assert np.array_equal(a, b)
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.uint16, (4, 5), elements=st.integers(0, 9)), arrays(np.uint16, (4, 5), elements=st.integers(0, 9)),
+       arrays(np.uint16, (4, 5), elements=st.integers(0, 9)), st.sampled_from([0.25, 0.5, 1.0]))
+def test_composite_classes_follow_the_seed_and_grow_shares(a, b, c, frac):
+    water_c = np.minimum(np.minimum(a, b), c)  # seed <= grow <= valid
+    maybe_c = np.minimum(np.maximum(a, b), c)
+    valid = c
+    got = water.composite_classes(water_c, maybe_c, valid, min_water_fraction=frac)
+    for (i, j), v in np.ndenumerate(valid):
+        if v == 0:
+            want = 255
+        elif water_c[i, j] / v >= frac:
+            want = 1
+        elif maybe_c[i, j] / v >= frac:
+            want = 2
+        else:
+            want = 0
+        assert got[i, j] == want
+
+
+def test_seeded_growth_keeps_possible_water_connected_to_a_seed_only():
+    c = np.array([[2, 2, 0, 2, 1],
+                  [0, 2, 0, 2, 0],
+                  [2, 1, 0, 0, 2],
+                  [255, 0, 2, 2, 2]], dtype=np.uint8)
+    got = water.seeded_growth(c)
+    # left group (2,2,2,1 and the 2 under it) holds a seed; the right top column too; bottom right not;
+    # (2,0) touches the seed (2,1) by an edge
+    want = np.array([[1, 1, 0, 1, 1],
+                     [0, 1, 0, 1, 0],
+                     [1, 1, 0, 0, 0],
+                     [255, 0, 0, 0, 0]], dtype=np.uint8)
+    assert np.array_equal(got, want)
+    diag = np.array([[1, 0], [0, 2]], dtype=np.uint8)  # diagonal contact is not a connection
+    assert water.seeded_growth(diag).tolist() == [[1, 0], [0, 0]]
