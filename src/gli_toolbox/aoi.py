@@ -158,7 +158,7 @@ def _read_frame(p: Path, name: str, layer: str | None) -> gpd.GeoDataFrame:
     elif len(layers) > 1 and p.suffix.lower() not in _KML_SUFFIXES:
         raise AoiError(
             f"AOI {name} has {len(layers)} layers ({', '.join(layers)}); choose one with --aoi-layer NAME "
-            "(Python: layer=NAME)"
+            "(Python: read_aoi(path, layer=NAME))"
         )
     else:
         chosen = layers  # Google Earth folders are layers of one KML: the AOI is all their polygons
@@ -170,6 +170,14 @@ def _read_frame(p: Path, name: str, layer: str | None) -> gpd.GeoDataFrame:
             msg = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
             raise AoiError(f"cannot read AOI {name} ({msg}); save it as GeoJSON or GeoPackage") from None
     frames = [f for f in frames if len(f)]
+    if p.suffix.lower() in _KML_SUFFIXES and frames:
+        # Google Earth files often hold pins and paths next to the polygon: use the polygons
+        both = pd.concat([f.geometry.geom_type for f in frames])
+        if both.isin(["Polygon", "MultiPolygon"]).any() and not both.isin(["Polygon", "MultiPolygon"]).all():
+            dropped = int((~both.isin(["Polygon", "MultiPolygon"])).sum())
+            logger.warning("AOI %s: %d placemark(s) that are not polygons (pins, paths) are ignored", name, dropped)
+            frames = [f[f.geometry.geom_type.isin(["Polygon", "MultiPolygon"])] for f in frames]
+            frames = [f for f in frames if len(f)]
     if not frames:
         return gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
     crs = frames[0].crs

@@ -7,6 +7,8 @@ scene-classification mask.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 from collections import defaultdict
@@ -118,6 +120,16 @@ def _stac_cfg(keys: dict[str, str]) -> dict[str, Any]:
     return {"*": {"assets": assets}}
 
 
+def _read_bands(items: list[Any], keys: dict[str, str], tile: GeoBox, attempts: Iterator[int]) -> dict[str, NDArray[Any]]:
+    """DN pixels of ``keys`` over ``tile``; a retry (``attempts`` past 0) asks the server again."""
+    import rasterio
+
+    with rasterio.Env(**retry.gdal_env(items, uncached=next(attempts) > 0)):
+        ds = odc.stac.load(items, bands=list(keys.values()), geobox=tile, groupby="solar_day",
+                           resampling="nearest", stac_cfg=_stac_cfg(keys), fail_on_error=True)
+        return {b: ds[k].isel(time=0).values for b, k in keys.items()}  # pixels are read here
+
+
 #: Bands s2cloudless needs, by our band names (B01 B02 B04 B05 B08 B8A B09 B10 B11 B12).
 S2CLOUDLESS_INPUTS = ("coastal", "blue", "red", "rededge1", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22")
 
@@ -136,7 +148,6 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
     AssetReadError
         When a band file cannot be read; the caller skips the day and records it.
     """
-    import rasterio
 
     bands = ["green", "nir"] + (["swir16"] if need_swir else [])
     groups: dict[tuple[Any, ...], list[Scene]] = defaultdict(list)
@@ -171,12 +182,7 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
                     "band for s2cloudless; clouds and shadows are not masked"
                 )
         keys: dict[str, str] = {b: k for b, k in found.items() if k is not None}
-        def read(items: list[Any] = items, keys: dict[str, str] = keys) -> dict[str, NDArray[Any]]:
-            with rasterio.Env(**retry.gdal_env(items)):
-                ds = odc.stac.load(items, bands=list(keys.values()), geobox=tile, groupby="solar_day",
-                                   resampling="nearest", stac_cfg=_stac_cfg(keys), fail_on_error=True)
-                return {b: ds[k].isel(time=0).values for b, k in keys.items()}  # pixels are read here
-
+        read = functools.partial(_read_bands, items, keys, tile, itertools.count())
         with retry.capture_gdal_messages() as gdal_messages:
             try:
                 dn = retry.call_with_retry(read, what=f"reading {', '.join(i.id for i in items)}")

@@ -282,8 +282,9 @@ def detect(
         log.add_warning("only one period with observations: lake change needs two, so no change status is given")
         tracking.changes["status"], tracking.changes["signif"] = None, 0
     run = _run_record(ctx, source, years_record, log, tracking)
-    run["incomplete"] = {y: [f"{s['day']}: {s['error']}" for s in log.skipped if s["day"][:4] == y]  # HOOK(rel)
-                         for y in sorted({s["day"][:4] for s in log.skipped})}
+    period = (lambda d: d.replace("-", "")) if config.per_scene else (lambda d: d[:4])  # HOOK(rel): contract 6
+    run["incomplete"] = {k: [f"{s['day']}: {s['error']}" for s in log.skipped if period(s["day"]) == k]
+                         for k in sorted({period(s["day"]) for s in log.skipped})}
     run["complete"] = not run["incomplete"]
     return DetectResult(config, the_aoi, ctx.grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
 

@@ -172,18 +172,25 @@ def call_with_retry(
 # GDAL
 
 
-def gdal_env(items: Sequence[Any]) -> dict[str, str]:
+def gdal_env(items: Sequence[Any], *, uncached: bool = False) -> dict[str, str]:
     """GDAL options for reading the assets of ``items``: bounded HTTP retries and timeouts, and
     CDSE's ``s3://eodata`` endpoint and keys.
 
     GDAL retries HTTP 429/5xx itself (``GDAL_HTTP_MAX_RETRY`` times, starting after
     ``GDAL_HTTP_RETRY_DELAY`` seconds and backing off); its default of 30 s per retry made one
-    unavailable file cost minutes. Here both come from :func:`policy`, as does the request timeout.
+    unavailable file cost minutes. Here GDAL retries once after the policy's first delay, and the
+    request timeout comes from :func:`policy`.
+
+    ``uncached`` (for a retry of the whole read): GDAL remembers that a URL failed and would answer
+    the next open from that memory without asking the server again; ``CPL_VSIL_CURL_NON_CACHED``
+    makes it ask.
     """
     pol = policy()
     env: dict[str, str] = {
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-        "GDAL_HTTP_MAX_RETRY": str(min(pol.retries, 3)),
+        # one quick retry inside GDAL for a blip; longer outages are retried around the whole read
+        # (call_with_retry), so that the two loops do not multiply into minutes
+        "GDAL_HTTP_MAX_RETRY": str(min(pol.retries, 1)),
         "GDAL_HTTP_RETRY_DELAY": f"{pol.delay_s:g}",
         "GDAL_HTTP_TIMEOUT": str(max(1, round(pol.timeout_s))),
         "GDAL_HTTP_CONNECTTIMEOUT": str(max(1, round(min(pol.timeout_s, 15.0)))),
@@ -192,6 +199,10 @@ def gdal_env(items: Sequence[Any]) -> dict[str, str]:
         "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
     }
     hrefs = [a.href for i in items for a in i.assets.values()]
+    if uncached:
+        urls = [f"/vsicurl/{h}" for h in hrefs if h.startswith(("http://", "https://"))]
+        if urls:
+            env["CPL_VSIL_CURL_NON_CACHED"] = ":".join(urls)
     if any(h.startswith("s3://eodata") for h in hrefs):
         if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
             raise ConfigError(

@@ -260,3 +260,16 @@ def test_secrets_from_the_environment_are_redacted(monkeypatch):
     for secret in ("AKIAIOSFODNN7EXAMPLE", "bPxRfiCYEXAMPLEKEY", "abc123", "u:pw"):
         assert secret not in clean
     assert "s3://eodata/Sentinel-2/B03.jp2" in clean
+
+
+def test_kml_pins_next_to_the_polygon_are_ignored(tmp_path, caplog):
+    ref = _barbellino_2d()
+    text = _kml_text(ref).replace(
+        "</Folder>",
+        "<Placemark><name>camp</name><Point><coordinates>10.04,46.06,2300</coordinates></Point></Placemark></Folder>",
+    )
+    p = tmp_path / "with_pin.kml"
+    p.write_text(text, encoding="utf-8")
+    aoi = read_aoi(p)
+    assert aoi.geometry_wgs84.geom_type in ("Polygon", "MultiPolygon")
+    assert "not polygons (pins, paths) are ignored" in caplog.text

@@ -168,3 +168,12 @@ def test_stac_api_that_recovers_after_503s_is_used(stac_api, fast_retries):
         assert proxy.count("/search", "503") == 2 and proxy.count("/search", "ok") >= 1
     finally:
         proxy.stop()
+
+
+def test_per_scene_runs_key_incomplete_periods_by_date(files, catalog, tmp_path):
+    files.fail(B03_2019, "503")
+    res = detect(catalog, tmp_path / "out", "--per-scene")
+    assert res.exit_code == 3, res.output
+    doc = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert list(doc["incomplete"]) == ["20190723"] and "INCOMPLETE: 20190723" in res.output
+    assert (tmp_path / "out" / "lakes_20170703.shp").exists()
