@@ -370,7 +370,8 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
         vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
         if part[lb]:
             parts.append({"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
-                          "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": m, "values": vals,
+                          "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": np.packbits(m, axis=None),
+                          "values": vals,
                           "bbox": (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)})
         else:
             i = int(np.searchsorted(wl, lb))
@@ -415,9 +416,10 @@ def _union(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], eight: b
     def link(k1: int, a: NDArray[np.int32], k2: int, b: NDArray[np.int32], diagonal: bool = False) -> None:
         for x, y in ([(a, b)] if diagonal else _pairs(a, b, eight)):
             m = (x > 0) & (y > 0)
-            if m.any():
-                us.append(node(k1, x[m]))
-                vs.append(node(k2, y[m]))
+            if m.any():  # distinct pairs only: a land label runs along whole chunk edges
+                xy = np.unique((x[m].astype(np.int64) << 32) | y[m].astype(np.int64))
+                us.append(node(k1, xy >> 32))
+                vs.append(node(k2, xy & 0xFFFFFFFF))
 
     for c in chunks:
         _, bottom, _, right = results[c.index]["edges"]
@@ -478,12 +480,22 @@ class _ZoneLakes:
     contacts: list[NDArray[np.int64]] | None = field(default=None)
 
 
+def _batched(fn: Callable[[NDArray[np.float64]], NDArray[np.float64]], geoms: Sequence[Any], batch: int = 2000,
+             ) -> NDArray[Any]:
+    """``shapely.transform`` in batches (one coordinate array of all lakes would grow with the area)."""
+    arr = np.asarray(geoms, dtype=object)
+    out = np.empty(len(arr), dtype=object)
+    for i in range(0, len(arr), batch):
+        out[i:i + batch] = shapely.transform(arr[i:i + batch], fn)
+    return out
+
+
 def _pixel_to_crs(geoms: Sequence[Any], t: Affine) -> NDArray[Any]:
     def f(xy: NDArray[np.float64]) -> NDArray[np.float64]:
         x, y = xy[:, 0], xy[:, 1]
         return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])
 
-    return shapely.transform(np.asarray(geoms, dtype=object), f)
+    return _batched(f, geoms)
 
 
 def _nanmedian(v: NDArray[np.float64]) -> float:
@@ -499,8 +511,8 @@ def _join_parts(parts: Sequence[dict[str, Any]], terrain: bool) -> dict[str, Any
     c1 = max(p["bbox"][3] for p in parts)
     m = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
     for p in parts:
-        b0, b1, b2, b3 = p["bbox"]
-        m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= p["mask"]
+        b0, b1, b2, b3 = p["bbox"]  # masks kept packed, 1 bit per pixel, until joined
+        m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= np.unpackbits(p["mask"], count=(b1 - b0) * (b3 - b2)).reshape(b1 - b0, b3 - b2)
     shapes = [_polygon(g) for g, _ in rasterio.features.shapes(
         m, mask=m.astype(bool), connectivity=4, transform=Affine.translation(int(c0), int(r0)))]
     del m
@@ -803,7 +815,7 @@ def _reproject(geoms: Sequence[Any], src: CRS, dst: CRS) -> NDArray[Any]:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([x, y])
 
-    return shapely.transform(np.asarray(geoms, dtype=object), f)
+    return _batched(f, geoms)
 
 
 def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], params: LakeParams, out_crs: CRS, *,
