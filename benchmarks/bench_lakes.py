@@ -180,7 +180,7 @@ def labelling(chunk_px: int) -> None:
     src = stitch._ArraySource(stitch._Grid(big.shape, Affine(10, 0, 0, 0, -10, 0), CRS.from_epsg(32633)), {"class": big})
     chunks = stitch._chunks(big.shape, chunk_px)
     t0 = time.perf_counter()
-    res = stitch._run(stitch._seed_pass, src, chunks, [()] * len(chunks), None)
+    res = stitch._run(stitch._seed_pass, src, chunks, [(False,)] * len(chunks), None)
     _, _, k_edge = stitch._union(chunks, res)
     n_ours = sum(int(np.asarray(r["flag"]).size) for r in res)  # edge labels that entered the union
     t1 = time.perf_counter()

@@ -199,19 +199,27 @@ def _water_candidates(cls: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
     return ndimage.label((cls == WATER) | (cls == MAYBE_WATER), structure=_FOUR)
 
 
-def _local_seeds(cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int) -> NDArray[np.bool_]:
+def _local_seeds(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int,
+                 provisional: bool) -> NDArray[np.bool_]:
+    """Per label: holds a class-1 pixel (or, ``provisional``, touches a never-observed/outside pixel:
+    in a multi-zone run its seed may lie across the zone border; decided when the zones are joined)."""
     seed = np.zeros(n + 1, dtype=bool)
     seed[lab[cls == WATER]] = True
+    if provisional:
+        bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
+        h, w = lab.shape
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            seed[lab[bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w]]] = True
     seed[0] = False
     return seed
 
 
-def _seed_pass(src: _Source, ch: _Chunk) -> dict[str, Any]:
+def _seed_pass(src: _Source, ch: _Chunk, provisional: bool) -> dict[str, Any]:
     cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     lab, n = _water_candidates(cls)
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=False)
-    return {"ids": ids, "flag": _local_seeds(cls, lab, n)[ids], "maybe": bool((cls == MAYBE_WATER).any()),
-            "edges": _edges(lab)}
+    return {"ids": ids, "flag": _local_seeds(src, ch, cls, lab, n, provisional)[ids],
+            "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
 
 
 _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their global decision)
@@ -221,18 +229,18 @@ _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their glob
 _ONE_CHUNK = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 
-def _water(src: _Source, ch: _Chunk, seeded: _Table | None) -> NDArray[np.bool_]:
+def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> NDArray[np.bool_]:
     cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     if seeded is None:  # no class 2 anywhere: water is class 1
         return cls == WATER
     lab, n = _water_candidates(cls)
-    table = _local_seeds(cls, lab, n)  # complete within the chunk: the local answer is the answer
+    table = _local_seeds(src, ch, cls, lab, n, provisional)  # complete within the chunk: the local answer
     table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
     return table[lab]
 
 
-def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None) -> dict[str, Any]:
-    bg, n = ndimage.label(~_water(src, ch, seeded), structure=_EIGHT)
+def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> dict[str, Any]:
+    bg, n = ndimage.label(~_water(src, ch, seeded, provisional), structure=_EIGHT)
     ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
     size = np.bincount(bg.ravel(), minlength=n + 1)[ids]
     ny, nx = src.grid.shape
@@ -243,8 +251,9 @@ def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None) -> dict[str, Any
     return {"ids": ids, "size": size, "flag": border[ids], "edges": _edges(bg)}
 
 
-def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None) -> NDArray[np.bool_]:
-    water = _water(src, ch, seeded)
+def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None,
+            provisional: bool) -> NDArray[np.bool_]:
+    water = _water(src, ch, seeded, provisional)
     if fill is not None:
         max_hole_px, (ids, flags) = fill
         bg, n = ndimage.label(~water, structure=_EIGHT)
@@ -288,9 +297,11 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
     to be joined. ``zone_join`` keeps edge lakes below ``min_px``, their terrain values and the
     never-observed pixels they touch (for joining across zone borders)."""
     nx = src.grid.shape[1]
-    water = _filled(src, ch, seeded, fill)
+    water = _filled(src, ch, seeded, fill, zone_join)
     lab, n = ndimage.label(water, structure=_FOUR)
     del water
+    seeds = np.zeros(n + 1, dtype=bool)  # holds a class-1 pixel (multi-zone: decided when joining)
+    seeds[lab[src.read("class", ch.r0, ch.r1, ch.c0, ch.c1) == WATER]] = True
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=True)
     out: dict[str, Any] = {"ids": ids, "edges": _edges(lab)}
     if n == 0:
@@ -358,7 +369,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
     w_ = whole[wanted]
     wl = wanted[w_]
     out["whole"] = {"size": size[wl], "first": first[w_], "edge": edge[wl], "n_obs": n_obs[w_], "elev": elev[w_],
-                    "slope": slope[w_], "geom": [geoms[int(lb)] for lb in wl]}
+                    "slope": slope[w_], "seed": seeds[wl], "geom": [geoms[int(lb)] for lb in wl]}
     values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
     contacts_w: dict[int, NDArray[np.int64]] = {}
     parts = []
@@ -370,6 +381,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
         vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
         if part[lb]:
             parts.append({"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
+                          "seed": bool(seeds[lb]),
                           "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": np.packbits(m, axis=None),
                           "values": vals,
                           "bbox": (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)})
@@ -478,6 +490,8 @@ class _ZoneLakes:
     values: list[tuple[NDArray[np.float64], NDArray[np.float64]]] | None = field(default=None)
     #: per lake, (row, col) of the never-observed/outside pixels it touches (multi-zone runs)
     contacts: list[NDArray[np.int64]] | None = field(default=None)
+    #: per lake, holds a class-1 pixel (multi-zone runs: unseeded edge lakes wait for the join)
+    seed: NDArray[np.bool_] | None = field(default=None)
 
 
 def _batched(fn: Callable[[NDArray[np.float64]], NDArray[np.float64]], geoms: Sequence[Any], batch: int = 2000,
@@ -520,6 +534,7 @@ def _join_parts(parts: Sequence[dict[str, Any]], terrain: bool) -> dict[str, Any
     rec: dict[str, Any] = {
         "size": sum(p["size"] for p in parts), "first": min(p["first"] for p in parts),
         "edge": any(p["edge"] for p in parts), "n_obs": min(p["n_obs"] for p in parts),
+        "seed": any(p["seed"] for p in parts),
         "geom": shapes[0] if len(shapes) == 1 else shapely.union_all(shapes),
         "contacts": np.concatenate(cts) if cts else None, "elev": math.nan, "slope": math.nan,
     }
@@ -541,7 +556,7 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
         fills: list[Any] = [(max_hole_px, _ONE_CHUNK) if max_hole_px > 0 else None]
         return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
     # 1. seeds: components of class 1|2 holding a class-1 pixel
-    res = _run(_seed_pass, src, chunks, [()] * len(chunks), client)
+    res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
     offsets, comp, k = _union(chunks, res)
     comp_seed = np.zeros(k, dtype=bool)
     comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
@@ -552,7 +567,7 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
     fills = [None] * len(chunks)
     if max_hole_px > 0:
-        res = _run(_hole_pass, src, chunks, [(s,) for s in seeded], client)
+        res = _run(_hole_pass, src, chunks, [(s, zone_join) for s in seeded], client)
         offsets, comp, k = _union(chunks, res, eight=True)
         size = np.zeros(k, dtype=np.int64)
         np.add.at(size, comp, np.concatenate([r["size"] for r in res]).astype(np.int64))
@@ -571,7 +586,7 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
     terrain = "elev" in src.layers and "slope" in src.layers
     res = _run(_lake_pass, src, chunks, [(s, f, min_px, zone_join) for s, f in zip(seeded, fills)], client)
     offsets, comp, _ = _union(chunks, res)
-    cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope")}
+    cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope", "seed")}
     geoms: list[Any] = []
     values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
     contacts: dict[int, NDArray[np.int64]] = {}
@@ -624,6 +639,7 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
         np.round(col["slope"][order].astype(np.float64), 2) if terrain else None,
         [values.get(int(q), (np.zeros(0), np.zeros(0))) for q in order] if (zone_join and terrain) else None,
         [contacts.get(int(q), np.zeros((0, 2), np.int64)) for q in order] if zone_join else None,
+        col["seed"][order].astype(bool),
     )
 
 
@@ -830,7 +846,7 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], para
             rows.append({
                 "zone": zi, "geom": out_geoms[q], "area_m2": float(z.size_px[q] * z.grid.pixel_area),
                 "perim_m": float(lengths[q]), "edge": bool(z.edge[q]), "real_edge": bool(real_edge[zi][q]),
-                "n_obs": int(z.n_obs[q]),
+                "n_obs": int(z.n_obs[q]), "seed": bool(z.seed[q]) if z.seed is not None else True,
                 "pixel_m": math.sqrt(z.grid.pixel_area),
                 "values": z.values[q] if (terrain and z.values is not None) else None,
                 "elev": float(z.elev[q]) if terrain and z.elev is not None else math.nan,
@@ -857,6 +873,8 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], para
     min_m2 = params.min_area_m2
     out = []
     for g in groups:
+        if not any(rows[i]["seed"] for i in g):  # possible water never connected to water, in any zone
+            continue
         area = sum(rows[i]["area_m2"] for i in g)
         pix = min(rows[i]["pixel_m"] for i in g)
         if area < min_m2 - 1e-6:  # the minimum mapping unit, on the joined lake
