@@ -172,7 +172,7 @@ def _chunks(shape: tuple[int, int], chunk_px: int) -> list[_Chunk]:
     ny, nx = shape
     rows = list(range(0, ny, chunk_px))
     cols = list(range(0, nx, chunk_px))
-    out = []
+    out: list[_Chunk] = []
     for i, r0 in enumerate(rows):
         for j, c0 in enumerate(cols):
             out.append(_Chunk(len(out), i, j, r0, min(r0 + chunk_px, ny), c0, min(c0 + chunk_px, nx)))
@@ -400,7 +400,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
 # --------------------------------------------------------------------------------------------------
 
 def _pairs(a: NDArray[np.int32], b: NDArray[np.int32], eight: bool) -> list[tuple[NDArray[np.int32], NDArray[np.int32]]]:
-    out = []
+    out: list[tuple[NDArray[np.int32], NDArray[np.int32]]] = []
     shifts = ((0, 0), (0, 1), (1, 0)) if eight else ((0, 0),)
     for sa, sb in shifts:
         x = a[sa:len(a) - sb] if sb else a[sa:]
@@ -485,8 +485,8 @@ class _ZoneLakes:
     edge: NDArray[np.bool_]
     n_obs: NDArray[np.int64]
     geoms: list[Any]  # in the grid's CRS
-    elev: NDArray[np.float64] | None = None
-    slope: NDArray[np.float64] | None = None
+    elev: NDArray[Any] | None = None
+    slope: NDArray[Any] | None = None
     values: list[tuple[NDArray[np.float64], NDArray[np.float64]]] | None = field(default=None)
     #: per lake, (row, col) of the never-observed/outside pixels it touches (multi-zone runs)
     contacts: list[NDArray[np.int64]] | None = field(default=None)
@@ -647,9 +647,9 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
 # Lake table -> GeoDataFrame
 # --------------------------------------------------------------------------------------------------
 
-def _table(size_m2: NDArray[np.float64], edge: NDArray[Any], n_obs: NDArray[np.int64], geoms: Sequence[Any],
+def _table(size_m2: NDArray[Any], edge: NDArray[Any], n_obs: NDArray[np.int64], geoms: Sequence[Any] | NDArray[Any],
            crs: CRS, *, pixel_m: float, perim_m: NDArray[np.float64] | None = None,
-           terrain: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
+           terrain: tuple[NDArray[Any] | None, NDArray[Any] | None] | None,
            attributes: Mapping[str, Any], has_nobs: bool) -> gpd.GeoDataFrame:
     from . import lakes as lk
 
@@ -809,7 +809,7 @@ def extract_zone_lakes(
         src = sources[0]
         z = _zone_lakes(src, params, chunk_px=chunk_px, client=client)
         out_crs = src.grid.crs if crs is None else CRS.from_user_input(crs)
-        geoms: Sequence[Any] = z.geoms
+        geoms: Sequence[Any] | NDArray[Any] = z.geoms
         perim = None
         if out_crs != src.grid.crs:
             perim = np.asarray(shapely.length(np.asarray(z.geoms, dtype=object)), dtype=np.float64)
@@ -840,7 +840,7 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], para
     rows: list[dict[str, Any]] = []
     real_edge = [_real_edge(z, zi, sources) for zi, z in enumerate(per_zone)]
     for zi, z in enumerate(per_zone):
-        out_geoms = _reproject(z.geoms, z.grid.crs, out_crs) if z.geoms else []
+        out_geoms: Sequence[Any] | NDArray[Any] = _reproject(z.geoms, z.grid.crs, out_crs) if z.geoms else []
         lengths = shapely.length(np.asarray(z.geoms, dtype=object)) if z.geoms else []
         for q in range(len(z.geoms)):
             rows.append({
