@@ -3,26 +3,38 @@
 The engine writes, per period and per UTM-zone part of the AOI, aligned rasters on the zone's 10 m
 grid (contract 3): ``class`` uint8 (0 land, 1 water, 2 possible water, 255 never observed or outside
 the AOI), ``nobs`` uint16 and optionally ``elev``/``slope`` float32. :func:`extract_zone_lakes`
-turns a list of them into one lake layer while holding only a few chunks in memory at a time:
+turns a list of them into one lake layer while holding only a few chunks in memory at a time; the
+in-memory :func:`gli_toolbox.lakes.extract_lakes` runs the same passes on one chunk. Three passes,
+each a map over chunks (tasks on a ``dask.distributed`` client when one is given) and a small
+reduction:
 
-1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1
-   pixel; components are joined across chunk borders by a union-find on the border rows and columns
-   (``scipy.sparse.csgraph.connected_components`` over the border pairs), so a component is water when
-   any of its parts holds a seed (hysteresis: seed and grow);
-2. *holes*: the same for the 8-connected background of that water: a background component of at most
-   ``max_hole_m2`` not touching the raster border is filled;
-3. *lakes*: the same for the 4-connected filled water, with per-part pixel counts, fewest
-   observations, edge contacts (read with a one-pixel halo), terrain values; lakes inside one chunk
-   are polygonized all at once, one ``rasterio.features.shapes`` call per chunk, and the parts of
-   lakes cut by chunk borders are pasted into their bounding window and polygonized once.
+1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1 pixel
+   (hysteresis: seed and grow);
+2. *holes*: 8-connected components of the background of that water; those of at most
+   ``max_hole_m2`` not touching the raster border are filled;
+3. *lakes*: 4-connected components of the filled water with pixel counts, fewest observations, edge
+   contacts (read with a one-pixel halo) and terrain medians. Lakes complete within a chunk are
+   finished in their task, all polygonized by one ``rasterio.features.shapes`` call per chunk; the
+   parts of lakes cut by chunk borders come back as bit-packed masks, are pasted into the lake's
+   bounding window and polygonized once.
 
-Each pass is a map over chunks (run as tasks on a ``dask.distributed`` client when one is given)
-followed by a small reduction; the results do not depend on the chunk size or on the client.
+Only labels on chunk edges cross a chunk border, so only they enter the union-find
+(``scipy.sparse.csgraph.connected_components`` over the label pairs facing each other on the border
+rows and columns, diagonal neighbours included for the 8-connected background); the others are
+decided inside their chunk. Polygons are traced in pixel coordinates and moved to the grid's CRS
+afterwards, so a lake gets the same vertices whatever the chunk size.
 
-Lakes cut by a UTM-zone border are joined after the per-zone passes: candidate parts (touching
-never-observed/outside pixels or the raster border) of different zones whose outlines, reprojected to
-the output CRS, lie within one pixel of each other are one lake; its area is the sum of its parts'
-pixel areas on their own grids and its outline the union of the reprojected parts.
+Lakes cut by a UTM-zone border: each zone runs the passes on its own grid, keeping the lakes touching
+never-observed/outside pixels whatever their size, and possible water touching them even without a
+seed. Such lakes of different zones whose outlines, reprojected to the output CRS, come within one
+pixel are one lake: its area is the sum of its parts' pixel areas on their own grids, its outline the
+union of the reprojected parts (the sub-pixel gap between the two grids is closed along the seam
+only), and the minimum mapping unit, the seed test, ``n_obs``, the terrain medians and the slope
+filter apply to the joined lake. ``edge`` is set where a lake touches a pixel that no zone observes.
+Holes cut by the zone border are not filled (each zone sees them open to the other zone's part).
+
+This module reads the zone rasters (window by window); its chunk passes are pure functions of a
+window reader, which :func:`extract_grid_lakes` feeds from arrays.
 """
 
 from __future__ import annotations
