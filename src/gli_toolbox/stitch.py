@@ -191,10 +191,28 @@ def _chunks(shape: tuple[int, int], chunk_px: int) -> list[_Chunk]:
     return out
 
 
-def _edges(lab: NDArray[np.integer]) -> tuple[NDArray[np.int32], ...]:
-    """Labels along the top, bottom, left and right edges of a chunk."""
-    return (lab[0].astype(np.int32), lab[-1].astype(np.int32), lab[:, 0].astype(np.int32),
-            lab[:, -1].astype(np.int32))
+_Runs = tuple[NDArray[np.int32], NDArray[np.int32], int]
+
+
+def _runs(line: NDArray[np.integer]) -> _Runs:
+    """Run-length code of a label line (a land label runs along whole chunk edges: a few bytes per
+    chunk are kept until the union, not 16 per pixel of edge).
+
+    >>> _unruns(_runs(np.array([0, 0, 3, 3, 3, 0, 5])))
+    array([0, 0, 3, 3, 3, 0, 5], dtype=int32)
+    """
+    starts = np.flatnonzero(np.diff(line, prepend=np.int64(-1)) != 0).astype(np.int32)
+    return starts, line[starts].astype(np.int32), len(line)
+
+
+def _unruns(r: _Runs) -> NDArray[np.int32]:
+    starts, values, n = r
+    return np.repeat(values, np.diff(np.append(starts, n)))
+
+
+def _edges(lab: NDArray[np.integer]) -> tuple[_Runs, ...]:
+    """Labels along the top, bottom, left and right edges of a chunk, run-length coded."""
+    return _runs(lab[0]), _runs(lab[-1]), _runs(lab[:, 0]), _runs(lab[:, -1])
 
 
 def _edge_ids(lab: NDArray[np.integer], ch: _Chunk, shape: tuple[int, int], *, inner_only: bool) -> NDArray[np.int64]:
@@ -446,20 +464,20 @@ def _union(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], eight: b
                 vs.append(node(k2, xy & 0xFFFFFFFF))
 
     for c in chunks:
-        _, bottom, _, right = results[c.index]["edges"]
+        _, bottom, _, right = (_unruns(e) for e in results[c.index]["edges"])
         below = at.get((c.i + 1, c.j))
         if below is not None:
-            link(c.index, bottom, below, results[below]["edges"][0])
+            link(c.index, bottom, below, _unruns(results[below]["edges"][0]))
         rightn = at.get((c.i, c.j + 1))
         if rightn is not None:
-            link(c.index, right, rightn, results[rightn]["edges"][2])
+            link(c.index, right, rightn, _unruns(results[rightn]["edges"][2]))
         if eight:
             diag = at.get((c.i + 1, c.j + 1))
             if diag is not None:
-                link(c.index, bottom[-1:], diag, results[diag]["edges"][0][:1], diagonal=True)
+                link(c.index, bottom[-1:], diag, _unruns(results[diag]["edges"][0])[:1], diagonal=True)
             anti = at.get((c.i + 1, c.j - 1))
             if anti is not None:
-                link(c.index, bottom[:1], anti, results[anti]["edges"][0][-1:], diagonal=True)
+                link(c.index, bottom[:1], anti, _unruns(results[anti]["edges"][0])[-1:], diagonal=True)
     u = np.concatenate(us) if us else np.zeros(0, dtype=np.int64)
     v = np.concatenate(vs) if vs else np.zeros(0, dtype=np.int64)
     graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(total, total))
