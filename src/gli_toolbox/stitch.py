@@ -63,7 +63,7 @@ from .lakes import LakeParams
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LakeParams", "ZoneRaster", "extract_zone_lakes", "multi_zone_crs"]
+__all__ = ["LakeParams", "ZoneRaster", "extract_grid_lakes", "extract_zone_lakes", "multi_zone_crs"]
 
 NEVER_OBSERVED = 255
 WATER = 1
