@@ -20,7 +20,9 @@ Usage: .venv/bin/python benchmarks/bench_lakes.py [--chunk-px 1024] [--workdir D
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
 import os
 import resource
 import subprocess
@@ -72,6 +74,13 @@ def write_zone(workdir: Path, k: int) -> dict[str, str]:
     return out
 
 
+def rss_mb(key: str = "VmRSS:") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set (VmHWM: reset by exec, unlike ru_maxrss which keeps the
     forking parent's size)."""
@@ -87,17 +96,21 @@ def child(paths: dict[str, str], chunk_px: int) -> None:
     from gli_toolbox.lakes import LakeParams
 
     base_mb = peak_rss_mb()
+    before = rss_mb()
     t = time.perf_counter()
     gdf = stitch.extract_zone_lakes([stitch.ZoneRaster(paths["class"], paths["nobs"])], LakeParams(**PARAMS),
                                     attributes={"year": 2017}, chunk_px=chunk_px)
     dt = time.perf_counter() - t
-    print(json.dumps({"lakes": len(gdf), "time_s": dt, "peak_mb": peak_rss_mb(), "base_mb": base_mb,
+    gc.collect()
+    held = rss_mb() - before  # the lake layer itself (and allocator leftovers): grows with the lakes
+    print(json.dumps({"lakes": len(gdf), "time_s": dt, "peak_mb": peak_rss_mb(), "base_mb": base_mb, "held_mb": held,
                       "edge": int(gdf.edge.sum())}))
 
 
 def memory(workdir: Path, chunk_px: int) -> None:
     print(f"\n1. Peak RSS of extract_zone_lakes from tiled GeoTIFFs (chunk_px={chunk_px}), one fresh process each")
-    print(f"{'area':>5} {'pixels':>12} {'lakes':>7} {'time s':>7} {'ms/lake':>8} {'peak MB':>8} {'after import MB':>15} {'peak/1x':>8}")
+    print(f"{'area':>5} {'pixels':>12} {'lakes':>7} {'time s':>7} {'ms/lake':>8} {'peak MB':>8} {'peak/1x':>8} "
+          f"{'imports MB':>10} {'result MB':>9}")
     first = None
     for k, label in ((2, "1x"), (4, "4x"), (8, "16x")):
         paths = write_zone(workdir, k)
@@ -107,7 +120,9 @@ def memory(workdir: Path, chunk_px: int) -> None:
         first = first or r["peak_mb"]
         px = 768 * 1536 * k * k
         print(f"{label:>5} {px:>12} {r['lakes']:>7} {r['time_s']:>7.2f} {1e3 * r['time_s'] / max(r['lakes'], 1):>8.3f} "
-              f"{r['peak_mb']:>8.1f} {r['base_mb']:>15.1f} {r['peak_mb'] / first:>8.2f}")
+              f"{r['peak_mb']:>8.1f} {r['peak_mb'] / first:>8.2f} {r['base_mb']:>10.1f} {r['held_mb']:>9.1f}")
+    print("peak MB = peak RSS of the process (VmHWM); imports MB = RSS before extracting; result MB = RSS still held"
+          " after it (the returned layer)")
 
 
 def squares(side: int, seed: int = 0) -> np.ndarray:
@@ -165,7 +180,7 @@ def labelling(chunk_px: int) -> None:
     src = stitch._ArraySource(stitch._Grid(big.shape, Affine(10, 0, 0, 0, -10, 0), CRS.from_epsg(32633)), {"class": big})
     chunks = stitch._chunks(big.shape, chunk_px)
     t0 = time.perf_counter()
-    res = stitch._run(stitch._seed_pass, src, chunks, [()] * len(chunks), None)
+    res = stitch._run(stitch._seed_pass, src, chunks, [(False,)] * len(chunks), None)
     _, _, k_edge = stitch._union(chunks, res)
     n_ours = sum(int(np.asarray(r["flag"]).size) for r in res)  # edge labels that entered the union
     t1 = time.perf_counter()

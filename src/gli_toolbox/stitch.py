@@ -3,26 +3,38 @@
 The engine writes, per period and per UTM-zone part of the AOI, aligned rasters on the zone's 10 m
 grid (contract 3): ``class`` uint8 (0 land, 1 water, 2 possible water, 255 never observed or outside
 the AOI), ``nobs`` uint16 and optionally ``elev``/``slope`` float32. :func:`extract_zone_lakes`
-turns a list of them into one lake layer while holding only a few chunks in memory at a time:
+turns a list of them into one lake layer while holding only a few chunks in memory at a time; the
+in-memory :func:`gli_toolbox.lakes.extract_lakes` runs the same passes on one chunk. Three passes,
+each a map over chunks (tasks on a ``dask.distributed`` client when one is given) and a small
+reduction:
 
-1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1
-   pixel; components are joined across chunk borders by a union-find on the border rows and columns
-   (``scipy.sparse.csgraph.connected_components`` over the border pairs), so a component is water when
-   any of its parts holds a seed (hysteresis: seed and grow);
-2. *holes*: the same for the 8-connected background of that water: a background component of at most
-   ``max_hole_m2`` not touching the raster border is filled;
-3. *lakes*: the same for the 4-connected filled water, with per-part pixel counts, fewest
-   observations, edge contacts (read with a one-pixel halo), terrain values; lakes inside one chunk
-   are polygonized all at once, one ``rasterio.features.shapes`` call per chunk, and the parts of
-   lakes cut by chunk borders are pasted into their bounding window and polygonized once.
+1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1 pixel
+   (hysteresis: seed and grow);
+2. *holes*: 8-connected components of the background of that water; those of at most
+   ``max_hole_m2`` not touching the raster border are filled;
+3. *lakes*: 4-connected components of the filled water with pixel counts, fewest observations, edge
+   contacts (read with a one-pixel halo) and terrain medians. Lakes complete within a chunk are
+   finished in their task, all polygonized by one ``rasterio.features.shapes`` call per chunk; the
+   parts of lakes cut by chunk borders come back as bit-packed masks, are pasted into the lake's
+   bounding window and polygonized once.
 
-Each pass is a map over chunks (run as tasks on a ``dask.distributed`` client when one is given)
-followed by a small reduction; the results do not depend on the chunk size or on the client.
+Only labels on chunk edges cross a chunk border, so only they enter the union-find
+(``scipy.sparse.csgraph.connected_components`` over the label pairs facing each other on the border
+rows and columns, diagonal neighbours included for the 8-connected background); the others are
+decided inside their chunk. Polygons are traced in pixel coordinates and moved to the grid's CRS
+afterwards, so a lake gets the same vertices whatever the chunk size.
 
-Lakes cut by a UTM-zone border are joined after the per-zone passes: candidate parts (touching
-never-observed/outside pixels or the raster border) of different zones whose outlines, reprojected to
-the output CRS, lie within one pixel of each other are one lake; its area is the sum of its parts'
-pixel areas on their own grids and its outline the union of the reprojected parts.
+Lakes cut by a UTM-zone border: each zone runs the passes on its own grid, keeping the lakes touching
+never-observed/outside pixels whatever their size, and possible water touching them even without a
+seed. Such lakes of different zones whose outlines, reprojected to the output CRS, come within one
+pixel are one lake: its area is the sum of its parts' pixel areas on their own grids, its outline the
+union of the reprojected parts (the sub-pixel gap between the two grids is closed along the seam
+only), and the minimum mapping unit, the seed test, ``n_obs``, the terrain medians and the slope
+filter apply to the joined lake. ``edge`` is set where a lake touches a pixel that no zone observes.
+Holes cut by the zone border are not filled (each zone sees them open to the other zone's part).
+
+This module reads the zone rasters (window by window); its chunk passes are pure functions of a
+window reader, which :func:`extract_grid_lakes` feeds from arrays.
 """
 
 from __future__ import annotations
@@ -52,7 +64,7 @@ from .lakes import LakeParams
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LakeParams", "ZoneRaster", "extract_zone_lakes", "multi_zone_crs"]
+__all__ = ["LakeParams", "ZoneRaster", "extract_grid_lakes", "extract_zone_lakes", "multi_zone_crs"]
 
 NEVER_OBSERVED = 255
 WATER = 1
@@ -173,17 +185,35 @@ def _chunks(shape: tuple[int, int], chunk_px: int) -> list[_Chunk]:
     ny, nx = shape
     rows = list(range(0, ny, chunk_px))
     cols = list(range(0, nx, chunk_px))
-    out = []
+    out: list[_Chunk] = []
     for i, r0 in enumerate(rows):
         for j, c0 in enumerate(cols):
             out.append(_Chunk(len(out), i, j, r0, min(r0 + chunk_px, ny), c0, min(c0 + chunk_px, nx)))
     return out
 
 
-def _edges(lab: NDArray[np.integer]) -> tuple[NDArray[np.int32], ...]:
-    """Labels along the top, bottom, left and right edges of a chunk."""
-    return (lab[0].astype(np.int32), lab[-1].astype(np.int32), lab[:, 0].astype(np.int32),
-            lab[:, -1].astype(np.int32))
+_Runs = tuple[NDArray[np.int32], NDArray[np.int32], int]
+
+
+def _runs(line: NDArray[np.integer]) -> _Runs:
+    """Run-length code of a label line (a land label runs along whole chunk edges: a few bytes per
+    chunk are kept until the union, not 16 per pixel of edge).
+
+    >>> _unruns(_runs(np.array([0, 0, 3, 3, 3, 0, 5])))
+    array([0, 0, 3, 3, 3, 0, 5], dtype=int32)
+    """
+    starts = np.flatnonzero(np.diff(line, prepend=np.int64(-1)) != 0).astype(np.int32)
+    return starts, line[starts].astype(np.int32), len(line)
+
+
+def _unruns(r: _Runs) -> NDArray[np.int32]:
+    starts, values, n = r
+    return np.repeat(values, np.diff(np.append(starts, n)))
+
+
+def _edges(lab: NDArray[np.integer]) -> tuple[_Runs, ...]:
+    """Labels along the top, bottom, left and right edges of a chunk, run-length coded."""
+    return _runs(lab[0]), _runs(lab[-1]), _runs(lab[:, 0]), _runs(lab[:, -1])
 
 
 def _edge_ids(lab: NDArray[np.integer], ch: _Chunk, shape: tuple[int, int], *, inner_only: bool) -> NDArray[np.int64]:
@@ -200,19 +230,27 @@ def _water_candidates(cls: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
     return ndimage.label((cls == WATER) | (cls == MAYBE_WATER), structure=_FOUR)
 
 
-def _local_seeds(cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int) -> NDArray[np.bool_]:
+def _local_seeds(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int,
+                 provisional: bool) -> NDArray[np.bool_]:
+    """Per label: holds a class-1 pixel (or, ``provisional``, touches a never-observed/outside pixel:
+    in a multi-zone run its seed may lie across the zone border; decided when the zones are joined)."""
     seed = np.zeros(n + 1, dtype=bool)
     seed[lab[cls == WATER]] = True
+    if provisional:
+        bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
+        h, w = lab.shape
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            seed[lab[bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w]]] = True
     seed[0] = False
     return seed
 
 
-def _seed_pass(src: _Source, ch: _Chunk) -> dict[str, Any]:
+def _seed_pass(src: _Source, ch: _Chunk, provisional: bool) -> dict[str, Any]:
     cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     lab, n = _water_candidates(cls)
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=False)
-    return {"ids": ids, "flag": _local_seeds(cls, lab, n)[ids], "maybe": bool((cls == MAYBE_WATER).any()),
-            "edges": _edges(lab)}
+    return {"ids": ids, "flag": _local_seeds(src, ch, cls, lab, n, provisional)[ids],
+            "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
 
 
 _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their global decision)
@@ -222,18 +260,18 @@ _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their glob
 _ONE_CHUNK = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 
-def _water(src: _Source, ch: _Chunk, seeded: _Table | None) -> NDArray[np.bool_]:
+def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> NDArray[np.bool_]:
     cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     if seeded is None:  # no class 2 anywhere: water is class 1
         return cls == WATER
     lab, n = _water_candidates(cls)
-    table = _local_seeds(cls, lab, n)  # complete within the chunk: the local answer is the answer
+    table = _local_seeds(src, ch, cls, lab, n, provisional)  # complete within the chunk: the local answer
     table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
     return table[lab]
 
 
-def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None) -> dict[str, Any]:
-    bg, n = ndimage.label(~_water(src, ch, seeded), structure=_EIGHT)
+def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> dict[str, Any]:
+    bg, n = ndimage.label(~_water(src, ch, seeded, provisional), structure=_EIGHT)
     ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
     size = np.bincount(bg.ravel(), minlength=n + 1)[ids]
     ny, nx = src.grid.shape
@@ -244,8 +282,9 @@ def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None) -> dict[str, Any
     return {"ids": ids, "size": size, "flag": border[ids], "edges": _edges(bg)}
 
 
-def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None) -> NDArray[np.bool_]:
-    water = _water(src, ch, seeded)
+def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None,
+            provisional: bool) -> NDArray[np.bool_]:
+    water = _water(src, ch, seeded, provisional)
     if fill is not None:
         max_hole_px, (ids, flags) = fill
         bg, n = ndimage.label(~water, structure=_EIGHT)
@@ -289,9 +328,11 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
     to be joined. ``zone_join`` keeps edge lakes below ``min_px``, their terrain values and the
     never-observed pixels they touch (for joining across zone borders)."""
     nx = src.grid.shape[1]
-    water = _filled(src, ch, seeded, fill)
+    water = _filled(src, ch, seeded, fill, zone_join)
     lab, n = ndimage.label(water, structure=_FOUR)
     del water
+    seeds = np.zeros(n + 1, dtype=bool)  # holds a class-1 pixel (multi-zone: decided when joining)
+    seeds[lab[src.read("class", ch.r0, ch.r1, ch.c0, ch.c1) == WATER]] = True
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=True)
     out: dict[str, Any] = {"ids": ids, "edges": _edges(lab)}
     if n == 0:
@@ -359,7 +400,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
     w_ = whole[wanted]
     wl = wanted[w_]
     out["whole"] = {"size": size[wl], "first": first[w_], "edge": edge[wl], "n_obs": n_obs[w_], "elev": elev[w_],
-                    "slope": slope[w_], "geom": [geoms[int(lb)] for lb in wl]}
+                    "slope": slope[w_], "seed": seeds[wl], "geom": [geoms[int(lb)] for lb in wl]}
     values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
     contacts_w: dict[int, NDArray[np.int64]] = {}
     parts = []
@@ -371,7 +412,9 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
         vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
         if part[lb]:
             parts.append({"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
-                          "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": m, "values": vals,
+                          "seed": bool(seeds[lb]),
+                          "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": np.packbits(m, axis=None),
+                          "values": vals,
                           "bbox": (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)})
         else:
             i = int(np.searchsorted(wl, lb))
@@ -388,7 +431,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
 # --------------------------------------------------------------------------------------------------
 
 def _pairs(a: NDArray[np.int32], b: NDArray[np.int32], eight: bool) -> list[tuple[NDArray[np.int32], NDArray[np.int32]]]:
-    out = []
+    out: list[tuple[NDArray[np.int32], NDArray[np.int32]]] = []
     shifts = ((0, 0), (0, 1), (1, 0)) if eight else ((0, 0),)
     for sa, sb in shifts:
         x = a[sa:len(a) - sb] if sb else a[sa:]
@@ -416,25 +459,26 @@ def _union(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], eight: b
     def link(k1: int, a: NDArray[np.int32], k2: int, b: NDArray[np.int32], diagonal: bool = False) -> None:
         for x, y in ([(a, b)] if diagonal else _pairs(a, b, eight)):
             m = (x > 0) & (y > 0)
-            if m.any():
-                us.append(node(k1, x[m]))
-                vs.append(node(k2, y[m]))
+            if m.any():  # distinct pairs only: a land label runs along whole chunk edges
+                xy = np.unique((x[m].astype(np.int64) << 32) | y[m].astype(np.int64))
+                us.append(node(k1, xy >> 32))
+                vs.append(node(k2, xy & 0xFFFFFFFF))
 
     for c in chunks:
-        _, bottom, _, right = results[c.index]["edges"]
+        _, bottom, _, right = (_unruns(e) for e in results[c.index]["edges"])
         below = at.get((c.i + 1, c.j))
         if below is not None:
-            link(c.index, bottom, below, results[below]["edges"][0])
+            link(c.index, bottom, below, _unruns(results[below]["edges"][0]))
         rightn = at.get((c.i, c.j + 1))
         if rightn is not None:
-            link(c.index, right, rightn, results[rightn]["edges"][2])
+            link(c.index, right, rightn, _unruns(results[rightn]["edges"][2]))
         if eight:
             diag = at.get((c.i + 1, c.j + 1))
             if diag is not None:
-                link(c.index, bottom[-1:], diag, results[diag]["edges"][0][:1], diagonal=True)
+                link(c.index, bottom[-1:], diag, _unruns(results[diag]["edges"][0])[:1], diagonal=True)
             anti = at.get((c.i + 1, c.j - 1))
             if anti is not None:
-                link(c.index, bottom[:1], anti, results[anti]["edges"][0][-1:], diagonal=True)
+                link(c.index, bottom[:1], anti, _unruns(results[anti]["edges"][0])[-1:], diagonal=True)
     u = np.concatenate(us) if us else np.zeros(0, dtype=np.int64)
     v = np.concatenate(vs) if vs else np.zeros(0, dtype=np.int64)
     graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(total, total))
@@ -472,11 +516,23 @@ class _ZoneLakes:
     edge: NDArray[np.bool_]
     n_obs: NDArray[np.int64]
     geoms: list[Any]  # in the grid's CRS
-    elev: NDArray[np.float64] | None = None
-    slope: NDArray[np.float64] | None = None
+    elev: NDArray[Any] | None = None
+    slope: NDArray[Any] | None = None
     values: list[tuple[NDArray[np.float64], NDArray[np.float64]]] | None = field(default=None)
     #: per lake, (row, col) of the never-observed/outside pixels it touches (multi-zone runs)
     contacts: list[NDArray[np.int64]] | None = field(default=None)
+    #: per lake, holds a class-1 pixel (multi-zone runs: unseeded edge lakes wait for the join)
+    seed: NDArray[np.bool_] | None = field(default=None)
+
+
+def _batched(fn: Callable[[NDArray[np.float64]], NDArray[np.float64]], geoms: Sequence[Any], batch: int = 2000,
+             ) -> NDArray[Any]:
+    """``shapely.transform`` in batches (one coordinate array of all lakes would grow with the area)."""
+    arr = np.asarray(geoms, dtype=object)
+    out = np.empty(len(arr), dtype=object)
+    for i in range(0, len(arr), batch):
+        out[i:i + batch] = shapely.transform(arr[i:i + batch], fn)
+    return out
 
 
 def _pixel_to_crs(geoms: Sequence[Any], t: Affine) -> NDArray[Any]:
@@ -484,7 +540,7 @@ def _pixel_to_crs(geoms: Sequence[Any], t: Affine) -> NDArray[Any]:
         x, y = xy[:, 0], xy[:, 1]
         return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])
 
-    return shapely.transform(np.asarray(geoms, dtype=object), f)
+    return _batched(f, geoms)
 
 
 def _nanmedian(v: NDArray[np.float64]) -> float:
@@ -500,8 +556,8 @@ def _join_parts(parts: Sequence[dict[str, Any]], terrain: bool) -> dict[str, Any
     c1 = max(p["bbox"][3] for p in parts)
     m = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
     for p in parts:
-        b0, b1, b2, b3 = p["bbox"]
-        m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= p["mask"]
+        b0, b1, b2, b3 = p["bbox"]  # masks kept packed, 1 bit per pixel, until joined
+        m[b0 - r0:b1 - r0, b2 - c0:b3 - c0] |= np.unpackbits(p["mask"], count=(b1 - b0) * (b3 - b2)).reshape(b1 - b0, b3 - b2)
     shapes = [_polygon(g) for g, _ in rasterio.features.shapes(
         m, mask=m.astype(bool), connectivity=4, transform=Affine.translation(int(c0), int(r0)))]
     del m
@@ -509,6 +565,7 @@ def _join_parts(parts: Sequence[dict[str, Any]], terrain: bool) -> dict[str, Any
     rec: dict[str, Any] = {
         "size": sum(p["size"] for p in parts), "first": min(p["first"] for p in parts),
         "edge": any(p["edge"] for p in parts), "n_obs": min(p["n_obs"] for p in parts),
+        "seed": any(p["seed"] for p in parts),
         "geom": shapes[0] if len(shapes) == 1 else shapely.union_all(shapes),
         "contacts": np.concatenate(cts) if cts else None, "elev": math.nan, "slope": math.nan,
     }
@@ -530,7 +587,7 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
         fills: list[Any] = [(max_hole_px, _ONE_CHUNK) if max_hole_px > 0 else None]
         return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
     # 1. seeds: components of class 1|2 holding a class-1 pixel
-    res = _run(_seed_pass, src, chunks, [()] * len(chunks), client)
+    res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
     offsets, comp, k = _union(chunks, res)
     comp_seed = np.zeros(k, dtype=bool)
     comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
@@ -541,7 +598,7 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
     fills = [None] * len(chunks)
     if max_hole_px > 0:
-        res = _run(_hole_pass, src, chunks, [(s,) for s in seeded], client)
+        res = _run(_hole_pass, src, chunks, [(s, zone_join) for s in seeded], client)
         offsets, comp, k = _union(chunks, res, eight=True)
         size = np.zeros(k, dtype=np.int64)
         np.add.at(size, comp, np.concatenate([r["size"] for r in res]).astype(np.int64))
@@ -560,7 +617,7 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
     terrain = "elev" in src.layers and "slope" in src.layers
     res = _run(_lake_pass, src, chunks, [(s, f, min_px, zone_join) for s, f in zip(seeded, fills)], client)
     offsets, comp, _ = _union(chunks, res)
-    cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope")}
+    cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope", "seed")}
     geoms: list[Any] = []
     values: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
     contacts: dict[int, NDArray[np.int64]] = {}
@@ -613,6 +670,7 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
         np.round(col["slope"][order].astype(np.float64), 2) if terrain else None,
         [values.get(int(q), (np.zeros(0), np.zeros(0))) for q in order] if (zone_join and terrain) else None,
         [contacts.get(int(q), np.zeros((0, 2), np.int64)) for q in order] if zone_join else None,
+        col["seed"][order].astype(bool),
     )
 
 
@@ -620,9 +678,9 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
 # Lake table -> GeoDataFrame
 # --------------------------------------------------------------------------------------------------
 
-def _table(size_m2: NDArray[np.float64], edge: NDArray[Any], n_obs: NDArray[np.int64], geoms: Sequence[Any],
+def _table(size_m2: NDArray[Any], edge: NDArray[Any], n_obs: NDArray[np.int64], geoms: Sequence[Any] | NDArray[Any],
            crs: CRS, *, pixel_m: float, perim_m: NDArray[np.float64] | None = None,
-           terrain: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
+           terrain: tuple[NDArray[Any] | None, NDArray[Any] | None] | None,
            attributes: Mapping[str, Any], has_nobs: bool) -> gpd.GeoDataFrame:
     from . import lakes as lk
 
@@ -776,7 +834,7 @@ def extract_zone_lakes(
         src = sources[0]
         z = _zone_lakes(src, params, chunk_px=chunk_px, client=client)
         out_crs = src.grid.crs if crs is None else CRS.from_user_input(crs)
-        geoms: Sequence[Any] = z.geoms
+        geoms: Sequence[Any] | NDArray[Any] = z.geoms
         perim = None
         if out_crs != src.grid.crs:
             perim = np.asarray(shapely.length(np.asarray(z.geoms, dtype=object)), dtype=np.float64)
@@ -798,7 +856,7 @@ def _reproject(geoms: Sequence[Any], src: CRS, dst: CRS) -> NDArray[Any]:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([x, y])
 
-    return shapely.transform(np.asarray(geoms, dtype=object), f)
+    return _batched(f, geoms)
 
 
 def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], params: LakeParams, out_crs: CRS, *,
@@ -807,13 +865,13 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], para
     rows: list[dict[str, Any]] = []
     real_edge = [_real_edge(z, zi, sources) for zi, z in enumerate(per_zone)]
     for zi, z in enumerate(per_zone):
-        out_geoms = _reproject(z.geoms, z.grid.crs, out_crs) if z.geoms else []
+        out_geoms: Sequence[Any] | NDArray[Any] = _reproject(z.geoms, z.grid.crs, out_crs) if z.geoms else []
         lengths = shapely.length(np.asarray(z.geoms, dtype=object)) if z.geoms else []
         for q in range(len(z.geoms)):
             rows.append({
                 "zone": zi, "geom": out_geoms[q], "area_m2": float(z.size_px[q] * z.grid.pixel_area),
                 "perim_m": float(lengths[q]), "edge": bool(z.edge[q]), "real_edge": bool(real_edge[zi][q]),
-                "n_obs": int(z.n_obs[q]),
+                "n_obs": int(z.n_obs[q]), "seed": bool(z.seed[q]) if z.seed is not None else True,
                 "pixel_m": math.sqrt(z.grid.pixel_area),
                 "values": z.values[q] if (terrain and z.values is not None) else None,
                 "elev": float(z.elev[q]) if terrain and z.elev is not None else math.nan,
@@ -840,6 +898,8 @@ def _join_zones(per_zone: Sequence[_ZoneLakes], sources: Sequence[_Source], para
     min_m2 = params.min_area_m2
     out = []
     for g in groups:
+        if not any(rows[i]["seed"] for i in g):  # possible water never connected to water, in any zone
+            continue
         area = sum(rows[i]["area_m2"] for i in g)
         pix = min(rows[i]["pixel_m"] for i in g)
         if area < min_m2 - 1e-6:  # the minimum mapping unit, on the joined lake

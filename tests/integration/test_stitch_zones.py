@@ -161,3 +161,32 @@ def test_dask_cluster_gives_the_serial_result(tmp_path, region):
     pd.testing.assert_frame_equal(par.drop(columns="geometry"), serial.drop(columns="geometry"))
     assert par.geometry.geom_equals_exact(serial.geometry, 0).all()
     assert mem.area_km2.tolist() == [pytest.approx(25 * 30 * 100 / 1e6)]
+
+
+def test_possible_water_is_grown_from_a_seed_across_the_zone_border(tmp_path, region):
+    """The 43N half of the big lake is only "possible water" (class 2): its seed lies in 42N. The small
+    lake is class 2 on both sides: never seeded, it is no lake."""
+    zones = zone_files(tmp_path, region)
+    full = stitch.extract_zone_lakes(zones, PARAMS, chunk_px=64)
+    with rasterio.open(zones[1].class_path) as src:
+        cls, profile = src.read(1), src.profile
+    cls[cls == 1] = 2
+    with rasterio.open(zones[0].class_path) as src:
+        cls_a, profile_a = src.read(1), src.profile
+    lakes, _ = region
+    small_a = rasterio.features.rasterize(
+        [(shapely.transform(lakes[1], lambda xy, tr=Transformer.from_crs("EPSG:4326", profile_a["crs"], always_xy=True):
+                            np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))), 1)],
+        out_shape=cls_a.shape, transform=profile_a["transform"], dtype="uint8") == 1
+    cls_a[small_a & (cls_a == 1)] = 2
+    for path, arr, prof in ((tmp_path / "class_b2.tif", cls, profile), (tmp_path / "class_a2.tif", cls_a, profile_a)):
+        with rasterio.open(path, "w", **prof) as dst:
+            dst.write(arr, 1)
+    grown = stitch.extract_zone_lakes([stitch.ZoneRaster(tmp_path / "class_a2.tif", zones[0].nobs_path),
+                                       stitch.ZoneRaster(tmp_path / "class_b2.tif", zones[1].nobs_path)],
+                                      PARAMS, chunk_px=64)
+    big_full = full.loc[full.area_km2.idxmax()]
+    assert len(grown) == 1  # the big lake only: the east lake lost its seed, the small one never had one
+    big = grown.iloc[0]
+    assert big.area_km2 == big_full.area_km2
+    assert big.geometry.equals(big_full.geometry)
