@@ -98,16 +98,14 @@ def _as_time(p: Any) -> Any:
 def _timeline(res: TrackResult, periods: Iterable[Any] | None) -> tuple[list[Any], set[Any], bool]:
     """All periods to show (observed and requested-but-missing) and the observed ones.
 
-    For yearly series every year between the first and last is shown, so a year without a valid
-    observation is a visible gap; dates (per-scene series) are irregular and only observed ones shown.
+    A requested year without a valid observation is a visible gap. Years nobody asked for (an
+    inventory series of 2016, 2019, 2023 given to ``gli track``) are not gaps, and dates (per-scene
+    series) are irregular by nature: only requested years can make gaps, in yearly series.
     """
     observed = {_as_time(p) for p in res.periods}
     yearly = all(isinstance(t, int) for t in observed)
     asked = {_as_time(p) for p in (periods or [])}
-    # requested years only make gaps in a yearly series (a per-date series is irregular by nature)
     wanted = set(observed) | ({t for t in asked if isinstance(t, int)} if yearly else set())
-    if yearly and wanted:
-        wanted |= set(range(min(wanted), max(wanted) + 1))
     return sorted(wanted), observed, yearly
 
 

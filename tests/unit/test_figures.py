@@ -80,6 +80,17 @@ def test_a_year_without_data_breaks_the_total_area_line():
     assert "no valid observation" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 
 
+def test_years_nobody_asked_for_are_not_gaps():
+    res = track({y: _layer(y, [300, 200]) for y in (2016, 2019, 2023)})  # e.g. three inventories to gli track
+    fig = total_area_figure(res)
+    _render(fig)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "total_area_line"]
+    assert list(line.get_xdata()) == [2016, 2019, 2023]
+    assert not np.isnan(np.asarray(line.get_ydata(), dtype=float)).any()
+    assert fig.axes[0].get_legend() is not None
+    assert "no valid observation" not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
 def test_a_lake_missing_inside_its_span_is_not_bridged():
     layers = {2016: _layer(2016, [300, 200]), 2017: _layer(2017, [400, 200]), 2018: _layer(2018, [200]),
               2019: _layer(2019, [600, 200])}
