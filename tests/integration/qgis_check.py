@@ -1,0 +1,215 @@
+"""Checks run inside a real QGIS (Debian's python3-qgis), as a subprocess of /usr/bin/python3.
+
+Usage: ``/usr/bin/python3 qgis_check.py JOB.json`` prints one JSON line with the results. The job
+lists what to inspect: ``layers`` (uri, provider), ``project`` (a .qgz to read), ``render``
+(PNG path, size and map points whose pixel colours to report), ``processing`` (algorithms of the
+gli plugin to run, with the plugin folder). Importable without QGIS (pytest collects doctests).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _text(v):  # noqa: ANN001, ANN202
+    if v is None:
+        return None
+    if hasattr(v, "toString") and hasattr(v, "year"):  # QDate
+        return v.toString("yyyy-MM-dd")
+    return str(v)
+
+
+def _layer_info(layer) -> dict:  # noqa: ANN001
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
+
+    info: dict = {"valid": layer.isValid(), "crs": layer.crs().authid(), "name": layer.name()}
+    if isinstance(layer, QgsVectorLayer):
+        r = layer.renderer()
+        info.update(
+            kind="vector",
+            renderer=r.type() if r else None,
+            legend=[i.label() for i in r.legendSymbolItems()] if r else [],
+            categories=[c.value() for c in r.categories()] if r and r.type() == "categorizedSymbol" else [],
+            count=layer.featureCount(),
+            fields=[f.name() for f in layer.fields()],
+            aliases={f.name(): layer.attributeAlias(i) for i, f in enumerate(layer.fields())},
+            widths={f.name(): [f.length(), f.precision(), f.typeName()] for f in layer.fields()},
+            labels=layer.labelsEnabled(),
+            label_field=layer.labeling().settings().fieldName if layer.labeling() else None,
+        )
+        if "area_km2" in info["fields"]:
+            fld = layer.fields().field("area_km2")
+            info["display_2_0884"] = fld.displayString(2.0884)
+        tp = layer.temporalProperties()
+        info["temporal"] = [tp.isActive(), int(tp.mode()), tp.startField(), tp.endField()]
+        info["values"] = {}
+        for name in ("name", "status", "lake_id", "date"):
+            if name in info["fields"]:
+                info["values"][name] = [_text(f[name]) for f in layer.getFeatures()]
+    elif isinstance(layer, QgsRasterLayer):
+        r = layer.renderer()
+        info.update(kind="raster", renderer=r.type() if r else None,
+                    legend=[x[0] for x in r.legendSymbologyItems()] if r else [],
+                    use_src_nodata=layer.dataProvider().useSourceNoDataValue(1))
+    return info
+
+
+def _render(project, job: dict) -> dict:  # noqa: ANN001
+    from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings, QgsRectangle
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    root = project.layerTreeRoot()
+    layers = [lyr for lyr in root.layerOrder() if root.findLayer(lyr.id()).isVisible()]
+    ms = QgsMapSettings()
+    ms.setLayers(layers)
+    ms.setDestinationCrs(project.crs())
+    ms.setBackgroundColor(QColor(255, 255, 255))
+    ms.setOutputSize(QSize(*job["size"]))
+    ms.setOutputDpi(96)
+    ms.setExtent(QgsRectangle(*job["extent"]))
+    ms.setTransformContext(project.transformContext())
+    ms.setFlag(ms.Antialiasing, True)
+    r = QgsMapRendererSequentialJob(ms)
+    r.start()
+    r.waitForFinished()
+    img = r.renderedImage()
+    img.save(job["png"], "PNG")
+    m2p = ms.mapToPixel()
+    colours = {}
+    for key, pts in job["points"].items():
+        out = []
+        for x, y in pts:
+            p = m2p.transform(x, y)
+            c = img.pixelColor(int(p.x()), int(p.y()))
+            out.append([c.red(), c.green(), c.blue()])
+        colours[key] = out
+    return {"layers": [lyr.name() for lyr in layers], "colours": colours,
+            "size": [img.width(), img.height()]}
+
+
+def _processing(job: dict) -> dict:
+    import os
+
+    sys.path.append("/usr/share/qgis/python/plugins")
+    sys.path.insert(0, job["plugins_dir"])
+    from processing.core.Processing import Processing
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+    Processing.initialize()
+    import importlib
+
+    plugin = importlib.import_module(job["plugin"])
+    provider = plugin.provider_class()()
+    QgsApplication.processingRegistry().addProvider(provider)
+    import processing
+
+    out: dict = {"algorithms": sorted(a.id() for a in provider.algorithms())}
+    out["params"] = {a.id(): [p.name() for p in a.parameterDefinitions()] for a in provider.algorithms()}
+    runs = []
+    for run in job["runs"]:
+        fb = _Feedback(run.get("cancel_after_s"))
+        ctx = QgsProcessingContext()
+        ctx.setProject(QgsProject.instance())
+        rec: dict = {"id": run["id"]}
+        try:
+            res = processing.run(run["id"], run["params"], feedback=fb, context=ctx)
+            rec["result"] = {k: str(v) for k, v in res.items()}
+            rec["ok"] = True
+        except Exception as exc:  # noqa: BLE001
+            rec["ok"] = False
+            rec["error"] = str(exc)
+        rec["progress"] = fb.progress_values
+        rec["log"] = fb.lines[-40:]
+        rec["canceled"] = fb.isCanceled()
+        # layers the algorithm asked QGIS to load when done (post-processing of the context)
+        rec["to_load"] = sorted(os.path.basename(k.split("|")[0]) + ("|" + k.split("|")[1] if "|" in k else "")
+                                for k in ctx.layersToLoadOnCompletion())
+        ctx.setLayersToLoadOnCompletion({})
+        runs.append(rec)
+    out["runs"] = runs
+    return out
+
+
+def _Feedback(cancel_after_s):  # noqa: ANN001, N802
+    import time
+
+    from qgis.core import QgsProcessingFeedback
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+            self.progress_values: list[float] = []
+            self.t0 = time.monotonic()
+            self.progressChanged.connect(self.progress_values.append)
+
+        def pushInfo(self, info: str) -> None:  # noqa: N802
+            self.lines.append(info)
+            self._maybe_cancel()
+
+        def pushConsoleInfo(self, info: str) -> None:  # noqa: N802
+            self.lines.append(info)
+            self._maybe_cancel()
+
+        def pushWarning(self, warning: str) -> None:  # noqa: N802
+            self.lines.append("WARNING " + warning)
+
+        def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
+            self.lines.append("ERROR " + error)
+
+        def isCanceled(self) -> bool:  # noqa: N802
+            self._maybe_cancel()
+            return super().isCanceled()
+
+        def _maybe_cancel(self) -> None:
+            if cancel_after_s is not None and not super().isCanceled() and time.monotonic() - self.t0 > cancel_after_s:
+                self.cancel()
+
+    return Feedback()
+
+
+def main() -> None:
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    job = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    app = QgsApplication([], False)
+    app.initQgis()
+    out: dict = {"layers": {}}
+    for uri, provider in job.get("layers", []):
+        layer = QgsVectorLayer(uri, uri, provider) if provider == "ogr" else QgsRasterLayer(uri, uri, provider)
+        out["layers"][uri] = _layer_info(layer)
+        if job.get("reload_default_style") and provider == "ogr":
+            layer.loadDefaultStyle()
+            tp = layer.temporalProperties()
+            out["layers"][uri]["temporal_after_default_style"] = [tp.isActive(), int(tp.mode()), tp.startField(), tp.endField()]
+        del layer
+    project = QgsProject.instance()
+    if job.get("project"):
+        ok = project.read(job["project"])
+        root = project.layerTreeRoot()
+        ts = project.timeSettings()
+        rng = ts.temporalRange()
+        out["project"] = {
+            "read": ok,
+            "crs": project.crs().authid(),
+            "absolute_paths": project.readBoolEntry("Paths", "/Absolute", True)[0],
+            "groups": [[g.name(), [c.name() for c in g.children()], [c.isVisible() for c in g.children()]]
+                       for g in root.children()],
+            "layers": {lyr.name(): _layer_info(lyr) for lyr in project.mapLayers().values()},
+            "sources": {lyr.name(): lyr.source() for lyr in project.mapLayers().values()},
+            "time": [rng.begin().toString("yyyy-MM-dd"), rng.end().toString("yyyy-MM-dd"), ts.timeStep(),
+                     int(ts.timeStepUnit())],
+        }
+        if job.get("render"):
+            out["render"] = _render(project, job["render"])
+    if job.get("processing"):
+        out["processing"] = _processing(job["processing"])
+    project.clear()
+    app.exitQgis()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
