@@ -90,51 +90,50 @@ def _render(project, job: dict) -> dict:  # noqa: ANN001
 
 
 def _processing(job: dict) -> dict:
-    import os
-
     sys.path.append("/usr/share/qgis/python/plugins")
     sys.path.insert(0, job["plugins_dir"])
     from processing.core.Processing import Processing
-    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback, QgsProject
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
 
     Processing.initialize()
     import importlib
 
-    plugin = importlib.import_module(job["plugin"])
-    provider = plugin.provider_class()()
-    QgsApplication.processingRegistry().addProvider(provider)
     import processing
 
-    out: dict = {"algorithms": sorted(a.id() for a in provider.algorithms())}
-    out["params"] = {a.id(): [p.name() for p in a.parameterDefinitions()] for a in provider.algorithms()}
+    plugin = importlib.import_module(job["plugin"]).classFactory(None)
+    plugin.initProcessing()  # what QGIS does when the plugin is enabled
+    provider = QgsApplication.processingRegistry().providerById("gli")
+    out: dict = {"algorithms": sorted(a.id() for a in provider.algorithms()),
+                 "names": sorted(a.displayName() for a in provider.algorithms())}
+    out["params"] = {a.id(): {p.name(): [p.type(), bool(p.flags() & p.FlagOptional)] for p in a.parameterDefinitions()}
+                     for a in provider.algorithms()}
     runs = []
+    project = QgsProject.instance()
     for run in job["runs"]:
-        fb = _Feedback(run.get("cancel_after_s"))
+        project.clear()
+        fb = _feedback(run.get("cancel_on_message"))
         ctx = QgsProcessingContext()
-        ctx.setProject(QgsProject.instance())
+        ctx.setProject(project)
         rec: dict = {"id": run["id"]}
         try:
-            res = processing.run(run["id"], run["params"], feedback=fb, context=ctx)
+            res = processing.runAndLoadResults(run["id"], run["params"], feedback=fb, context=ctx)
             rec["result"] = {k: str(v) for k, v in res.items()}
             rec["ok"] = True
         except Exception as exc:  # noqa: BLE001
             rec["ok"] = False
             rec["error"] = str(exc)
         rec["progress"] = fb.progress_values
-        rec["log"] = fb.lines[-40:]
+        rec["log"] = fb.lines[-60:]
         rec["canceled"] = fb.isCanceled()
-        # layers the algorithm asked QGIS to load when done (post-processing of the context)
-        rec["to_load"] = sorted(os.path.basename(k.split("|")[0]) + ("|" + k.split("|")[1] if "|" in k else "")
-                                for k in ctx.layersToLoadOnCompletion())
-        ctx.setLayersToLoadOnCompletion({})
+        rec["loaded"] = {lyr.name(): _layer_info(lyr) for lyr in project.mapLayers().values()}
         runs.append(rec)
+    project.clear()
+    plugin.unload()
     out["runs"] = runs
     return out
 
 
-def _Feedback(cancel_after_s):  # noqa: ANN001, N802
-    import time
-
+def _feedback(cancel_on_message: str | None):  # noqa: ANN202
     from qgis.core import QgsProcessingFeedback
 
     class Feedback(QgsProcessingFeedback):
@@ -142,30 +141,25 @@ def _Feedback(cancel_after_s):  # noqa: ANN001, N802
             super().__init__()
             self.lines: list[str] = []
             self.progress_values: list[float] = []
-            self.t0 = time.monotonic()
-            self.progressChanged.connect(self.progress_values.append)
+            self.progressChanged.connect(self._progress)
+
+        def _progress(self, value: float) -> None:
+            self.progress_values.append(value)
+
+        def _maybe_cancel(self, text: str) -> None:
+            if cancel_on_message and cancel_on_message in text:
+                self.cancel()  # like pressing Cancel once gli has started reading scenes
 
         def pushInfo(self, info: str) -> None:  # noqa: N802
             self.lines.append(info)
-            self._maybe_cancel()
-
-        def pushConsoleInfo(self, info: str) -> None:  # noqa: N802
-            self.lines.append(info)
-            self._maybe_cancel()
+            self._maybe_cancel(info)
 
         def pushWarning(self, warning: str) -> None:  # noqa: N802
             self.lines.append("WARNING " + warning)
+            self._maybe_cancel(warning)
 
         def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
             self.lines.append("ERROR " + error)
-
-        def isCanceled(self) -> bool:  # noqa: N802
-            self._maybe_cancel()
-            return super().isCanceled()
-
-        def _maybe_cancel(self) -> None:
-            if cancel_after_s is not None and not super().isCanceled() and time.monotonic() - self.t0 > cancel_after_s:
-                self.cancel()
 
     return Feedback()
 
