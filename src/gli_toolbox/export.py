@@ -258,7 +258,7 @@ def write_mask(mask: WaterMap, path: Path) -> None:
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(mask.water_class, 1)
         dst.write_colormap(1, colours)
-        dst.set_band_description(1, f"water {mask.label}: 1 water, 0 not water, 255 never observed")
+        dst.set_band_description(1, f"water classes {mask.label}")
         dst.update_tags(1, VALUES="1=water;0=not water;255=never validly observed")
     path.with_suffix(".qml").write_text(to_qml(water_style()), encoding="utf-8")
 

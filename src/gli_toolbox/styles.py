@@ -37,15 +37,16 @@ OKABE_ITO = {
     "blue": "#0072b2", "vermillion": "#d55e00", "reddish_purple": "#cc79a7", "grey": "#999999", "black": "#000000",
 }
 
-#: Change status -> (fill colour, legend label), in legend order.
+#: Change status -> (fill colour, legend label), in legend order. "Increased"/"decreased" mean by more
+#: than the combined one-sigma area uncertainty (docs/tracking.md); smaller changes are "stable".
 STATUS_STYLES: dict[str, tuple[str, str]] = {
-    "growing": (OKABE_ITO["vermillion"], "Growing: area grew by more than its uncertainty"),
-    "shrinking": (OKABE_ITO["blue"], "Shrinking: area shrank by more than its uncertainty"),
-    "stable": (OKABE_ITO["bluish_green"], "Stable: change within the uncertainty"),
-    "new": (OKABE_ITO["orange"], "New: first seen after the first period"),
-    "vanished": (OKABE_ITO["reddish_purple"], "Vanished: gone in a later, clearly observed period"),
-    "not_observed": (OKABE_ITO["grey"], "Not observed: hidden (cloud, snow, no data) when last expected"),
-    "not_assessed": ("#ffffff", "Not assessed: only one period"),
+    "growing": (OKABE_ITO["vermillion"], "Growing: area increased"),
+    "shrinking": (OKABE_ITO["blue"], "Shrinking: area decreased"),
+    "stable": (OKABE_ITO["bluish_green"], "Stable: no significant change"),
+    "new": (OKABE_ITO["orange"], "New: appeared after the first period"),
+    "vanished": (OKABE_ITO["reddish_purple"], "Vanished: gone where clearly seen"),
+    "not_observed": (OKABE_ITO["grey"], "Not observed: hidden at the end"),
+    "not_assessed": ("#ffffff", "Not assessed: one period only"),
     "merged": (OKABE_ITO["sky_blue"], "Merged with another lake"),
     "split": (OKABE_ITO["yellow"], "Split into several lakes"),
 }
@@ -55,7 +56,7 @@ WATER_CLASSES: dict[int, tuple[str, str]] = {
     1: (OKABE_ITO["blue"], "Water"),
     2: (OKABE_ITO["sky_blue"], "Possible water"),
     0: ("#f2ecdc", "Land (not water)"),
-    255: ("#6e6e6e", "Never observed: cloud, shadow, snow or outside the area"),
+    255: ("#6e6e6e", "Never observed (cloud, snow, outside)"),
 }
 
 #: Valid-observation classes: (upper bound, colour, label); viridis colours, grey for none.
@@ -190,7 +191,7 @@ def change_style(fields: Sequence[str], *, extra_statuses: Iterable[str] = ()) -
 
     >>> cats = change_style(["lake_id", "status"]).find("renderer-v2/categories")
     >>> [c.get("value") for c in cats][:3], cats[0].get("label")
-    (['growing', 'shrinking', 'stable'], 'Growing: area grew by more than its uncertainty')
+    (['growing', 'shrinking', 'stable'], 'Growing: area increased')
     """
     root = _root("vector")
     _temporal(root, None, None)

@@ -89,6 +89,63 @@ def _render(project, job: dict) -> dict:  # noqa: ANN001
             "size": [img.width(), img.height()]}
 
 
+def _figure(project, job: dict) -> dict:  # noqa: ANN001
+    """A page with the map and its legend, as partners see the project (for docs/)."""
+    from qgis.core import (
+        QgsLayoutExporter,
+        QgsLayoutItemLabel,
+        QgsLayoutItemLegend,
+        QgsLayoutItemMap,
+        QgsLayoutPoint,
+        QgsLayoutSize,
+        QgsPrintLayout,
+        QgsRectangle,
+        QgsUnitTypes,
+    )
+    from qgis.PyQt.QtGui import QFont
+
+    root = project.layerTreeRoot()
+    visible = [lyr for lyr in root.layerOrder() if root.findLayer(lyr.id()).isVisible()]
+    layout = QgsPrintLayout(project)
+    layout.initializeDefaults()
+    page = layout.pageCollection().page(0)
+    w_mm, h_mm = job["page_mm"]
+    page.setPageSize(QgsLayoutSize(w_mm, h_mm, QgsUnitTypes.LayoutMillimeters))
+    title = QgsLayoutItemLabel(layout)
+    title.setText(job["title"])
+    title.setFont(QFont("Sans Serif", 12))
+    title.attemptMove(QgsLayoutPoint(5, 3, QgsUnitTypes.LayoutMillimeters))
+    title.attemptResize(QgsLayoutSize(w_mm - 10, 9, QgsUnitTypes.LayoutMillimeters))
+    layout.addLayoutItem(title)
+    map_w = job["map_mm"]
+    m = QgsLayoutItemMap(layout)
+    m.attemptMove(QgsLayoutPoint(5, 13, QgsUnitTypes.LayoutMillimeters))
+    m.attemptResize(QgsLayoutSize(map_w, h_mm - 18, QgsUnitTypes.LayoutMillimeters))
+    m.setCrs(project.crs())
+    m.setLayers(visible)
+    m.setExtent(QgsRectangle(*job["extent"]))
+    m.setFrameEnabled(True)
+    layout.addLayoutItem(m)
+    legend = QgsLayoutItemLegend(layout)
+    legend.setLinkedMap(m)
+    legend.setLegendFilterByMapEnabled(False)
+    legend.setAutoUpdateModel(False)
+    model_root = legend.model().rootGroup()
+    for node in list(model_root.findLayers()):
+        if not node.isVisible():
+            node.parent().removeChildNode(node)
+    for group in list(model_root.children()):
+        if hasattr(group, "findLayers") and not group.findLayers():
+            model_root.removeChildNode(group)
+    legend.setTitle("Legend")
+    legend.attemptMove(QgsLayoutPoint(map_w + 8, 13, QgsUnitTypes.LayoutMillimeters))
+    layout.addLayoutItem(legend)
+    settings = QgsLayoutExporter.ImageExportSettings()
+    settings.dpi = job.get("dpi", 110)
+    res = QgsLayoutExporter(layout).exportToImage(job["png"], settings)
+    return {"ok": res == QgsLayoutExporter.Success, "legend_layers": [n.name() for n in model_root.findLayers()]}
+
+
 def _processing(job: dict) -> dict:
     sys.path.append("/usr/share/qgis/python/plugins")
     sys.path.insert(0, job["plugins_dir"])
@@ -198,6 +255,8 @@ def main() -> None:
         }
         if job.get("render"):
             out["render"] = _render(project, job["render"])
+        if job.get("figure"):
+            out["figure"] = _figure(project, job["figure"])
     if job.get("processing"):
         out["processing"] = _processing(job["processing"])
     project.clear()

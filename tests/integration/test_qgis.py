@@ -287,3 +287,25 @@ def test_partner_cyrillic_attributes_survive_in_qgis(qgis_available, tmp_path):
     assert proj["layers"]["lake_changes"]["values"]["status"] == ["growing", "stable"] or \
         sorted(proj["layers"]["lake_changes"]["values"]["status"]) == ["growing", "stable"]
     assert proj["time"][:2] == ["2018-01-01", "2021-01-01"]
+
+
+def test_docs_figure_of_the_project(qgis_available, masks_run, tmp_path):
+    """The project as a page with map and legend; GLI_UPDATE_DOCS=1 refreshes docs/img/qgis_project.png."""
+    import shutil
+
+    import rasterio
+
+    with rasterio.open(masks_run / "water_2019.tif") as src:
+        b = src.bounds
+    png = tmp_path / "qgis_project.png"
+    map_h = 150.0
+    map_w = map_h * (b.right - b.left) / (b.top - b.bottom)
+    res = run_qgis({"project": str(masks_run / "inventory.qgz"),
+                    "figure": {"png": str(png), "extent": [b.left, b.bottom, b.right, b.top], "map_mm": map_w,
+                               "page_mm": [map_w + 100, map_h + 18],
+                               "title": "Lago del Barbellino, sample data: lake change 2017-2019 in inventory.qgz"}},
+                   tmp_path)
+    assert res["figure"]["ok"] and res["figure"]["legend_layers"] == ["lakes_2019", "lake_changes", "water_2019"]
+    assert png.stat().st_size > 10_000
+    if os.environ.get("GLI_UPDATE_DOCS") == "1":
+        shutil.copy(png, ROOT / "docs/img/qgis_project.png")
