@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -76,8 +77,9 @@ def scan_outputs(folder: Path) -> list[MapLayer]:
             if name != "lake_changes" and name != "lakes_all" and not name.startswith("lakes_"):
                 continue
             info = pyogrio.read_info(gpkg, layer=name)
-            bounds = tuple(float(b) for b in (info["total_bounds"] or (float("nan"),) * 4))
-            ok = info["features"] > 0 and all(b == b for b in bounds)
+            tb = info["total_bounds"]
+            bounds = (float(tb[0]), float(tb[1]), float(tb[2]), float(tb[3])) if tb is not None else None
+            ok = bool(info["features"] > 0 and bounds is not None and all(math.isfinite(b) for b in bounds))
             layer = MapLayer(name, "vector", f"./inventory.gpkg|layername={name}",
                              "change" if name == "lake_changes" else "time" if name == "lakes_all" else "lakes",
                              info["crs"], bounds if ok else None, fields=tuple(str(f) for f in info["fields"]),
@@ -92,7 +94,7 @@ def scan_outputs(folder: Path) -> list[MapLayer]:
     rasters: list[MapLayer] = []
     for path in sorted(folder.glob("*.tif")):
         stem = path.stem
-        if not (stem.startswith("water_") or stem.startswith("nobs_")):
+        if not stem.startswith(("water_", "nobs_")):
             continue
         with rasterio.open(path) as src:
             b = src.bounds

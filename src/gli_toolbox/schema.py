@@ -125,4 +125,4 @@ def real_digits(max_abs: float, *, minimum: int) -> int:
     """
     if not math.isfinite(max_abs) or max_abs < 1:
         return minimum
-    return max(minimum, int(math.floor(math.log10(max_abs))) + 1)
+    return max(minimum, math.floor(math.log10(max_abs)) + 1)

@@ -12,7 +12,7 @@ import json
 import sys
 
 
-def _text(v):  # noqa: ANN001, ANN202
+def _text(v):
     if v is None:
         return None
     if hasattr(v, "toString") and hasattr(v, "year"):  # QDate
@@ -20,7 +20,7 @@ def _text(v):  # noqa: ANN001, ANN202
     return str(v)
 
 
-def _layer_info(layer) -> dict:  # noqa: ANN001
+def _layer_info(layer) -> dict:
     from qgis.core import QgsRasterLayer, QgsVectorLayer
 
     info: dict = {"valid": layer.isValid(), "crs": layer.crs().authid(), "name": layer.name()}
@@ -55,7 +55,7 @@ def _layer_info(layer) -> dict:  # noqa: ANN001
     return info
 
 
-def _render(project, job: dict) -> dict:  # noqa: ANN001
+def _render(project, job: dict) -> dict:
     from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings, QgsRectangle
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
@@ -89,7 +89,7 @@ def _render(project, job: dict) -> dict:  # noqa: ANN001
             "size": [img.width(), img.height()]}
 
 
-def _figure(project, job: dict) -> dict:  # noqa: ANN001
+def _figure(project, job: dict) -> dict:
     """A page with the map and its legend, as partners see the project (for docs/)."""
     from qgis.core import (
         QgsLayoutExporter,
@@ -190,7 +190,7 @@ def _processing(job: dict) -> dict:
     return out
 
 
-def _feedback(cancel_on_message: str | None):  # noqa: ANN202
+def _feedback(cancel_on_message: str | None):
     from qgis.core import QgsProcessingFeedback
 
     class Feedback(QgsProcessingFeedback):
@@ -207,15 +207,15 @@ def _feedback(cancel_on_message: str | None):  # noqa: ANN202
             if cancel_on_message and cancel_on_message in text:
                 self.cancel()  # like pressing Cancel once gli has started reading scenes
 
-        def pushInfo(self, info: str) -> None:  # noqa: N802
+        def pushInfo(self, info: str) -> None:
             self.lines.append(info)
             self._maybe_cancel(info)
 
-        def pushWarning(self, warning: str) -> None:  # noqa: N802
+        def pushWarning(self, warning: str) -> None:
             self.lines.append("WARNING " + warning)
             self._maybe_cancel(warning)
 
-        def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
+        def reportError(self, error: str, fatalError: bool = False) -> None:
             self.lines.append("ERROR " + error)
 
     return Feedback()
@@ -224,7 +224,8 @@ def _feedback(cancel_on_message: str | None):  # noqa: ANN202
 def main() -> None:
     from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
 
-    job = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    with open(sys.argv[1], encoding="utf-8") as f:
+        job = json.load(f)
     app = QgsApplication([], False)
     app.initQgis()
     out: dict = {"layers": {}}

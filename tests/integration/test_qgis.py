@@ -175,7 +175,8 @@ def test_water_mask_has_its_own_colour_table(masks_run):
         cmap = src.colormap(1)
         assert src.nodata == 255
     for value, (colour, _) in WATER_CLASSES.items():
-        assert "#%02x%02x%02x" % cmap[value][:3] == colour
+        r, g, b = cmap[value][:3]
+        assert f"#{r:02x}{g:02x}{b:02x}" == colour
     assert len({cmap[v][:3] for v in WATER_CLASSES}) == len(WATER_CLASSES)  # all different
 
 
@@ -244,7 +245,7 @@ def test_rendered_project_shows_growth_and_never_observed(qgis_available, masks_
     png = tmp_path / "project.png"
     extent = [b.left, b.bottom, b.right, b.top]
     h = 600
-    w = int(round(h * (b.right - b.left) / (b.top - b.bottom)))
+    w = round(h * (b.right - b.left) / (b.top - b.bottom))
     res = run_qgis({"project": str(out / "inventory.qgz"),
                     "render": {"png": str(png), "size": [w, h], "extent": extent,
                                "points": {"growing": lake_pts, "never": never_pts}}}, tmp_path)

@@ -8,11 +8,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_qgis import ROOT, run_qgis
+from test_qgis import qgis_available as qgis_available  # noqa: PLC0414  (the fixture, shared)
 
 from gli_toolbox.qgis_plugin import PLUGIN_NAME
 from gli_toolbox.qgis_plugin.build import build_plugin, cli_spec
-
-from test_qgis import ROOT, qgis_available, run_qgis  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.qgis
 

@@ -5,7 +5,7 @@ importable anywhere.
 """
 
 
-def provider_class():  # noqa: ANN201
+def provider_class():
     """The Processing provider class (imports QGIS)."""
     from .provider import GliProvider
 
@@ -15,17 +15,17 @@ def provider_class():  # noqa: ANN201
 class GliPlugin:
     """Registers the Processing provider while the plugin is loaded."""
 
-    def __init__(self, iface=None) -> None:  # noqa: ANN001
+    def __init__(self, iface=None) -> None:
         self.iface = iface
         self.provider = None
 
-    def initProcessing(self) -> None:  # noqa: N802
+    def initProcessing(self) -> None:
         from qgis.core import QgsApplication
 
         self.provider = provider_class()()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self) -> None:  # noqa: N802
+    def initGui(self) -> None:
         self.initProcessing()
 
     def unload(self) -> None:
@@ -36,6 +36,6 @@ class GliPlugin:
             self.provider = None
 
 
-def classFactory(iface):  # noqa: ANN001, ANN201, N802
+def classFactory(iface):
     """QGIS plugin entry point."""
     return GliPlugin(iface)

@@ -13,7 +13,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from qgis.core import (
     QgsProcessing,
@@ -90,14 +90,14 @@ def gli_version() -> str:
 class _StyledLoad(QgsProcessingLayerPostProcessorInterface):
     """Applies the style gli wrote for a layer when Processing adds it to the map."""
 
-    instances: list[_StyledLoad] = []  # Processing keeps only a raw pointer: keep them alive here
+    instances: ClassVar[list[_StyledLoad]] = []  # Processing keeps only a raw pointer: keep them alive here
 
     def __init__(self, water: bool = False) -> None:
         super().__init__()
         self.water = water
         _StyledLoad.instances.append(self)
 
-    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: ANN001, N802
+    def postProcessLayer(self, layer, context, feedback) -> None:
         layer.loadDefaultStyle()  # the .qml beside the file / the GeoPackage's default style
         if self.water and isinstance(layer, QgsRasterLayer):
             layer.dataProvider().setUseSourceNoDataValue(1, False)  # never observed in its own grey
@@ -109,32 +109,32 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
     label = ""
     outputs_folder = True
 
-    def createInstance(self):  # noqa: ANN201, N802
+    def createInstance(self):
         return type(self)()
 
     def name(self) -> str:
         return self.command
 
-    def displayName(self) -> str:  # noqa: N802
+    def displayName(self) -> str:
         return self.label
 
     def group(self) -> str:
         return "Glacial lakes"
 
-    def groupId(self) -> str:  # noqa: N802
+    def groupId(self) -> str:
         return "glacial_lakes"
 
     def spec(self) -> dict[str, Any]:
         return load_spec()["commands"][self.command]
 
-    def shortHelpString(self) -> str:  # noqa: N802
+    def shortHelpString(self) -> str:
         spec = self.spec()
         rows = "".join(f"<li><b>{LABELS.get(p['name'], p['name'])}</b> ({p['opt'] or p['name']}): {p['help']}</li>"
                        for p in spec["params"])
         return f"<p>{spec['help']}</p><p>Runs <code>gli {self.command}</code>.</p><ul>{rows}</ul>"
 
     # -- parameters from the CLI spec ------------------------------------------------------------
-    def initAlgorithm(self, config=None) -> None:  # noqa: ANN001, N802
+    def initAlgorithm(self, config=None) -> None:
         for p in self.spec()["params"]:
             param = self._parameter(p)
             if param is None:
@@ -149,7 +149,7 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputFolder("OUT_FOLDER", "Output folder"))
         self.addOutput(QgsProcessingOutputFile("PROJECT", "QGIS project with every output"))
 
-    def _parameter(self, p: dict[str, Any]):  # noqa: ANN202
+    def _parameter(self, p: dict[str, Any]):
         key, label = p["name"].upper(), LABELS.get(p["name"], p["help"].split(".")[0] or p["name"])
         optional = not p["required"] and p["default"] is None
         kind = p["kind"]
@@ -178,7 +178,7 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
             return QgsProcessingParameterFile(key, label, QgsProcessingParameterFile.Folder, optional=optional)
         return QgsProcessingParameterString(key, label, p["default"], optional=optional)
 
-    def cli_args(self, parameters, context, feedback, tmp: Path) -> list[str]:  # noqa: ANN001
+    def cli_args(self, parameters, context, feedback, tmp: Path) -> list[str]:
         args: list[str] = [self.command]
         for p in self.spec()["params"]:
             key = p["name"].upper()
@@ -209,7 +209,7 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
         return args
 
     # -- running -----------------------------------------------------------------------------------
-    def run_cli(self, args: list[str], feedback, out_dir: Path | None):  # noqa: ANN001, ANN201
+    def run_cli(self, args: list[str], feedback, out_dir: Path | None):
         feedback.pushInfo("gli " + " ".join(args))
 
         def message(line: str) -> None:
@@ -232,7 +232,7 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
         feedback.setProgress(100)
         return res
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: ANN001, ANN201, N802
+    def processAlgorithm(self, parameters, context, feedback):
         with tempfile.TemporaryDirectory(prefix="gli_qgis_") as tmp:
             args = self.cli_args(parameters, context, feedback, Path(tmp))
             out = Path(self.parameterAsString(parameters, "OUT", context))
@@ -264,7 +264,7 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
         context.addLayerToLoadOnCompletion(uri, details)
 
 
-def _layer_file(layer, tmp: Path) -> str:  # noqa: ANN001
+def _layer_file(layer, tmp: Path) -> str:
     """A file gli can read for ``layer``, keeping the year in the name: the layer's own file when
     it is a whole file, else a copy named after the layer (its GeoPackage layer name)."""
     source = layer.source()
@@ -297,14 +297,14 @@ class SearchAlgorithm(_GliAlgorithm):
     command = "search"
     label = "Search scenes"
 
-    def initAlgorithm(self, config=None) -> None:  # noqa: ANN001, N802
+    def initAlgorithm(self, config=None) -> None:
         super().initAlgorithm(config)
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Scene list", "JSON files (*.json)"))
 
     def add_outputs(self) -> None:
         self.addOutput(QgsProcessingOutputNumber("N_SCENES", "Number of scenes"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: ANN001, ANN201, N802
+    def processAlgorithm(self, parameters, context, feedback):
         with tempfile.TemporaryDirectory(prefix="gli_qgis_") as tmp:
             args = self.cli_args(parameters, context, feedback, Path(tmp))
             res = self.run_cli(args + ["--json"], feedback, None)

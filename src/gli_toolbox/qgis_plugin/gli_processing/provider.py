@@ -12,9 +12,9 @@ class GliProvider(QgsProcessingProvider):
     def name(self) -> str:
         return "GLI Toolbox"
 
-    def longName(self) -> str:  # noqa: N802
+    def longName(self) -> str:
         return f"GLI Toolbox (gli-toolbox {gli_version()})"
 
-    def loadAlgorithms(self) -> None:  # noqa: N802
+    def loadAlgorithms(self) -> None:
         for alg in (DetectAlgorithm(), SearchAlgorithm(), TrackAlgorithm()):
             self.addAlgorithm(alg)
