@@ -310,3 +310,30 @@ def test_docs_figure_of_the_project(qgis_available, masks_run, tmp_path):
     assert png.stat().st_size > 10_000
     if os.environ.get("GLI_UPDATE_DOCS") == "1":
         shutil.copy(png, ROOT / "docs/img/qgis_project.png")
+
+
+def test_docs_list_every_field_and_status():
+    from gli_toolbox.schema import FIELDS
+    from gli_toolbox.styles import STATUS_STYLES
+
+    doc = (ROOT / "docs/qgis.md").read_text(encoding="utf-8")
+    for spec in FIELDS.values():
+        assert f"| `{spec.name}` |" in doc and spec.alias in doc and spec.alias_ru in doc, spec.name
+    for status, (colour, label) in STATUS_STYLES.items():
+        assert f"| `{status}` |" in doc and colour in doc and label in doc, status
+
+
+def test_per_scene_outputs_play_by_acquisition_date(qgis_available, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["detect", "--aoi", str(ROOT / "sample_data/barbellino.geojson"), "--stac",
+                                   str(ROOT / "sample_data/catalog.json"), "--years", "2017-2019", "--per-scene",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    info = run_qgis({"project": str(out / "inventory.qgz"),
+                     "layers": [[str(out / "lakes_20190723.shp"), "ogr"]]}, tmp_path)
+    shp = info["layers"][str(out / "lakes_20190723.shp")]
+    assert shp["widths"]["date"][2] == "Date" and shp["values"]["date"] == ["2019-07-23"]  # a real date field
+    proj = info["project"]
+    assert proj["read"] and [g[1] for g in proj["groups"]][0] == ["lakes_20190723", "lakes_20170703"]
+    assert proj["layers"]["lakes_all"]["values"]["date"] == ["2017-07-03", "2019-07-23"]
+    assert proj["layers"]["lakes_all"]["temporal"] == [True, 2, "date", "date_end"]
