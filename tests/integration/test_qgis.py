@@ -334,6 +334,6 @@ def test_per_scene_outputs_play_by_acquisition_date(qgis_available, tmp_path):
     shp = info["layers"][str(out / "lakes_20190723.shp")]
     assert shp["widths"]["date"][2] == "Date" and shp["values"]["date"] == ["2019-07-23"]  # a real date field
     proj = info["project"]
-    assert proj["read"] and [g[1] for g in proj["groups"]][0] == ["lakes_20190723", "lakes_20170703"]
+    assert proj["read"] and proj["groups"][0][1] == ["lakes_20190723", "lakes_20170703"]
     assert proj["layers"]["lakes_all"]["values"]["date"] == ["2017-07-03", "2019-07-23"]
     assert proj["layers"]["lakes_all"]["temporal"] == [True, 2, "date", "date_end"]

@@ -61,14 +61,13 @@ def test_processing_algorithms_run_headless(qgis_available, installed_plugin, tm
     monkeypatch.setenv("GLI_COMMAND", str(VENV_GLI))
     out = tmp_path / "detect out"
     cancel_out = tmp_path / "canceled"
-    track_out = tmp_path / "track"
     common = {"AOI": str(ROOT / "sample_data/barbellino.geojson"), "YEARS": "2017-2019",
               "STAC": str(ROOT / "sample_data/catalog.json")}
     job = {"processing": {"plugins_dir": str(installed_plugin), "plugin": PLUGIN_NAME, "runs": [
         {"id": "gli:search", "params": {**common, "OUTPUT": str(tmp_path / "scenes.json")}},
         {"id": "gli:detect", "params": {**common, "OUT": str(out), "SAVE_MASKS": True}},
         {"id": "gli:track", "params": {"INVENTORIES": [f"{out / 'inventory.gpkg'}|layername=lakes_2017",
-                                                       str(out / "lakes_2019.shp")], "OUT": str(track_out)}},
+                                                       str(out / "lakes_2019.shp")], "OUT": "TEMPORARY_OUTPUT"}},
         # Cancel pressed when gli reports its plan (the 2018 warning), before it reads the scenes
         {"id": "gli:detect", "params": {**common, "OUT": str(cancel_out)}, "cancel_on_message": "2018"},
     ]}}
@@ -101,7 +100,11 @@ def test_processing_algorithms_run_headless(qgis_available, installed_plugin, tm
     assert all(lyr["valid"] and lyr["crs"] == "EPSG:32632" for lyr in loaded.values())
 
     assert track["ok"], track
-    assert sorted(p.name for p in track_out.glob("lakes_*.shp")) == ["lakes_2017.shp", "lakes_2019.shp"]
+    # "Save to temporary folder": a real folder in Processing's temp (removed when QGIS exits)
+    track_out = track["result"]["OUT_FOLDER"]
+    assert "TEMPORARY_OUTPUT" not in track_out and any(f"wrote results to {track_out}" in x for x in track["log"]), track["log"]
+    assert set(track["loaded"]) == {"lake_changes", "lakes_2019", "lakes_all"}
+    assert all(lyr["valid"] for lyr in track["loaded"].values())
     assert track["loaded"]["lake_changes"]["values"]["status"] == ["growing"]
 
     assert not canceled["ok"] and canceled["canceled"], canceled["log"]

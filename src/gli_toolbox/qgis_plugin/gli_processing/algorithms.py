@@ -178,7 +178,7 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
             return QgsProcessingParameterFile(key, label, QgsProcessingParameterFile.Folder, optional=optional)
         return QgsProcessingParameterString(key, label, p["default"], optional=optional)
 
-    def cli_args(self, parameters, context, feedback, tmp: Path) -> list[str]:
+    def cli_args(self, parameters, context, feedback, tmp: Path, out: str | None = None) -> list[str]:
         args: list[str] = [self.command]
         for p in self.spec()["params"]:
             key = p["name"].upper()
@@ -191,7 +191,7 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
                 for layer in self.parameterAsLayerList(parameters, key, context):
                     args.append(_layer_file(layer, tmp))
             elif name == "out":
-                args += [opt, self.parameterAsString(parameters, key, context)]
+                args += [opt, out or self.out_folder(parameters, context)]
             elif kind == "bool":
                 if self.parameterAsBoolean(parameters, key, context):
                     args.append(opt)
@@ -207,6 +207,10 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
                 if v.strip():
                     args += [opt, v.strip()]
         return args
+
+    def out_folder(self, parameters, context) -> str:
+        """The output folder; "Save to temporary folder" becomes a new folder in Processing's temp."""
+        return self.parameterAsFileOutput(parameters, "OUT", context)
 
     # -- running -----------------------------------------------------------------------------------
     def run_cli(self, args: list[str], feedback, out_dir: Path | None):
@@ -234,8 +238,8 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         with tempfile.TemporaryDirectory(prefix="gli_qgis_") as tmp:
-            args = self.cli_args(parameters, context, feedback, Path(tmp))
-            out = Path(self.parameterAsString(parameters, "OUT", context))
+            out = Path(self.out_folder(parameters, context))  # once: a temporary folder is new per call
+            args = self.cli_args(parameters, context, feedback, Path(tmp), str(out))
             self.run_cli(args + ["-v"], feedback, out)
         self.load_results(out, context)
         project = out / "inventory.qgz"
