@@ -69,6 +69,8 @@ LABELS = {
     "year_field": "Field holding the year (empty: year in the layer name)",
     "pixel_m": "Pixel size of the outlines (m)",
 }
+#: Options the plugin sets itself when the CLI has them (not shown in the dialog).
+AUTOMATIC = {"progress"}
 #: Shown in the main part of the dialog; the others are under "Advanced parameters".
 MAIN = {"aoi", "years", "months", "stac", "out", "save_masks", "inventories", "overwrite", "glaciers", "dem"}
 
@@ -136,6 +138,8 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
     # -- parameters from the CLI spec ------------------------------------------------------------
     def initAlgorithm(self, config=None) -> None:
         for p in self.spec()["params"]:
+            if p["name"] in AUTOMATIC:
+                continue
             param = self._parameter(p)
             if param is None:
                 continue
@@ -183,6 +187,10 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
         for p in self.spec()["params"]:
             key = p["name"].upper()
             name, opt, kind = p["name"], p["opt"], p["kind"]
+            if name in AUTOMATIC:
+                if kind == "bool":
+                    args.append(opt)  # e.g. --progress: always on, QGIS shows the bar
+                continue
             if name == "aoi":
                 path = self.parameterAsCompatibleSourceLayerPath(parameters, key, context, ["gpkg", "shp", "geojson"],
                                                                  "gpkg", feedback)
