@@ -337,3 +337,59 @@ def test_per_scene_outputs_play_by_acquisition_date(qgis_available, tmp_path):
     assert proj["read"] and proj["groups"][0][1] == ["lakes_20190723", "lakes_20170703"]
     assert proj["layers"]["lakes_all"]["values"]["date"] == ["2017-07-03", "2019-07-23"]
     assert proj["layers"]["lakes_all"]["temporal"] == [True, 2, "date", "date_end"]
+
+
+def test_every_change_status_is_drawn_in_its_colour(qgis_available, tmp_path):
+    """gli track on synthetic inventories: a growing, shrinking, stable, new and vanished lake, each
+    drawn by QGIS in its legend colour."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+    from shapely.geometry import box
+
+    from gli_toolbox.styles import STATUS_STYLES
+
+    x0, y0 = 620000, 4770000
+    lakes = {  # status: {year: (width, height)}
+        "growing": {2018: (400, 300), 2020: (400, 450), 2022: (400, 600)},
+        "shrinking": {2018: (300, 300), 2020: (300, 220), 2022: (300, 150)},
+        "stable": {2018: (250, 250), 2020: (250, 250), 2022: (250, 250)},
+        "new": {2020: (300, 200), 2022: (300, 200)},
+        "vanished": {2018: (300, 300)},
+    }
+    for year in (2018, 2020, 2022):
+        geoms = [box(x0 + 1500 * i, y0, x0 + 1500 * i + wh[year][0], y0 + wh[year][1])
+                 for i, wh in enumerate(lakes.values()) if year in wh]
+        gpd.GeoDataFrame(geometry=geoms, crs="EPSG:32643").to_file(tmp_path / f"lakes_{year}.gpkg")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["track", *[str(tmp_path / f"lakes_{y}.gpkg") for y in (2018, 2020, 2022)],
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    changes = gpd.read_file(out / "lake_changes.shp")
+    by_status = {}
+    for i, status in enumerate(lakes):
+        hit = changes[changes.intersects(box(x0 + 1500 * i, y0, x0 + 1500 * i + 10, y0 + 10))]
+        assert hit.status.tolist() == [status]
+        by_status[status] = hit.geometry.iloc[0].buffer(-30)
+    rng = np.random.default_rng(1)
+    points = {}
+    for status, inner in by_status.items():
+        x_min, y_min, x_max, y_max = inner.bounds
+        cand = shapely.points(rng.uniform(x_min, x_max, 400), rng.uniform(y_min, y_max, 400))
+        inside = [p for p in cand if inner.contains(p)][:25]
+        points[status] = [[p.x, p.y] for p in inside]
+    b = changes.total_bounds
+    extent = [b[0] - 200, b[1] - 200, b[2] + 200, b[3] + 200]
+    w = 1400
+    h = round(w * (extent[3] - extent[1]) / (extent[2] - extent[0]))
+    res = run_qgis({"project": str(out / "inventory.qgz"),
+                    "render": {"png": str(tmp_path / "statuses.png"), "size": [w, h], "extent": extent,
+                               "points": points}}, tmp_path)["render"]
+    assert res["layers"] == ["lakes_2022", "lake_changes"]
+    for status, colours in res["colours"].items():
+        share = np.mean([_near(c, STATUS_STYLES[status][0]) for c in colours])
+        assert share >= 0.8, (status, colours[:5])
+    if os.environ.get("GLI_UPDATE_DOCS") == "1":
+        import shutil
+
+        shutil.copy(tmp_path / "statuses.png", ROOT / "docs/img/qgis_statuses.png")
