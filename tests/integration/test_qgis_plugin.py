@@ -90,6 +90,7 @@ def test_processing_algorithms_run_headless(qgis_available, installed_plugin, tm
     assert (out / "inventory.qgz").exists() and detect["result"]["PROJECT"] == str(out / "inventory.qgz")
     assert any("2019: 1 lake" in line for line in detect["log"]), detect["log"]
     assert any("WARNING" in line and "2018" in line for line in detect["log"])  # warnings reach the log
+    assert not any("plugin was built for" in line for line in detect["log"])  # same version
     assert detect["progress"][0] == 100  # the bar's 0 -> 100 (2 scenes: too quick for steps in between)
     loaded = detect["loaded"]
     assert set(loaded) == {"lake_changes", "lakes_2019", "lakes_all", "water_2019"}
@@ -153,3 +154,19 @@ def test_runner_cancel_kills_a_stubborn_child_and_removes_its_staging(tmp_path):
     assert res.canceled and res.returncode != 0
     assert time.monotonic() - t0 < 30
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-before"]
+
+
+def test_plugin_warns_when_gli_is_another_version(qgis_available, tmp_path, monkeypatch):
+    plugins = tmp_path / "plugins"
+    zipfile.ZipFile(build_plugin(tmp_path / "plugin.zip")).extractall(plugins)
+    spec_file = plugins / PLUGIN_NAME / "cli_spec.json"
+    spec = json.loads(spec_file.read_text())
+    spec["gli_version"] = "0.0.1"  # as if the zip came from an older gli
+    spec_file.write_text(json.dumps(spec))
+    monkeypatch.setenv("GLI_COMMAND", str(VENV_GLI))
+    job = {"processing": {"plugins_dir": str(plugins), "plugin": PLUGIN_NAME, "runs": [
+        {"id": "gli:detect", "params": {"AOI": str(ROOT / "sample_data/barbellino.geojson"), "YEARS": "2019",
+                                        "STAC": str(ROOT / "sample_data/catalog.json"), "OUT": str(tmp_path / "o")}}]}}
+    (run,) = run_qgis(job, tmp_path)["processing"]["runs"]
+    assert run["ok"], run
+    assert any("plugin was built for gli 0.0.1" in line for line in run["log"]), run["log"]

@@ -249,9 +249,22 @@ class _GliAlgorithm(QgsProcessingAlgorithm):
             out = Path(self.out_folder(parameters, context))  # once: a temporary folder is new per call
             args = self.cli_args(parameters, context, feedback, Path(tmp), str(out))
             self.run_cli(args + ["-v"], feedback, out)
+        self.check_version(out, feedback)
         self.load_results(out, context)
         project = out / "inventory.qgz"
         return {"OUT_FOLDER": str(out), "PROJECT": str(project) if project.exists() else None}
+
+    @staticmethod
+    def check_version(out: Path, feedback) -> None:
+        """Warn when the gli that ran is not the version this plugin was built from."""
+        try:
+            ran = json.loads((out / "run.json").read_text(encoding="utf-8"))["software"]["gli-toolbox"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        built = gli_version()
+        if ran != built:
+            feedback.pushWarning(f"gli {ran} ran, but this plugin was built for gli {built}: parameters may differ; "
+                                 "rebuild it with `gli qgis-plugin OUT.zip` and reinstall")
 
     def load_results(self, out: Path, context: QgsProcessingContext) -> None:
         """Add the change layer, the newest period, all periods and the newest water mask to the map."""
