@@ -19,6 +19,7 @@ Output safety (see docs/outputs.md):
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import errno
 import fcntl
 import json
@@ -33,18 +34,26 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 
 from .errors import OutputError, OutputExistsError, OutputLockedError, redact
+from .schema import field_spec, real_digits
+from .styles import WATER_CLASSES, count_style, style_for_layer, to_qml, water_style
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .pipeline import DetectResult, WaterMap
     from .tracking import TrackResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SHAPEFILE_SIDECARS", "check_output_dir", "lock_output_dir", "recover_output_dir", "release_locks", "staged_output",
-           "write_layer", "write_mask", "write_outputs", "write_run_json"]
+__all__ = [
+    "SHAPEFILE_SIDECARS", "check_output_dir", "lakes_all", "layer_table", "lock_output_dir", "recover_output_dir",
+    "release_locks", "staged_output", "store_gpkg_style", "write_counts", "write_lakes_all", "write_layer", "write_mask",
+    "write_outputs", "write_run_json", "write_track_outputs", "write_tracking",
+]
 
 SHAPEFILE_SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
@@ -441,35 +450,149 @@ def _swap_into(stage: Path, out: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def write_layer(gdf: gpd.GeoDataFrame, folder: Path, name: str, *, gpkg: Path | None = None) -> None:
-    """Write one lake layer as ``<name>.shp`` (UTF-8 ``.cpg``, ``.prj``) and into ``gpkg``."""
-    kw: dict[str, Any] = {"engine": "pyogrio"}
-    if len(gdf) == 0:
-        kw["geometry_type"] = "Polygon"  # an empty layer still declares its geometry type
-    elif set(gdf.geom_type) - {"Polygon"}:
-        kw["geometry_type"] = "MultiPolygon"  # unions over years and edited outlines can be multi-part
-    gdf.to_file(folder / f"{name}.shp", driver="ESRI Shapefile", encoding="UTF-8", **kw)
+def _arrow_column(name: str, s: pd.Series) -> tuple[pa.Array, pa.Field]:
+    """One attribute column with the OGR field definition that fits it (see :mod:`.schema`)."""
+    import pyarrow as pa
+
+    spec = field_spec(name)
+    md: dict[bytes, bytes] = {}
+    if spec is not None:
+        md[b"GDAL:OGR:alternative_name"] = spec.alias.encode()
+        md[b"GDAL:OGR:comment"] = spec.full_description.encode()
+    kind = spec.kind if spec is not None else None
+    if kind is None:
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+            arr = pa.array(s, from_pandas=True)
+            return arr, pa.field(name, arr.type, metadata=md or None)
+        kind = "str"
+    if kind == "real":
+        v = np.round(pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64), spec.decimals)  # type: ignore[union-attr]
+        bad = ~np.isfinite(v)
+        top = float(np.abs(v[~bad]).max()) if (~bad).any() else 0.0
+        digits = real_digits(top, minimum=spec.width)  # type: ignore[union-attr]
+        dtype = pa.decimal128(digits + spec.decimals, spec.decimals)  # type: ignore[union-attr]
+        arr = pa.array(np.where(bad, 0.0, v), mask=bad).cast(dtype)  # GDAL: Real(width, decimals)
+        return arr, pa.field(name, dtype, metadata=md)
+    if kind == "int":
+        v = pd.to_numeric(s, errors="coerce").astype("Int64")
+        arr = pa.array(v, from_pandas=True, type=pa.int64())
+        top = int(np.abs(v.dropna().to_numpy(dtype=np.int64)).max()) if v.notna().any() else 0
+        if top < 2**31:
+            arr = arr.cast(pa.int32())
+        md[b"GDAL:OGR:width"] = str(max(spec.width, len(str(top)) + (1 if (v < 0).any() else 0))).encode()  # type: ignore[union-attr]
+        return arr, pa.field(name, arr.type, metadata=md)
+    if kind == "date":
+        d = pd.to_datetime(s, errors="coerce")
+        arr = pa.array(d.dt.date, from_pandas=True, type=pa.date32())
+        return arr, pa.field(name, pa.date32(), metadata=md or None)
+    text = s.astype(object).where(s.notna(), None)
+    values = [None if x is None else str(x) for x in text]
+    nbytes = max((len(x.encode("utf-8")) for x in values if x is not None), default=1)
+    width = min(254, max(spec.width if spec is not None else 1, nbytes))
+    md[b"GDAL:OGR:width"] = str(width).encode()
+    arr = pa.array(values, type=pa.string())
+    return arr, pa.field(name, pa.string(), metadata=md)
+
+
+def layer_table(gdf: gpd.GeoDataFrame) -> pa.Table:
+    """Attributes with fitted OGR field definitions, aliases and descriptions, plus WKB geometry:
+    what :func:`pyogrio.write_arrow` turns into shapefile/GeoPackage fields."""
+    import pyarrow as pa
+    import shapely
+
+    arrays, fields = [], []
+    for name in gdf.columns:
+        if name == gdf.geometry.name:
+            continue
+        arr, field = _arrow_column(str(name), gdf[name])
+        arrays.append(arr)
+        fields.append(field)
+    geoms = gdf.geometry.values
+    if len(gdf) and set(gdf.geom_type) - {"Polygon"}:  # one type per layer: promote polygons
+        geoms = np.array([shapely.MultiPolygon([g]) if g is not None and g.geom_type == "Polygon" else g
+                          for g in geoms], dtype=object)
+    arrays.append(pa.array(shapely.to_wkb(geoms), type=pa.binary()))
+    fields.append(pa.field("geometry", pa.binary(), metadata={b"ARROW:extension:name": b"geoarrow.wkb"}))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _geometry_type(gdf: gpd.GeoDataFrame) -> str:
+    if len(gdf) and set(gdf.geom_type) - {"Polygon"}:
+        return "MultiPolygon"  # unions over years and edited outlines can be multi-part
+    return "Polygon"
+
+
+#: GeoPackage 1.2: read without warnings by the GDAL of QGIS 3.22 LTR (GDAL 3.6 warns on 1.4)
+_GPKG_OPTIONS = {"VERSION": "1.2"}
+
+
+def write_layer(gdf: gpd.GeoDataFrame, folder: Path, name: str, *, gpkg: Path | None = None,
+                shapefile: bool = True) -> None:
+    """Write one lake layer as ``<name>.shp`` (UTF-8 ``.cpg``, ``.prj``) with its QGIS style
+    ``<name>.qml``, and into ``gpkg`` with the same style as the layer's default.
+
+    Field widths and decimals fit the values and every known field gets an alias with its unit
+    and a description (:mod:`gli_toolbox.schema`): shapefiles hold the widths, the GeoPackage the
+    aliases and descriptions (``gpkg_data_columns``), the style the aliases for QGIS.
+    """
+    import pyogrio
+
+    table = layer_table(gdf)
+    crs = gdf.crs.to_wkt() if gdf.crs is not None else None
+    kw: dict[str, Any] = {"geometry_name": "geometry", "geometry_type": _geometry_type(gdf), "crs": crs}
+    fields = [str(c) for c in gdf.columns if c != gdf.geometry.name]
+    statuses = sorted({str(x) for x in gdf["status"].dropna()}) if "status" in gdf.columns else []
+    qml = to_qml(style_for_layer(name, fields, statuses=statuses))
+    if shapefile:
+        pyogrio.write_arrow(table, folder / f"{name}.shp", driver="ESRI Shapefile", encoding="UTF-8", **kw)
+        (folder / f"{name}.qml").write_text(qml, encoding="utf-8")
     if gpkg is not None:
-        gdf.to_file(gpkg, layer=name, driver="GPKG", **kw)
+        lower = {f.lower() for f in fields}
+        fid = next(c for c in ("fid", "gpkg_fid", "gli_fid") if c not in lower)  # a partner's FID stays a field
+        pyogrio.write_arrow(table, gpkg, layer=name, driver="GPKG", layer_options={"GEOMETRY_NAME": "geom", "FID": fid},
+                            dataset_options=_GPKG_OPTIONS, **kw)
+        store_gpkg_style(gpkg, name, qml)
+
+
+def store_gpkg_style(gpkg: Path, layer: str, qml: str, *, geometry_column: str = "geom") -> None:
+    """Store ``qml`` as the default QGIS style of ``layer`` in the GeoPackage's ``layer_styles``
+    table (the table QGIS itself uses; QGIS applies the default style when it opens the layer)."""
+    import pyogrio
+
+    row = pd.DataFrame({
+        "f_table_catalog": [""], "f_table_schema": [""], "f_table_name": [layer], "f_geometry_column": [geometry_column],
+        "styleName": [layer], "styleQML": [qml], "styleSLD": [""], "useAsDefault": [True],
+        "description": [f"gli-toolbox style of {layer}"], "owner": [""], "ui": [""],
+        "update_time": [pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")],
+    })
+    exists = "layer_styles" in {str(n) for n in pyogrio.list_layers(gpkg)[:, 0]}
+    pyogrio.write_dataframe(row, gpkg, layer="layer_styles", driver="GPKG", append=exists,
+                            layer_options=None if exists else {"FID": "id"}, dataset_options=_GPKG_OPTIONS)
 
 
 def write_mask(mask: WaterMap, path: Path) -> None:
-    """Write a water class raster: uint8, 1 water, 0 not water, 255 never validly observed (nodata)."""
+    """Write a water class raster: uint8, 1 water, 0 not water, 255 never validly observed (nodata),
+    with a colour table (any GIS shows the classes) and the QGIS style ``<name>.qml`` beside it."""
     h, w = mask.water_class.shape
     profile = {
         "driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "uint8", "crs": mask.crs,
         "transform": mask.transform, "nodata": 255, "compress": "deflate", "tiled": w >= 256 and h >= 256,
+        "photometric": "palette",
     }
     if profile["tiled"]:
         profile.update(blockxsize=256, blockysize=256)
+    colours = {v: tuple(int(c.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4)) + (255,) for v, (c, _) in WATER_CLASSES.items()}
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(mask.water_class, 1)
-        dst.set_band_description(1, f"water {mask.label}: 1 water, 0 not water, 255 never observed")
+        dst.write_colormap(1, colours)
+        dst.set_band_description(1, f"water classes {mask.label}")
         dst.update_tags(1, VALUES="1=water;0=not water;255=never validly observed")
+    path.with_suffix(".qml").write_text(to_qml(water_style()), encoding="utf-8")
 
 
 def write_counts(mask: WaterMap, path: Path) -> None:
-    """Write the number of valid (clear, snow-free) observations per pixel: uint16 GeoTIFF."""
+    """Write the number of valid (clear, snow-free) observations per pixel: uint16 GeoTIFF, with
+    its graduated QGIS style ``<name>.qml`` beside it."""
     h, w = mask.valid_count.shape
     profile = {
         "driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "uint16", "crs": mask.crs,
@@ -480,6 +603,50 @@ def write_counts(mask: WaterMap, path: Path) -> None:
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(mask.valid_count.astype(np.uint16), 1)
         dst.set_band_description(1, f"valid observations {mask.label}")
+    path.with_suffix(".qml").write_text(to_qml(count_style()), encoding="utf-8")
+
+
+def _period_dates(label: str, months: tuple[int, int] | None) -> tuple[dt.date, dt.date]:
+    """First and last day of a period: the acquisition date, or the season (whole year if unknown)."""
+    if len(label) == 8:
+        d = dt.date(int(label[:4]), int(label[4:6]), int(label[6:]))
+        return d, d
+    y = int(label)
+    m1, m2 = months or (1, 12)
+    end = dt.date(y + 1, 1, 1) if m2 == 12 else dt.date(y, m2 + 1, 1)
+    return dt.date(y, m1, 1), end - dt.timedelta(days=1)
+
+
+def lakes_all(layers: Mapping[str, gpd.GeoDataFrame], *, months: tuple[int, int] | None = None) -> gpd.GeoDataFrame:
+    """All periods in one layer for QGIS's temporal controller: each period's lakes with ``period``
+    (label), ``date`` and ``date_end`` (first and last day of the season, or the acquisition date).
+
+    ``layers`` maps period labels (``"2019"`` or ``"20190723"``) to lake layers in one CRS.
+    """
+    parts = []
+    crs = None
+    for label in sorted(layers, key=lambda k: (str(k)[:4], str(k))):
+        g = layers[label]
+        crs = crs or g.crs
+        start, end = _period_dates(str(label), months)
+        g = g.drop(columns=[c for c in ("period", "date", "date_end") if c in g.columns])
+        cols = [c for c in g.columns if c != g.geometry.name]
+        at = cols.index("year") + 1 if "year" in cols else 1
+        g = g.copy()
+        g.insert(at, "period", str(label))
+        g.insert(at + 1, "date", pd.Timestamp(start))
+        g.insert(at + 2, "date_end", pd.Timestamp(end))
+        parts.append(g)
+    if not parts:
+        raise ValueError("lakes_all needs at least one period")
+    out = pd.concat(parts, ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry=parts[0].geometry.name, crs=crs)
+
+
+def write_lakes_all(layers: Mapping[str, gpd.GeoDataFrame], gpkg: Path, *, months: tuple[int, int] | None = None) -> None:
+    """Write :func:`lakes_all` into ``gpkg`` with its temporal style as default (no shapefile)."""
+    if layers:
+        write_layer(lakes_all(layers, months=months), gpkg.parent, "lakes_all", gpkg=gpkg, shapefile=False)
 
 
 def _json_default(obj: Any) -> Any:
@@ -504,46 +671,59 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
     """Write all outputs of a detection run into ``out`` and return the written paths.
 
     Yearly mode: ``lakes_<YEAR>.shp``; with ``per_scene``: ``lakes_<YYYYMMDD>.shp`` instead.
-    Always ``inventory.gpkg`` (same layers) and ``run.json``; ``water_<YEAR|YYYYMMDD>.tif`` and
-    ``nobs_<YEAR|YYYYMMDD>.tif`` (valid observations per pixel) with ``save_masks``.
+    Always ``inventory.gpkg`` (same layers, plus ``lake_changes`` and ``lakes_all``), a ``.qml``
+    style beside every layer, the QGIS project ``inventory.qgz`` and ``run.json``;
+    ``water_<YEAR|YYYYMMDD>.tif`` and ``nobs_<YEAR|YYYYMMDD>.tif`` (valid observations per pixel)
+    with ``save_masks``.
     """
+    from .qgis_project import write_project
+
     cfg = result.config
     if cfg.per_scene:
-        layers = {f"lakes_{k}": v for k, v in result.scene_lakes.items()}
+        periods = {str(k): v for k, v in result.scene_lakes.items()}
         masks = {f"water_{k}": v for k, v in result.scene_masks.items()}
     else:
-        layers = {f"lakes_{y}": v for y, v in result.lakes.items()}
+        periods = {str(y): v for y, v in result.lakes.items()}
         masks = {f"water_{y}": v for y, v in result.masks.items()}
     with staged_output(out, overwrite=overwrite) as stage:
         gpkg = stage / "inventory.gpkg"
-        for name, gdf in layers.items():
-            write_layer(gdf, stage, name, gpkg=gpkg)
+        for label, gdf in periods.items():
+            write_layer(gdf, stage, f"lakes_{label}", gpkg=gpkg)
         if cfg.save_masks:
             for name, mask in masks.items():
                 write_mask(mask, stage / f"{name}.tif")
                 write_counts(mask, stage / f"{name.replace('water_', 'nobs_')}.tif")
-        periods = None if cfg.per_scene else list(cfg.years)
+        requested = None if cfg.per_scene else list(cfg.years)
         if result.tracking is not None:
-            write_tracking(result.tracking, stage, run=result.run, periods=periods)
+            write_tracking(result.tracking, stage, run=result.run, periods=requested, gpkg=gpkg, qgis=False)
         else:
             from .report import write_report
 
             write_report(stage / "report.html", result.run, layers=result.scene_lakes if cfg.per_scene else result.lakes)
+        write_lakes_all(periods, gpkg, months=None if cfg.per_scene else tuple(cfg.months))  # type: ignore[arg-type]
+        write_project(stage)
         write_run_json(dict(result.run), stage / "run.json")
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
     return [Path(out) / n for n in names]
 
 
 def write_tracking(tr: TrackResult, folder: Path, *, run: Mapping[str, Any] | None = None,
-                   periods: list[Any] | None = None) -> None:
-    """Write ``lake_changes.shp`` / ``.csv``, ``lake_areas.csv``, ``lake_pairs.csv``,
-    ``lake_events.csv``, ``figures/*.png`` and ``report.html`` (from ``run``, the run record) for a
-    tracking result; ``periods`` are the periods asked for (gaps are shown in the figures)."""
+                   periods: list[Any] | None = None, gpkg: Path | None = None, qgis: bool = True) -> None:
+    """Write ``lake_changes.shp`` / ``.csv`` (and the layer into ``inventory.gpkg``),
+    ``lake_areas.csv``, ``lake_pairs.csv``, ``lake_events.csv``, ``figures/*.png`` and
+    ``report.html`` (from ``run``, the run record) for a tracking result; ``periods`` are the
+    periods asked for (gaps are shown in the figures).
+
+    ``gpkg`` defaults to ``folder/inventory.gpkg``. With ``qgis`` (as ``gli track`` does, after
+    writing the per-period layers) also ``lakes_all`` and the QGIS project ``inventory.qgz``.
+    """
     from .figures import write_figures
+    from .qgis_project import write_project
     from .report import run_area_name, write_report
 
+    gpkg = gpkg if gpkg is not None else folder / "inventory.gpkg"
     changes = tr.changes
-    write_layer(changes, folder, "lake_changes")
+    write_layer(changes, folder, "lake_changes", gpkg=gpkg)
     changes.drop(columns=changes.geometry.name).to_csv(folder / "lake_changes.csv", index=False, float_format="%.6f")
     tr.areas.to_csv(folder / "lake_areas.csv", index=False, float_format="%.6f")
     tr.pairs.to_csv(folder / "lake_pairs.csv", index=False, float_format="%.6f")
@@ -551,6 +731,9 @@ def write_tracking(tr: TrackResult, folder: Path, *, run: Mapping[str, Any] | No
     name = run_area_name(run or {})
     write_figures(tr, folder / "figures", area_name=name, periods=periods)
     write_report(folder / "report.html", run or {"command": "track"}, layers=tr.layers, tracking=tr, area_name=name)
+    if qgis:
+        write_lakes_all({str(p): g for p, g in tr.layers.items()}, gpkg)
+        write_project(folder)
 
 
 def write_track_outputs(result: TrackResult, out: str | Path, *, overwrite: bool = False) -> list[Path]:
@@ -566,7 +749,7 @@ def write_track_outputs(result: TrackResult, out: str | Path, *, overwrite: bool
         gpkg = stage / "inventory.gpkg"
         for period, gdf in result.layers.items():
             write_layer(gdf.sort_values("lake_id").reset_index(drop=True), stage, f"lakes_{period}", gpkg=gpkg)
-        write_tracking(result, stage, run=run.to_dict())
+        write_tracking(result, stage, run=run.to_dict(), gpkg=gpkg)
         write_run_json(run.to_dict(), stage / "run.json")
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
     return [Path(out) / n for n in names]

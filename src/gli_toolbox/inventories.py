@@ -85,7 +85,8 @@ def _read_layers(path: Path) -> list[tuple[str, gpd.GeoDataFrame]]:
     if not path.exists():
         raise InventoryError(f"inventory {path} not found; give shapefiles, GeoPackages or GeoJSON files")
     try:
-        layers = [name for name, _ in pyogrio.list_layers(path)]
+        # a gli GeoPackage also holds the change layer, all periods in one layer and QGIS styles
+        layers = [name for name, _ in pyogrio.list_layers(path) if name not in ("lake_changes", "lakes_all", "layer_styles")]
     except Exception as exc:  # noqa: BLE001
         raise InventoryError(f"cannot read inventory {path} ({str(exc).splitlines()[0][:120]}); is it a vector file?") from None
     out = []

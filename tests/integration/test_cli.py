@@ -55,7 +55,8 @@ def test_fields_crs_and_gpkg_layers(sample_run):
     import pyogrio
 
     layers = {name for name, _ in pyogrio.list_layers(out / "inventory.gpkg")}
-    assert layers == {"lakes_2017", "lakes_2019"}
+    # per-year layers, the change layer, all periods for QGIS's temporal controller, QGIS styles
+    assert layers == {"lakes_2017", "lakes_2019", "lake_changes", "lakes_all", "layer_styles"}
     for year in (2017, 2019):
         gdf = gpd.read_file(out / f"lakes_{year}.shp")
         assert list(gdf.columns[:-1]) == list(LAKE_FIELDS)

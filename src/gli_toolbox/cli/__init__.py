@@ -140,12 +140,14 @@ def cli() -> None:
 
 def _register() -> None:
     from .detect import detect_cmd
+    from .qgis_plugin import qgis_plugin_cmd
     from .search import search_cmd
     from .track import track_cmd
 
     cli.add_command(detect_cmd)
     cli.add_command(search_cmd)
     cli.add_command(track_cmd)
+    cli.add_command(qgis_plugin_cmd)
 
 
 _register()
