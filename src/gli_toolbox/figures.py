@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ def _period_key(areas: pd.DataFrame) -> pd.Series:
     return areas["year"].astype(int)
 
 
-def _series(values: dict[Any, float], timeline: Sequence[Any]) -> np.ndarray:
+def _series(values: Mapping[Any, float], timeline: Sequence[Any]) -> np.ndarray:
     return np.array([values.get(t, np.nan) for t in timeline], dtype=float)
 
 

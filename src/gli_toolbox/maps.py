@@ -209,7 +209,7 @@ def explore_detect(result: DetectResult, *, tiles: str | None = None, simplify_m
     entries = [("area of interest", "#555555", False)]
     tr = result.tracking
     several = tr is not None and len(tr.periods) >= 2 and len(tr.changes) > 0
-    if several:
+    if several and tr is not None:
         _add_status_layer(m, tr.changes, simplify_m, show=False)
     for k, (period, gdf) in enumerate(layers.items()):
         colour = _PERIOD_COLOURS[k % 8]
@@ -219,7 +219,7 @@ def explore_detect(result: DetectResult, *, tiles: str | None = None, simplify_m
             continue
         g = _wgs84(gdf, simplify_m)
         _add_layer(m, g, name=label, colours=colour, fill_opacity=0.15)
-    if several:
+    if several and tr is not None:
         entries += [(f"status: {s}", status_colour(s), True) for s in STATUS_COLOURS
                     if s in set(tr.changes["status"].astype(str))]
     _legend(m, "layers", entries)
