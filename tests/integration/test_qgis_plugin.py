@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from gli_toolbox.qgis_plugin.build import build_plugin, cli_spec
 
 pytestmark = pytest.mark.qgis
 
-VENV_GLI = Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[2] / ".venv")) / "bin" / "gli"
+VENV_GLI = Path(sys.executable).parent / "gli"  # the gli of the environment running the tests
 
 
 def test_spec_follows_the_cli():
