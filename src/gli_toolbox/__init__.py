@@ -14,7 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from .aoi import Aoi, read_aoi
 from .config import DetectConfig
 from .errors import GliError
-from .pipeline import DetectResult, WaterMap, detect
+from .pipeline import detect
+from .results import DetectResult, WaterMap
 
 try:
     __version__ = version("gli-toolbox")
