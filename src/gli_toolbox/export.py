@@ -26,7 +26,7 @@ import rasterio
 from .errors import OutputError, OutputExistsError
 
 if TYPE_CHECKING:
-    from .pipeline import DetectResult, WaterMap
+    from .results import DetectResult, WaterMap
     from .tracking import TrackResult
 
 logger = logging.getLogger(__name__)

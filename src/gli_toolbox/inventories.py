@@ -21,7 +21,7 @@ from pyproj import CRS, Transformer
 
 from .errors import InventoryError
 from .lakes import LAKE_FIELDS, area_uncertainty_km2, glims_id
-from .load import utm_crs
+from .grids import utm_crs
 
 logger = logging.getLogger(__name__)
 
