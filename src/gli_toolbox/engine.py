@@ -163,24 +163,142 @@ def _chunk_dem(config: DetectConfig, gbox: Any) -> Any:
     return Dem(elev, target, config.dem)
 
 
-def _coarse_mask(path: str, gbox: Any) -> NDArray[np.bool_]:
-    """Window of a coarse (60 m) cloud + shadow mask, repeated onto the chunk's 10 m pixels."""
-    import rasterio
-    from rasterio.windows import Window
+#: Side (coarse pixels) of the fixed blocks of the per-day cloud pass, on the absolute lattice of
+#: multiples of ``COARSE_PASS_M`` in the zone CRS: 1024 x 60 m = 61 km.
+CLOUD_BLOCK_PX = 1024
+#: Farthest cloud-shadow reach taken into account around a block (m): 12 km high clouds at a sun
+#: elevation of 11 degrees. Lower suns are clipped to it.
+MAX_SHADOW_HALO_M = 60_000.0
 
-    with rasterio.open(path) as src:
-        ca = src.transform
-        f = round(ca.a / gbox.affine.a)
-        x0 = (gbox.affine.c - ca.c) / gbox.affine.a
-        y0 = (gbox.affine.f - ca.f) / gbox.affine.e
-        ix0, iy0 = round(x0), round(y0)
-        h, w = gbox.shape
-        c0, r0 = ix0 // f, iy0 // f
-        c1, r1 = (ix0 + w - 1) // f + 1, (iy0 + h - 1) // f + 1
-        coarse = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), boundless=True, fill_value=0)
-    rows = (np.arange(iy0, iy0 + h) // f) - r0
-    cols = (np.arange(ix0, ix0 + w) // f) - c0
-    return coarse[rows[:, None], cols[None, :]] > 0
+
+@dataclass(frozen=True)
+class CloudTask:
+    """The per-day coarse cloud + shadow pass over one fixed block of a zone (L1C, no SCL)."""
+
+    day: dt.date
+    scenes: tuple[Any, ...]
+    crs: str
+    block: tuple[int, int]
+    """(row, col) of the block on the lattice: it covers coarse rows ``row*B .. (row+1)*B``, row
+    index ``floor(-y / 60 m)``, columns ``floor(x / 60 m)``."""
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"gli-clouds-{self.day.isoformat()}-{Path(self.path).parent.parent.name}-b{self.block[0]}_{self.block[1]}"
+
+    def describe(self) -> str:
+        return f"cloud pass {self.day.isoformat()} block {self.block}"
+
+
+def _block_geobox(crs: str, block: tuple[int, int], halo_px: int) -> Any:
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    from .clouds import COARSE_PASS_M as m
+
+    r, c = block
+    n = CLOUD_BLOCK_PX + 2 * halo_px
+    a = Affine(m, 0, (c * CLOUD_BLOCK_PX - halo_px) * m, 0, -m, -(r * CLOUD_BLOCK_PX - halo_px) * m)
+    return GeoBox((n, n), a, crs)
+
+
+def cloud_blocks(gbox: Any) -> set[tuple[int, int]]:
+    """Blocks of the cloud-pass lattice under a (10 m) chunk grid."""
+    import math as _m
+
+    from .clouds import COARSE_PASS_M as m
+
+    x0, y0, x1, y1 = gbox.boundingbox
+    span = CLOUD_BLOCK_PX * m
+    cols = range(_m.floor(x0 / span), _m.floor((x1 - 1e-6) / span) + 1)
+    rows = range(_m.floor(-y1 / span), _m.floor((-y0 - 1e-6) / span) + 1)
+    return {(r, c) for r in rows for c in cols}
+
+
+def run_cloud_block(task: CloudTask) -> dict[str, Any]:
+    """Read the day's s2cloudless bands at 60 m over the block plus the shadow reach, compute
+    clouds and shadows, and write the block's core (uint8, 1 = cloud or shadow)."""
+    import rasterio
+
+    from . import load
+    from .clouds import COARSE_PASS_M, coarse_clouds_and_shadows, shadow_reach_m
+    from .providers import S2_BAND_IDS, sun_angles
+
+    sun = sun_angles(task.scenes[0].item)
+    elev = sun[1] if sun is not None else 90.0
+    halo = int(np.ceil(min(shadow_reach_m(elev), MAX_SHADOW_HALO_M) / COARSE_PASS_M)) + 8
+    gbox = _block_geobox(task.crs, task.block, halo)
+    toa = load.read_toa(task.scenes, gbox)
+    toa_ids = {S2_BAND_IDS[b]: v for b, v in toa.items()}
+    if sun is not None and sun[1] > 0:
+        cloud, projected = coarse_clouds_and_shadows(toa_ids, sun_azimuth_deg=sun[0], sun_elevation_deg=sun[1])
+    else:  # no sun angles: clouds only
+        from .clouds import cloud_mask, cloud_probability
+
+        cloud = cloud_mask(cloud_probability(toa_ids), average_over_px=0, dilation_px=0)
+        projected = np.zeros_like(cloud)
+    bits = cloud.astype(np.uint8) | (projected.astype(np.uint8) << 1)
+    core = bits[halo:halo + CLOUD_BLOCK_PX, halo:halo + CLOUD_BLOCK_PX]
+    core_box = _block_geobox(task.crs, task.block, 0)
+
+    def write(tmp: Path) -> None:
+        with rasterio.open(tmp, "w", driver="GTiff", height=CLOUD_BLOCK_PX, width=CLOUD_BLOCK_PX, count=1,
+                           dtype="uint8", crs=task.crs, transform=core_box.affine, compress="deflate",
+                           tiled=True, blockxsize=256, blockysize=256) as dst:
+            dst.write(core, 1)
+
+    _atomic_write(Path(task.path), write)
+    return {"cloud_share": float(core.mean())}
+
+
+def _coarse_mask(folder: str, gbox: Any) -> NDArray[np.uint8]:
+    """The day's coarse pass under a 10 m grid, by pixel repetition (each 10 m pixel takes the 60 m
+    pixel its centre lies in): bit 0 cloud, bit 1 projected shadow. A block whose pass failed fails
+    the day here too."""
+    import rasterio
+
+    from .clouds import COARSE_PASS_M as m
+    from .errors import AssetReadError
+
+    h, w = gbox.shape
+    a = gbox.affine
+    xs = a.c + (np.arange(w) + 0.5) * a.a
+    ys = a.f + (np.arange(h) + 0.5) * a.e
+    cc = np.floor(xs / m).astype(np.int64)
+    rr = np.floor(-ys / m).astype(np.int64)
+    out = np.zeros((h, w), dtype=np.uint8)
+    for br, bc in sorted(cloud_blocks(gbox)):
+        p = Path(folder) / f"b{br}_{bc}.tif"
+        if Path(str(p) + ".failed").exists():
+            raise AssetReadError(Path(str(p) + ".failed").read_text(encoding="utf-8").strip())
+        if not p.exists():
+            continue  # no scene of the day over this block
+        rsel = (rr // CLOUD_BLOCK_PX) == br
+        csel = (cc // CLOUD_BLOCK_PX) == bc
+        if not rsel.any() or not csel.any():
+            continue
+        with rasterio.open(p) as src:
+            core = src.read(1)
+        out[np.ix_(rsel, csel)] = core[(rr[rsel] - br * CLOUD_BLOCK_PX)[:, None], (cc[csel] - bc * CLOUD_BLOCK_PX)[None, :]]
+    return out
+
+
+def _chunk_clouds(folder: str, gbox: Any) -> Any:
+    """A function of the chunk's NIR reflectance giving its cloud | shadow mask from the day's coarse
+    pass (read with a margin of the cloud dilation, so the dilation does not see the chunk border)."""
+    from .clouds import CLOUD_DILATION_PX, refine_coarse
+
+    m = CLOUD_DILATION_PX
+    big = gbox.pad(m)
+    bits = _coarse_mask(folder, big)
+
+    def finish(nir: NDArray[np.floating]) -> NDArray[np.bool_]:
+        nir_big = np.full(big.shape, np.nan, np.float32)
+        nir_big[m:-m, m:-m] = nir  # the dark test is per pixel: the margin needs no NIR
+        return refine_coarse((bits & 1) > 0, (bits & 2) > 0, nir_big, dilation_px=m)[m:-m, m:-m]
+
+    return finish
 
 
 def run_chunk(task: ChunkTask) -> dict[str, Any]:
@@ -227,7 +345,7 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
         try:
             coarse = task.clouds.get(iso)
             obs = load.read_day(scenes, gbox, need_swir=True, cloud_detector=config.cloud_detector,
-                                cloud_mask=None if coarse is None else (lambda c=coarse: _coarse_mask(c, gbox)))
+                                cloud_mask=None if coarse is None else (lambda c=coarse: _chunk_clouds(c, gbox)))
         except AssetReadError as exc:
             rec["failed"] = True
             failures.append({"day": iso, "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})

@@ -20,8 +20,8 @@ import shapely
 from pyproj import CRS, Transformer
 
 from .errors import InventoryError
-from .lakes import LAKE_FIELDS, area_uncertainty_km2, glims_id
 from .grids import utm_crs
+from .lakes import LAKE_FIELDS, area_uncertainty_km2, glims_id
 
 logger = logging.getLogger(__name__)
 

@@ -71,7 +71,8 @@ def _gdal_env(items: Sequence[Any]) -> dict[str, str]:
 S2CLOUDLESS_INPUTS = ("coastal", "blue", "red", "rededge1", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22")
 
 
-def read_bands(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> dict[str, NDArray[Any]]:
+def read_bands(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], *,
+               resampling: str = "nearest") -> dict[str, NDArray[Any]]:
     """Read the assets ``keys`` (our band name -> asset key) of same-day ``items`` over ``tile``:
     digital numbers, mosaicked (first valid item), nearest-neighbour onto the tile's pixels.
 
@@ -89,7 +90,7 @@ def read_bands(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> dict
                 bands=list(keys.values()),
                 geobox=tile,
                 groupby="solar_day",
-                resampling="nearest",
+                resampling=resampling,
                 stac_cfg=_stac_cfg(keys),
                 fail_on_error=True,
             )
@@ -164,7 +165,7 @@ def s2cloudless_mask(refl: dict[str, NDArray[np.float32]], item: Any, pixel_m: f
 
 
 def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_detector: str = "auto",
-             cloud_mask: Callable[[], NDArray[np.bool_] | None] | None = None) -> Observation:
+             cloud_mask: Callable[[], Callable[[NDArray[np.float32]], NDArray[np.bool_]]] | None = None) -> Observation:
     """Read one acquisition day (one or more tiles of the same pass) over ``tile``.
 
     Scenes are grouped by their reflectance rule (they normally share one), each group is read
@@ -172,8 +173,9 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
     (first valid pixel). Clouds and shadows are masked as :func:`mask_plan` decides: with the scene
     classification; where an item has none (or ``cloud_detector="s2cloudless"``), with s2cloudless
     and projected cloud shadows (:mod:`gli_toolbox.clouds`). ``cloud_mask`` may supply that mask
-    (the day's coarse pass over the whole zone, so that it does not depend on the chunk); without
-    it s2cloudless runs on the tile alone.
+    (from the day's coarse pass over the whole zone, so that it does not depend on the chunk: a
+    function returning a function of the tile's NIR reflectance); without it s2cloudless runs on the
+    tile alone.
 
     Raises
     ------
@@ -190,7 +192,7 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
     scl_out: NDArray[np.uint8] | None = None
     valid = np.zeros(shape, dtype=bool)
     notes: list[str] = []
-    given: NDArray[np.bool_] | None = None
+    given: Callable[[NDArray[np.float32]], NDArray[np.bool_]] | None = None
     for group in groups.values():
         items = [s.item for s in group]
         rule = providers.reflectance_rule(items[0])
@@ -213,7 +215,7 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
         ok = np.all([np.isfinite(refl[b]) for b in bands], axis=0)
         if mp.s2cloudless:
             if given is not None:
-                ok &= ~given
+                ok &= ~given(refl["nir"])
                 notes.append(f"{items[0].id}: no scene classification; clouds and shadows from s2cloudless")
             else:
                 mask, note = s2cloudless_mask(refl, items[0], float(abs(tile.affine.a)))
@@ -233,3 +235,31 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
             out[b][take] = refl[b][take]
         valid |= take
     return Observation(out["green"], out["nir"], out.get("swir16"), valid, scl_out, notes)
+
+
+def read_toa(scenes: Sequence[Scene], tile: GeoBox) -> dict[str, NDArray[np.float32]]:
+    """The ten s2cloudless bands of a day (top-of-atmosphere reflectance) averaged onto ``tile``
+    (a coarse grid: the day's cloud pass), same-day scenes mosaicked; NaN where no scene has data.
+
+    Raises
+    ------
+    AssetReadError
+        A band file cannot be read, or an item lacks one of the bands.
+    """
+    out = {b: np.full(tile.shape, np.nan, dtype=np.float32) for b in S2CLOUDLESS_INPUTS}
+    groups: dict[tuple[Any, ...], list[Scene]] = defaultdict(list)
+    for s in scenes:
+        groups[providers.reflectance_rule(s.item).key()].append(s)
+    for group in groups.values():
+        items = [s.item for s in group]
+        rule = providers.reflectance_rule(items[0])
+        keys = {b: providers.asset_key(items[0], b) for b in S2CLOUDLESS_INPUTS}
+        missing = [b for b, k in keys.items() if k is None]
+        if missing:
+            raise AssetReadError(f"{items[0].id} has no {', '.join(missing)} asset for s2cloudless")
+        dn = read_bands(items, tile, {b: k for b, k in keys.items() if k is not None}, resampling="average")
+        for b in S2CLOUDLESS_INPUTS:
+            refl = to_reflectance(dn[b], scale=rule.scale, offset=rule.offset, nodata=rule.nodata)
+            take = np.isnan(out[b]) & np.isfinite(refl)
+            out[b][take] = refl[take]
+    return out

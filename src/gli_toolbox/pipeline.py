@@ -22,7 +22,7 @@ from . import grids, search
 from . import lakes as lakes_mod
 from .aoi import Aoi, aoi_from_geometry, read_aoi
 from .config import DetectConfig
-from .engine import ChunkTask, ZoneRasters
+from .engine import ChunkTask, CloudTask, ZoneRasters
 from .errors import ConfigError, NoScenesFoundError
 from .results import DetectResult, WaterMap, ZoneMap
 from .tracking import TrackResult, track
@@ -454,24 +454,43 @@ class _SeasonOutcome:
 
 
 def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Chunk]]], config: DetectConfig,
-           work: Path) -> list[list[ChunkTask]]:
-    from .engine import ChunkTask, season_key
+           work: Path) -> tuple[list[list[ChunkTask]], list[CloudTask]]:
+    """The chunk tasks of one season (per zone) and the day cloud passes they read (L1C days)."""
+    from odc.geo.geom import Geometry
+
+    from . import load
+    from .engine import ChunkTask, CloudTask, cloud_blocks, season_key
 
     key = season_key(str(p.year), [s.id for v in p.days.values() for s in v])
     days = tuple((d, tuple(v)) for d, v in sorted(p.days.items()))
+    cloud_days = [(d, v) for d, v in days if load.needs_s2cloudless(v, config.cloud_detector)]
     out = []
+    cloud_tasks: list[CloudTask] = []
     for z, part, cs in zone_chunks:
         a = z.grid.affine
         ts = []
+        clouds = {d.isoformat(): str(work / "clouds" / key / z.label / d.isoformat()) for d, _ in cloud_days}
+        blocks: set[tuple[int, int]] = set()
         for c in cs:
             x0, y0 = a * (c.col0 - 2, c.row0 - 2)
             x1, y1 = a * (c.col0 + c.width + 2, c.row0 + c.height + 2)
             box = shapely.geometry.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
             clipped = part if part.within(box) else grids.clip_polygons(part, box)
-            ts.append(ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped, days,
-                                str(work / "chunks" / key / z.label / f"{c.name}.npz")))
+            t = ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped, days,
+                          str(work / "chunks" / key / z.label / f"{c.name}.npz"), clouds)
+            ts.append(t)
+            if cloud_days:
+                blocks |= cloud_blocks(t.geobox())
+        for d, scenes in cloud_days:
+            footprint = shapely.union_all(
+                [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(z.crs).geom for s in scenes])
+            for b in sorted(blocks):
+                span = 1024 * 60.0
+                bbox = shapely.geometry.box(b[1] * span, -(b[0] + 1) * span, (b[1] + 1) * span, -b[0] * span)
+                if footprint.intersects(bbox):
+                    cloud_tasks.append(CloudTask(d, scenes, z.crs, b, str(Path(clouds[d.isoformat()]) / f"b{b[0]}_{b[1]}.tif")))
         out.append(ts)
-    return out
+    return out, cloud_tasks
 
 
 def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConfig, work: Path, runner: Any,
@@ -481,9 +500,26 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
     assemble the zone rasters of each season."""
     from tqdm import tqdm
 
-    from .engine import assemble, done_summary, run_chunk
+    from .engine import assemble, done_summary, run_chunk, run_cloud_block
 
-    per_year = {p.year: _tasks(p, zone_chunks, config, work) for p in plans if p.days}
+    built = {p.year: _tasks(p, zone_chunks, config, work) for p in plans if p.days}
+    per_year = {y: b[0] for y, b in built.items()}
+    cloud_tasks = [t for b in built.values() for t in b[1] if not (resume and Path(t.path).exists())]
+    for t in cloud_tasks:
+        Path(t.path + ".failed").unlink(missing_ok=True)
+    if cloud_tasks:
+        cbar = tqdm(total=len(cloud_tasks), unit="block", desc="cloud pass",
+                    disable=(None if progress is None else not progress), leave=False)
+        try:
+            for outcome in runner.map(run_cloud_block, cloud_tasks):  # type: ignore[arg-type]
+                if outcome.summary is None:
+                    line = f"{outcome.task.describe()}: {outcome.error}"
+                    logger.warning("%s", line)
+                    Path(outcome.task.path).parent.mkdir(parents=True, exist_ok=True)
+                    Path(outcome.task.path + ".failed").write_text(line, encoding="utf-8")
+                cbar.update(1)
+        finally:
+            cbar.close()
     all_tasks = [t for zs in per_year.values() for ts in zs for t in ts]
     summaries: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
@@ -546,7 +582,7 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
             if not ts:
                 continue
             so.rasters.append(assemble(ts, set(summaries), zone_grid=z.grid, part=part,
-                                       folder=work / "rasters" / ts[0].path.split("/")[-3], 
+                                       folder=work / "rasters" / Path(ts[0].path).parent.parent.name,
                                        min_water_fraction=config.min_water_fraction, per_scene=config.per_scene,
                                        with_dem=bool(config.dem)))
         out[year] = so
