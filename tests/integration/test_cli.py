@@ -176,6 +176,10 @@ def test_corrupt_asset_is_skipped_and_recorded(tmp_path):
     doc = json.loads((out / "run.json").read_text())
     assert any("20190723" in s["scenes"] for s in doc["skipped_assets"])
     assert (out / "lakes_2017.shp").exists() and not (out / "lakes_2019.shp").exists()
+    # the year whose only scene failed is incomplete (not "no scene"), with one readable line
+    assert doc["complete"] is False and list(doc["incomplete"]) == ["2019"]
+    (line,) = doc["incomplete"]["2019"]
+    assert line.startswith("2019-07-23 S2A_T32TNS_20190723T101031_L2A: cannot read")
 
 
 def test_per_scene_layers(tmp_path):
