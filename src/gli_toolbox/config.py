@@ -121,12 +121,9 @@ class DetectConfig:
     """Keep the per-year water masks as GeoTIFFs."""
 
     chunk_px: int = 2048
-    """Side of the square processing chunks in pixels; memory per chunk is independent of AOI size."""
-
-    max_aoi_km2: float = 20_000.0
-    """AOIs whose area or bounding box is larger are refused: a likely mistake (wrong CRS, parts far
-    apart), and the size one machine handles comfortably (about 18 bytes per 10 m pixel at the
-    labelling step: 3.6 GB at the limit)."""
+    """Side of the square processing chunks in pixels (the unit of work of a task). Peak memory is
+    set by it and the number of workers (about 40 bytes per chunk pixel per worker on L2A), never by
+    the AOI's size; results do not depend on it."""
 
     glaciers: str | None = None
     """Glacier outline file (e.g. an RGI region); adds ``glac_dist`` and ``lake_type``."""

@@ -121,6 +121,15 @@ PIXEL_DAYS_PER_S_PER_WORKER = 4.0e6
 BYTES_PER_PIXEL_DAY = 2 + 2 + 2 / 4 + 1 / 4
 
 
+def _size(n: float) -> str:
+    """Human-readable byte count.
+
+    >>> _size(843_885), _size(3.2e9)
+    ('0.8 MB', '3.2 GB')
+    """
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
