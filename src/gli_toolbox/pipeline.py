@@ -108,7 +108,7 @@ class RunEstimate:
         return [
             (f"plan: {self.scenes} scenes on {self.days} days; {len(self.zones)} UTM zone part(s) "
             f"({', '.join(self.zones)}), {self.chunks} chunks, {self.pixels / 1e6:,.1f} Mpx of 10 m grid"),
-            (f"plan: about {self.bytes_to_read / 1e9:,.2f} GB of band data to read; estimated "
+            (f"plan: about {_size(self.bytes_to_read)} of band data to read; estimated "
             f"{_duration(self.seconds)} on {self.workers} worker(s)"),
         ]
 
