@@ -185,3 +185,45 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     assert la.drop(columns="geometry").equals(lb.drop(columns="geometry"))
     assert la.geometry.geom_equals(lb.geometry).all()
     assert json.loads((out / "run.json").read_text())["complete"] is True
+
+
+@pytest.fixture(scope="module")
+def two_zone_region(tmp_path_factory):
+    """A small synthetic region across the 42N/43N border (benchmarks/make_region.py, real bands)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_region", ROOT / "benchmarks" / "make_region.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not (mod.DATA / "s2_l1c_havel_T33UUU_20170216").is_dir():
+        pytest.skip(f"shared data not found at {mod.DATA}")
+    out = tmp_path_factory.mktemp("region")
+    mod.make_region(out, tile_px=400, cols=2, rows=1, dates=1, years=[2019])
+    return out
+
+
+def test_two_zone_aoi_is_mapped_on_each_zone_grid_whatever_the_chunking(two_zone_region, tmp_path):
+    kw = dict(years=(2019,), stac=str(two_zone_region / "items.json"), collection="synthetic-l2a", progress=False)
+    aoi = str(two_zone_region / "aoi.geojson")
+    a = detect(aoi, chunk_px=128, work_dir=tmp_path / "a", **kw)
+    b = detect(aoi, chunk_px=1024, work_dir=tmp_path / "b", **kw)
+    assert [z.crs for z in a.zones] == ["EPSG:32642", "EPSG:32643"]
+    assert [z["zone"] for z in a.run["zones"]] == ["42N", "43N"]
+    # each part on its own zone's 10 m grid, aligned to multiples of 10 m
+    for z in a.zones:
+        assert z.grid.affine.a == 10.0 and z.grid.affine.c % 10 == 0 and z.grid.affine.f % 10 == 0
+    lakes_a, lakes_b = a.lakes[2019], b.lakes[2019]
+    assert len(lakes_a) > 5 and str(lakes_a.crs) == a.run["grid"]["crs_of_layers"]
+    pd_a = lakes_a.drop(columns="geometry")
+    assert pd_a.equals(lakes_b.drop(columns="geometry")) and lakes_a.geometry.geom_equals(lakes_b.geometry).all()
+    # lakes on both sides of the border, each area from its own zone's pixels (multiples of 100 m2)
+    lon = lakes_a["lon"].to_numpy()
+    assert (lon < 72.0).any() and (lon > 72.0).any()
+    np.testing.assert_allclose(lakes_a["area_km2"] * 1e4 % 1, 0, atol=1e-6)
+    for m in (a.masks[2019], b.masks[2019]):
+        assert len(m.zones) == 2
+    for za, zb in zip(a.masks[2019].zones, b.masks[2019].zones):
+        with rasterio.open(za.paths["class"]) as x, rasterio.open(zb.paths["class"]) as y:
+            np.testing.assert_array_equal(x.read(1), y.read(1))
+    # observed_share reads windows of both zones: a lake polygon in the layers' CRS is fully observed
+    assert a.masks[2019].observed_share(lakes_a.geometry.iloc[0], lakes_a.crs) == 1.0
