@@ -377,13 +377,22 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
             per_day[f"day_{day.strftime('%Y%m%d')}_o"] = observed
     summary = {"days": days, "notes": notes, "failures": failures, "inside_px": int(inside.sum())}
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, inside=inside, **counts, **per_day, **extra)
+    if max(int(c.max()) for c in counts.values()) <= 255:  # a season has fewer than 256 days: 1 byte
+        counts = {k: v.astype(np.uint8) for k, v in counts.items()}
+    _atomic_write(Path(task.path), lambda tmp: _save_npz(tmp, {"inside": inside, **counts, **per_day, **extra}))
 
-    _atomic_write(Path(task.path), write)
     _atomic_write(_summary_path(task.path), lambda tmp: tmp.write_text(json.dumps(summary), encoding="utf-8"))
     return summary
+
+
+def _save_npz(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
+    """``np.savez_compressed`` with the fastest deflate level (level 6 cost more than reading the bands)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for k, v in arrays.items():
+            with zf.open(f"{k}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(v), allow_pickle=False)
 
 
 def shadow_sun(scenes: Sequence[Any]) -> tuple[float, float] | None:
@@ -570,35 +579,36 @@ def assemble(tasks: Sequence[ChunkTask], done: set[str], *, zone_grid: Any, part
             if t.path not in done:
                 dsts[(season, "class")].write(np.full((c.height, c.width), NEVER_OBSERVED, np.uint8), 1, window=win)
                 continue  # a failed chunk: never observed (its area is counted by the caller)
-            with np.load(t.path) as z:
-                inside = z["inside"]
-                if not inside.any():
+            with np.load(t.path) as zf:
+                z = {k: zf[k] for k in zf.files}  # each access of an NpzFile decompresses again
+            inside = z["inside"]
+            if not inside.any():
+                continue
+            valid = z["valid"].astype(np.uint16)
+            wclass = composite(z["water"], valid, min_water_fraction=min_water_fraction)
+            maybe = composite(z["maybe"], valid, min_water_fraction=min_water_fraction)
+            wclass[(wclass == 0) & (maybe == 1)] = 2  # only the permissive test passed
+            wclass[~inside] = NEVER_OBSERVED
+            st = out[season].stats
+            st["water_px"] += int((wclass == 1).sum())
+            st["never_observed_px"] += int(((valid == 0) & inside).sum())
+            st["inside_px"] += int(inside.sum())
+            dsts[(season, "class")].write(wclass, 1, window=win)
+            dsts[(season, "nobs")].write(valid, 1, window=win)
+            dsts[(season, "water")].write(z["water"].astype(np.uint16), 1, window=win)
+            dsts[(season, "snow")].write(z["snow"].astype(np.uint16), 1, window=win)
+            if with_dem and "elev" in z:
+                dsts[("", "elev")].write(z["elev"], 1, window=win)
+                dsts[("", "slope")].write(z["slope"], 1, window=win)
+            for lab in labels[1:]:
+                kw, ko = f"day_{lab}_w", f"day_{lab}_o"
+                if kw not in z:
                     continue
-                valid = z["valid"]
-                wclass = composite(z["water"], valid, min_water_fraction=min_water_fraction)
-                maybe = composite(z["maybe"], valid, min_water_fraction=min_water_fraction)
-                wclass[(wclass == 0) & (maybe == 1)] = 2  # only the permissive test passed
-                wclass[~inside] = NEVER_OBSERVED
-                st = out[season].stats
-                st["water_px"] += int((wclass == 1).sum())
-                st["never_observed_px"] += int(((valid == 0) & inside).sum())
-                st["inside_px"] += int(inside.sum())
-                dsts[(season, "class")].write(wclass, 1, window=win)
-                dsts[(season, "nobs")].write(valid, 1, window=win)
-                dsts[(season, "water")].write(z["water"], 1, window=win)
-                dsts[(season, "snow")].write(z["snow"], 1, window=win)
-                if with_dem and "elev" in z.files:
-                    dsts[("", "elev")].write(z["elev"], 1, window=win)
-                    dsts[("", "slope")].write(z["slope"], 1, window=win)
-                for lab in labels[1:]:
-                    kw, ko = f"day_{lab}_w", f"day_{lab}_o"
-                    if kw not in z.files:
-                        continue
-                    w, o = z[kw], z[ko]
-                    dcls = np.where(o, w.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
-                    dsts[(lab, "class")].write(dcls, 1, window=win)
-                    dsts[(lab, "nobs")].write(o.astype(np.uint16), 1, window=win)
-                    dsts[(lab, "water")].write(w.astype(np.uint16), 1, window=win)
+                w, o = z[kw], z[ko]
+                dcls = np.where(o, w.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
+                dsts[(lab, "class")].write(dcls, 1, window=win)
+                dsts[(lab, "nobs")].write(o.astype(np.uint16), 1, window=win)
+                dsts[(lab, "water")].write(w.astype(np.uint16), 1, window=win)
     finally:
         for d in dsts.values():
             d.close()

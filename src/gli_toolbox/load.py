@@ -71,18 +71,110 @@ def _gdal_env(items: Sequence[Any]) -> dict[str, str]:
 S2CLOUDLESS_INPUTS = ("coastal", "blue", "red", "rededge1", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22")
 
 
+class _NotAligned(Exception):
+    """An asset is not on a pixel lattice nested in the tile's: read it with odc-stac instead."""
+
+
+def _nested_window(src: Any, tile: GeoBox) -> tuple[Any, NDArray[np.int64], NDArray[np.int64]] | None:
+    """For an open raster on the tile's CRS whose pixels are ``f`` x ``f`` tile pixels on the same
+    lattice (10, 20, 60 m Sentinel-2 bands on a 10 m grid): the source window under the tile and, per
+    tile row/column, the row/column in that window (pixel repetition = nearest neighbour). None when
+    the tile does not touch the raster."""
+    from rasterio.windows import Window
+
+    t, a = src.transform, tile.affine
+    if src.crs is None or tile.crs is None or t.b != 0 or t.d != 0 or a.b != 0 or a.d != 0:
+        raise _NotAligned
+    if src.crs.to_epsg() is None or src.crs.to_epsg() != tile.crs.epsg:
+        raise _NotAligned
+    fx, fy = t.a / a.a, t.e / a.e
+    f = round(fx)
+    ox, oy = (a.c - t.c) / a.a, (a.f - t.f) / a.e  # tile origin in tile pixels from the raster origin
+    if f < 1 or abs(fx - f) > 1e-9 or abs(fy - f) > 1e-9 or abs(ox - round(ox)) > 1e-6 or abs(oy - round(oy)) > 1e-6:
+        raise _NotAligned
+    h, w = tile.shape
+    cols = (round(ox) + np.arange(w)) // f  # source column of each tile column
+    rows = (round(oy) + np.arange(h)) // f
+    c0, c1 = max(int(cols[0]), 0), min(int(cols[-1]) + 1, src.width)
+    r0, r1 = max(int(rows[0]), 0), min(int(rows[-1]) + 1, src.height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0), rows - r0, cols - c0
+
+
+def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> dict[str, NDArray[Any]]:
+    """Decode only the tile's window of each asset with rasterio, upsampled by pixel repetition,
+    same-day items mosaicked (first non-zero pixel). Raises :class:`_NotAligned` when an asset is on
+    another CRS or lattice."""
+    import rasterio
+
+    h, w = tile.shape
+    out: dict[str, NDArray[Any]] = {}
+    for b, k in keys.items():
+        acc: NDArray[Any] | None = None
+        for it in items:
+            href = it.assets[k].href
+            try:
+                with rasterio.open(href) as src:
+                    nested = _nested_window(src, tile)
+                    if acc is None:
+                        acc = np.zeros((h, w), dtype=src.dtypes[0])
+                    if nested is None:
+                        continue
+                    win, rows, cols = nested
+                    data = src.read(1, window=win)
+            except _NotAligned:
+                raise
+            except Exception as exc:  # noqa: BLE001 - GDAL raises many types for unreadable assets
+                first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+                raise AssetReadError(f"cannot read {it.id} asset {k}: {first}") from None
+            ok_r = (rows >= 0) & (rows < data.shape[0])
+            ok_c = (cols >= 0) & (cols < data.shape[1])
+            rr, cc = rows[ok_r], cols[ok_c]
+            if rr.size and cc.size and rr[-1] - rr[0] + 1 == rr.size and cc[-1] - cc[0] + 1 == cc.size:
+                sub = data[rr[0]:rr[-1] + 1, cc[0]:cc[-1] + 1]  # same resolution: a slice, no copy
+            else:
+                sub = data[np.ix_(rr, cc)]
+            if ok_r.all() and ok_c.all():
+                if not acc.any():
+                    acc = np.array(sub, copy=True)
+                else:
+                    take = (acc == 0) & (sub != 0)
+                    acc[take] = sub[take]
+            else:
+                cur = acc[np.ix_(ok_r, ok_c)]
+                take = (cur == 0) & (sub != 0)
+                cur[take] = sub[take]
+                acc[np.ix_(ok_r, ok_c)] = cur
+        assert acc is not None
+        out[b] = acc
+    return out
+
+
 def read_bands(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], *,
                resampling: str = "nearest") -> dict[str, NDArray[Any]]:
     """Read the assets ``keys`` (our band name -> asset key) of same-day ``items`` over ``tile``:
     digital numbers, mosaicked (first valid item), nearest-neighbour onto the tile's pixels.
 
+    Assets on the tile's CRS and pixel lattice (the usual case: a zone's own Sentinel-2 tiles on
+    that zone's 10 m grid) are decoded directly with rasterio, window by window, and 20 m / 60 m
+    bands upsampled by pixel repetition, which is what nearest-neighbour resampling gives there
+    (measured faster than odc-stac: ``docs/performance.md``). Anything else (another UTM zone,
+    another lattice, ``resampling`` other than nearest) goes through odc-stac's reprojection.
+
     Raises
     ------
     AssetReadError
-        One readable line naming the items and the first line of the reader's error.
+        One readable line naming the items (and asset) and the first line of the reader's error.
     """
     import rasterio
 
+    if resampling == "nearest":
+        try:
+            with rasterio.Env(**_gdal_env(items)):
+                return _read_direct(items, tile, keys)
+        except _NotAligned:
+            pass
     try:
         with rasterio.Env(**_gdal_env(items)):
             ds = odc.stac.load(
@@ -164,6 +256,17 @@ def s2cloudless_mask(refl: dict[str, NDArray[np.float32]], item: Any, pixel_m: f
                   "cloud shadows not masked")
 
 
+def _over(tile: GeoBox, items: list[Any]) -> list[Any]:
+    """The items whose footprint touches the tile (same-day tiles of other zones usually do not)."""
+    import shapely.geometry
+    from odc.geo.geom import Geometry
+
+    tbox = shapely.geometry.box(*tile.boundingbox)
+    return [it for it in items
+            if it.geometry is None
+            or Geometry(shapely.geometry.shape(it.geometry), "EPSG:4326").to_crs(tile.crs).geom.intersects(tbox)]
+
+
 def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_detector: str = "auto",
              cloud_mask: Callable[[], Callable[[NDArray[np.float32]], NDArray[np.bool_]]] | None = None) -> Observation:
     """Read one acquisition day (one or more tiles of the same pass) over ``tile``.
@@ -194,7 +297,9 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
     notes: list[str] = []
     given: Callable[[NDArray[np.float32]], NDArray[np.bool_]] | None = None
     for group in groups.values():
-        items = [s.item for s in group]
+        items = _over(tile, [s.item for s in group])
+        if not items:
+            continue
         rule = providers.reflectance_rule(items[0])
         mp = mask_plan(items, bands, cloud_detector)
         notes += mp.notes
@@ -251,7 +356,9 @@ def read_toa(scenes: Sequence[Scene], tile: GeoBox) -> dict[str, NDArray[np.floa
     for s in scenes:
         groups[providers.reflectance_rule(s.item).key()].append(s)
     for group in groups.values():
-        items = [s.item for s in group]
+        items = _over(tile, [s.item for s in group])
+        if not items:
+            continue
         rule = providers.reflectance_rule(items[0])
         keys = {b: providers.asset_key(items[0], b) for b in S2CLOUDLESS_INPUTS}
         missing = [b for b, k in keys.items() if k is None]
