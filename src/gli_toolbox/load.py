@@ -102,6 +102,21 @@ def _nested_window(src: Any, tile: GeoBox) -> tuple[Any, NDArray[np.int64], NDAr
     return Window(c0, r0, c1 - c0, r1 - r0), rows - r0, cols - c0
 
 
+def _upsample(data: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[Any]:
+    """``data[rows][:, cols]`` for monotonic runs of repeated indices (pixel repetition): a slice when
+    nothing repeats, ``np.repeat`` (much faster than fancy indexing) when every index repeats ``f`` times."""
+    if rows.size == 0 or cols.size == 0:
+        return data[:0, :0]
+    r0, c0 = int(rows[0]), int(cols[0])
+    nr, nc = int(rows[-1]) - r0 + 1, int(cols[-1]) - c0 + 1
+    block = data[r0:r0 + nr, c0:c0 + nc]
+    if nr == rows.size and nc == cols.size:
+        return block
+    out = np.repeat(np.repeat(block, np.bincount(rows - r0, minlength=nr), axis=0),
+                    np.bincount(cols - c0, minlength=nc), axis=1)
+    return out
+
+
 def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> dict[str, NDArray[Any]]:
     """Decode only the tile's window of each asset with rasterio, upsampled by pixel repetition,
     same-day items mosaicked (first non-zero pixel). Raises :class:`_NotAligned` when an asset is on
@@ -112,6 +127,7 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
     out: dict[str, NDArray[Any]] = {}
     for b, k in keys.items():
         acc: NDArray[Any] | None = None
+        empty = True
         for it in items:
             href = it.assets[k].href
             try:
@@ -130,22 +146,16 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
                 raise AssetReadError(f"cannot read {it.id} asset {k}: {first}") from None
             ok_r = (rows >= 0) & (rows < data.shape[0])
             ok_c = (cols >= 0) & (cols < data.shape[1])
-            rr, cc = rows[ok_r], cols[ok_c]
-            if rr.size and cc.size and rr[-1] - rr[0] + 1 == rr.size and cc[-1] - cc[0] + 1 == cc.size:
-                sub = data[rr[0]:rr[-1] + 1, cc[0]:cc[-1] + 1]  # same resolution: a slice, no copy
+            sub = _upsample(data, rows[ok_r], cols[ok_c])
+            whole = bool(ok_r.all() and ok_c.all())
+            if whole and empty:
+                acc = sub if sub.base is None and sub.flags.writeable else np.array(sub)
             else:
-                sub = data[np.ix_(rr, cc)]
-            if ok_r.all() and ok_c.all():
-                if not acc.any():
-                    acc = np.array(sub, copy=True)
-                else:
-                    take = (acc == 0) & (sub != 0)
-                    acc[take] = sub[take]
-            else:
-                cur = acc[np.ix_(ok_r, ok_c)]
+                r0, c0 = int(np.argmax(ok_r)), int(np.argmax(ok_c))  # ok rows/cols are one contiguous run
+                cur = acc[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]]
                 take = (cur == 0) & (sub != 0)
                 cur[take] = sub[take]
-                acc[np.ix_(ok_r, ok_c)] = cur
+            empty = False
         assert acc is not None
         out[b] = acc
     return out
@@ -330,11 +340,17 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
             scl = dn["scl"].astype(np.uint8)
             ok &= scl_valid(scl)
             if scl_out is None:
-                scl_out = np.zeros(shape, dtype=np.uint8)
-            take_scl = (scl_out == 0) & (scl != 0)
-            scl_out[take_scl] = scl[take_scl]
+                scl_out = scl
+            else:
+                take_scl = (scl_out == 0) & (scl != 0)
+                scl_out[take_scl] = scl[take_scl]
         elif not mp.s2cloudless and cloud_detector != "none" and not any(items[0].id in n for n in notes):
             notes.append(f"{items[0].id}: no scene classification; clouds and shadows are not masked")
+        if not valid.any():  # the first group: take its arrays as they are (NaN where not ok)
+            for b in bands:
+                out[b] = np.where(ok, refl[b], np.float32(np.nan)) if not ok.all() else refl[b]
+            valid = ok
+            continue
         take = ok & ~valid
         for b in bands:
             out[b][take] = refl[b][take]
