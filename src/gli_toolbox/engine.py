@@ -533,7 +533,7 @@ def _create(path: Path, kind: str, *, crs: str, transform: Any, shape: tuple[int
     dtype, nodata = _LAYERS[kind]
     h, w = shape
     profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": dtype, "crs": crs,
-                               "transform": transform, "compress": "deflate", "BIGTIFF": "IF_SAFER",
+                               "transform": transform, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
                                "SPARSE_OK": "TRUE"}
     if nodata is not None:
         profile["nodata"] = nodata

@@ -209,8 +209,8 @@ def detect(
         or the number of worker processes of a local cluster started for this run. Default: in this
         process, one chunk after the other (no cluster to start; same results).
     work_dir
-        Folder for chunk results and the composite rasters (default: a new temporary folder). The
-        water maps of the result read from it, so keep it while you use them.
+        Folder for chunk results and the composite rasters (default: a new temporary folder, deleted
+        when the result is). The water maps of the result read from it, so keep it while you use them.
     resume
         Reuse the finished chunks found in ``work_dir`` (same parameters, AOI and scenes).
 
@@ -335,8 +335,14 @@ def detect(
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
     run = _run_record(the_aoi, config, zones, zone_chunks, source, years_record, log, tracking, glaciers,
                       incomplete, runner.name, work, est)
-    return DetectResult(config, the_aoi, zones[0].grid, lakes, masks, scene_lakes, scene_masks, run, tracking,
-                        zones=zones, work_dir=work)
+    result = DetectResult(config, the_aoi, zones[0].grid, lakes, masks, scene_lakes, scene_masks, run, tracking,
+                          zones=zones, work_dir=work)
+    if work_dir is None:  # our own temporary folder: removed with the result that reads from it
+        import shutil
+        import weakref
+
+        weakref.finalize(result, shutil.rmtree, work.parent, ignore_errors=True)
+    return result
 
 
 def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attributes: dict[str, Any], *,
