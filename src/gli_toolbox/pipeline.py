@@ -263,6 +263,51 @@ def detect(
     out_crs = config.crs or grids.utm_crs(*the_aoi.centre)
     if len(zones) == 1:
         out_crs = zones[0].crs
+    periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene)
+    lakes, masks, scene_lakes, scene_masks = periods.lakes, periods.masks, periods.scene_lakes, periods.scene_masks
+    years_record, incomplete = periods.years_record, periods.incomplete
+    if not lakes:
+        raise NoScenesFoundError(
+            "no valid observation in any year: " + "; ".join(log.warnings) + ". Check the scenes with `gli search`"
+        )
+
+    # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
+    def seen(maps: dict[Any, WaterMap]) -> Callable[[Any, Any], bool]:
+        return lambda period, geom: period in maps and maps[period].observed_share(geom, out_crs) >= 0.5
+
+    tracking = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
+    lakes = {y: _sorted(g) for y, g in tracking.layers.items()}
+    if config.per_scene and scene_lakes:
+        tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
+        scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
+    run = _run_record(the_aoi, config, zones, zone_chunks, source, years_record, log, tracking, glaciers,
+                      incomplete, runner.name, work, est)
+    result = DetectResult(config, the_aoi, zones[0].grid, lakes, masks, scene_lakes, scene_masks, run, tracking,
+                          zones=zones, work_dir=work)
+    if work_dir is None:  # our own temporary folder: removed with the result that reads from it
+        import shutil
+        import weakref
+
+        weakref.finalize(result, shutil.rmtree, work.parent, ignore_errors=True)
+    return result
+
+
+@dataclass
+class _Periods:
+    """Per-period results of a run, before tracking."""
+
+    lakes: dict[int, gpd.GeoDataFrame] = field(default_factory=dict)
+    masks: dict[int, WaterMap] = field(default_factory=dict)
+    scene_lakes: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    scene_masks: dict[str, WaterMap] = field(default_factory=dict)
+    years_record: dict[str, Any] = field(default_factory=dict)
+    incomplete: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], config: DetectConfig,
+                    glaciers: gpd.GeoDataFrame | None, out_crs: str, log: _RunLog,
+                    on_scene: Callable[[str], None] | None) -> _Periods:
+    """Lakes, water maps and the run record of every period, from the seasons' zone rasters."""
     lakes: dict[int, gpd.GeoDataFrame] = {}
     masks: dict[int, WaterMap] = {}
     scene_lakes: dict[str, gpd.GeoDataFrame] = {}
@@ -319,30 +364,7 @@ def detect(
         if on_scene is not None:
             for day in sorted(p.days):
                 on_scene(day.isoformat())
-    if not lakes:
-        raise NoScenesFoundError(
-            "no valid observation in any year: " + "; ".join(log.warnings) + ". Check the scenes with `gli search`"
-        )
-
-    # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
-    def seen(maps: dict[Any, WaterMap]) -> Callable[[Any, Any], bool]:
-        return lambda period, geom: period in maps and maps[period].observed_share(geom, out_crs) >= 0.5
-
-    tracking = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
-    lakes = {y: _sorted(g) for y, g in tracking.layers.items()}
-    if config.per_scene and scene_lakes:
-        tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
-        scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
-    run = _run_record(the_aoi, config, zones, zone_chunks, source, years_record, log, tracking, glaciers,
-                      incomplete, runner.name, work, est)
-    result = DetectResult(config, the_aoi, zones[0].grid, lakes, masks, scene_lakes, scene_masks, run, tracking,
-                          zones=zones, work_dir=work)
-    if work_dir is None:  # our own temporary folder: removed with the result that reads from it
-        import shutil
-        import weakref
-
-        weakref.finalize(result, shutil.rmtree, work.parent, ignore_errors=True)
-    return result
+    return _Periods(lakes, masks, scene_lakes, scene_masks, years_record, incomplete)
 
 
 def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attributes: dict[str, Any], *,
