@@ -543,12 +543,13 @@ def _create(path: Path, kind: str, *, crs: str, transform: Any, shape: tuple[int
     return rasterio.open(path, "w", **profile)
 
 
-def assemble(tasks: Sequence[ChunkTask], done: set[str], *, zone_grid: Any, part: Any, folder: Path,
+def assemble(tasks: Sequence[ChunkTask], done: set[str], *, zone_grid: Any, part: Any, days: Sequence[dt.date],
+             folder: Path,
              min_water_fraction: float, per_scene: bool, with_dem: bool) -> dict[str, ZoneRasters]:
     """Stream the chunk results of one season on one zone into per-period tiled GeoTIFFs.
 
     ``done`` holds the paths of the chunks that finished; the others (failed) stay class 255 and
-    ``nobs`` 0. Returns one :class:`ZoneRasters` per period label (the season, and each day with
+    ``nobs`` 0. ``days`` are the season's acquisition days (one period each with ``per_scene``). Returns one :class:`ZoneRasters` per period label (the season, and each day with
     ``per_scene``). Memory: one chunk at a time.
     """
     from rasterio.windows import Window
@@ -558,7 +559,7 @@ def assemble(tasks: Sequence[ChunkTask], done: set[str], *, zone_grid: Any, part
     crs = str(zone_grid.crs.to_wkt() if zone_grid.crs.epsg is None else f"EPSG:{zone_grid.crs.epsg}")
     shape = tuple(zone_grid.shape)
     transform = zone_grid.affine
-    labels = [season] + ([d.strftime("%Y%m%d") for d, _ in tasks[0].days] if per_scene and tasks else [])
+    labels = [season] + ([d.strftime("%Y%m%d") for d in days] if per_scene else [])
     kinds = ["class", "nobs", "water", "snow"]
     out: dict[str, ZoneRasters] = {}
     dsts: dict[tuple[str, str], Any] = {}

@@ -508,12 +508,17 @@ def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Ch
         ts = []
         clouds = {d.isoformat(): str(work / "clouds" / key / z.label / d.isoformat()) for d, _ in cloud_days}
         blocks: set[tuple[int, int]] = set()
+        # each task carries only the scenes over its chunk (item metadata, a few kB each)
+        feet = {s.id: Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(z.crs).geom
+                for _, v in days for s in v}
         for c in cs:
             x0, y0 = a * (c.col0 - 2, c.row0 - 2)
             x1, y1 = a * (c.col0 + c.width + 2, c.row0 + c.height + 2)
             box = shapely.geometry.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
             clipped = part if part.within(box) else grids.clip_polygons(part, box)
-            t = ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped, days,
+            over = tuple((d, tuple(s for s in v if feet[s.id].intersects(box))) for d, v in days)
+            t = ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped,
+                          tuple((d, v) for d, v in over if v),
                           str(work / "chunks" / key / z.label / f"{c.name}.npz"), clouds)
             ts.append(t)
             if cloud_days:
@@ -540,6 +545,7 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
     from .engine import assemble, done_summary, run_chunk, run_cloud_block
 
     built = {p.year: _tasks(p, zone_chunks, config, work) for p in plans if p.days}
+    day_lists = {p.year: sorted(p.days) for p in plans if p.days}
     per_year = {y: b[0] for y, b in built.items()}
     cloud_tasks = [t for b in built.values() for t in b[1] if not (resume and Path(t.path).exists())]
     for t in cloud_tasks:
@@ -618,7 +624,7 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
         for (z, part, _), ts in zip(zone_chunks, zones_tasks):
             if not ts:
                 continue
-            so.rasters.append(assemble(ts, set(summaries), zone_grid=z.grid, part=part,
+            so.rasters.append(assemble(ts, set(summaries), zone_grid=z.grid, part=part, days=day_lists[year],
                                        folder=work / "rasters" / Path(ts[0].path).parent.parent.name,
                                        min_water_fraction=config.min_water_fraction, per_scene=config.per_scene,
                                        with_dem=bool(config.dem)))
