@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import make_region  # noqa: E402
+import make_region
 
 
 def _region(data: Path, name: str, **kw: object) -> Path:
@@ -76,9 +76,9 @@ def bench_floor(data: Path, tile_px: int) -> None:
 
     from gli_toolbox import grids, search
     from gli_toolbox.aoi import read_aoi
+    from gli_toolbox.config import DetectConfig
     from gli_toolbox.engine import run_chunk
     from gli_toolbox.pipeline import _tasks, _zone_chunks, detect, plan
-    from gli_toolbox.config import DetectConfig
 
     region = _region(data, f"t{tile_px}", tile_px=tile_px, cols=1, rows=1, dates=1, years=[2019])
     kw = _kw(region, (2019,))
@@ -118,16 +118,35 @@ def bench_floor(data: Path, tile_px: int) -> None:
         for t in tasks:
             run_chunk(t)
 
+    def raw_reads() -> None:  # gli's reader, digital numbers only (the floor plus mosaic/upsampling)
+        from gli_toolbox.load import _read_direct
+
+        for t in tasks:
+            gb = t.geobox()
+            for _, scenes in t.days:
+                _read_direct([s.item for s in scenes], gb, {b: b for b in bands})
+
+    def read_days() -> None:  # + reflectance, SCL validity, fusion
+        from gli_toolbox.load import read_day
+
+        for t in tasks:
+            gb = t.geobox()
+            for _, scenes in t.days:
+                read_day(scenes, gb, need_swir=True)
+
     def end_to_end() -> None:
         detect(aoi_path, chunk_px=2048, work_dir=data / "work-e2e", **kw)
 
     end_to_end()  # warm-up (imports, file cache)
     res = {name: _best(fn) for name, fn in
-           (("floor", floor), ("odc", odc_read), ("chunks", chunks), ("e2e", end_to_end))}
+           (("floor", floor), ("odc", odc_read), ("raw", raw_reads), ("read_day", read_days), ("chunks", chunks),
+            ("e2e", end_to_end))}
     print(f"floor: {npx / 1e6:.1f} Mpx, 1 scene, {len(tasks)} chunks of 2048 px")
     print(f"  I/O floor (rasterio, same windows)   {res['floor']:7.2f} s   1.00x")
     print(f"  odc-stac read of the same bands      {res['odc']:7.2f} s   {res['odc'] / res['floor']:.2f}x")
-    print(f"  chunk tasks (read+mask+classify+write){res['chunks']:6.2f} s   {res['chunks'] / res['floor']:.2f}x")
+    print(f"  gli reader, digital numbers          {res['raw']:7.2f} s   {res['raw'] / res['floor']:.2f}x")
+    print(f"  + reflectance, SCL test (read_day)   {res['read_day']:7.2f} s   {res['read_day'] / res['floor']:.2f}x")
+    print(f"  chunk tasks (+classify, count, write){res['chunks']:7.2f} s   {res['chunks'] / res['floor']:.2f}x")
     print(f"  gli detect end to end                {res['e2e']:7.2f} s   {res['e2e'] / res['floor']:.2f}x")
     del np
 
@@ -173,7 +192,7 @@ def bench_memory(data: Path, tile_px: int) -> None:
         aoi = _box_aoi(region, frac, data / f"aoi_{frac}.geojson")
         rows.append((frac, _child_peak(aoi, kw)))
     base = rows[0][1]
-    print(f"memory: chunk_px 512, in-process runner, peak RSS (fresh process each)")
+    print("memory: chunk_px 512, in-process runner, peak RSS (fresh process each)")
     print(f"  {'area':>5} {'pixels':>11} {'engine MB':>10} {'ratio':>6} {'total MB':>9} {'ratio':>6}")
     for frac, r in rows:
         print(f"  {round(frac * frac * 16):>4}x {r['pixels']:>11,} {r['engine'] / 1024:>10.0f} "
