@@ -190,8 +190,12 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
             write_layer(gdf, stage, name, gpkg=gpkg)
         if cfg.save_masks:
             for name, mask in masks.items():
-                write_mask(mask, stage / f"{name}.tif")
-                write_counts(mask, stage / f"{name.replace('water_', 'nobs_')}.tif")
+                # a multi-zone run: one raster per UTM zone part, on that zone's grid (water_2019_43N.tif)
+                parts = [(name, mask)] if len(mask.zones) == 1 else \
+                    [(f"{name}_{z.zone}", type(mask)(mask.label, [z])) for z in mask.zones]
+                for part_name, part in parts:
+                    write_mask(part, stage / f"{part_name}.tif")
+                    write_counts(part, stage / f"{part_name.replace('water_', 'nobs_')}.tif")
         if result.tracking is not None:
             write_tracking(result.tracking, stage)
         write_run_json(dict(result.run), stage / "run.json")
