@@ -227,3 +227,19 @@ def test_two_zone_aoi_is_mapped_on_each_zone_grid_whatever_the_chunking(two_zone
             np.testing.assert_array_equal(x.read(1), y.read(1))
     # observed_share reads windows of both zones: a lake polygon in the layers' CRS is fully observed
     assert a.masks[2019].observed_share(lakes_a.geometry.iloc[0], lakes_a.crs) == 1.0
+
+
+def test_two_zone_masks_are_written_per_zone(two_zone_region, tmp_path):
+    from dataclasses import replace
+
+    from gli_toolbox.export import write_outputs
+
+    res = detect(str(two_zone_region / "aoi.geojson"), years=(2019,), stac=str(two_zone_region / "items.json"),
+                 collection="synthetic-l2a", progress=False, work_dir=tmp_path / "w")
+    res.config = replace(res.config, save_masks=True)
+    names = {p.name for p in write_outputs(res, tmp_path / "out")}
+    assert {"water_2019_42N.tif", "water_2019_43N.tif", "nobs_2019_42N.tif", "nobs_2019_43N.tif"} <= names
+    for zone, epsg in (("42N", 32642), ("43N", 32643)):
+        with rasterio.open(tmp_path / "out" / f"water_2019_{zone}.tif") as src:
+            assert src.crs.to_epsg() == epsg and src.res == (10.0, 10.0)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["complete"] is True
