@@ -127,14 +127,13 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
     out: dict[str, NDArray[Any]] = {}
     for b, k in keys.items():
         acc: NDArray[Any] | None = None
-        empty = True
+        dtype: Any = None
         for it in items:
             href = it.assets[k].href
             try:
                 with rasterio.open(href) as src:
                     nested = _nested_window(src, tile)
-                    if acc is None:
-                        acc = np.zeros((h, w), dtype=src.dtypes[0])
+                    dtype = src.dtypes[0]
                     if nested is None:
                         continue
                     win, rows, cols = nested
@@ -147,16 +146,17 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
             ok_r = (rows >= 0) & (rows < data.shape[0])
             ok_c = (cols >= 0) & (cols < data.shape[1])
             sub = _upsample(data, rows[ok_r], cols[ok_c])
-            whole = bool(ok_r.all() and ok_c.all())
-            if whole and empty:
-                acc = sub if sub.base is None and sub.flags.writeable else np.array(sub)
-            else:
-                r0, c0 = int(np.argmax(ok_r)), int(np.argmax(ok_c))  # ok rows/cols are one contiguous run
-                cur = acc[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]]
-                take = (cur == 0) & (sub != 0)
-                cur[take] = sub[take]
-            empty = False
-        assert acc is not None
+            if acc is None and ok_r.all() and ok_c.all():
+                acc = data if sub.shape == data.shape else np.ascontiguousarray(sub)  # the window is the tile
+                continue
+            if acc is None:
+                acc = np.zeros((h, w), dtype=dtype)
+            r0, c0 = int(np.argmax(ok_r)), int(np.argmax(ok_c))  # ok rows/cols are one contiguous run
+            cur = acc[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]]
+            take = (cur == 0) & (sub != 0)
+            cur[take] = sub[take]
+        if acc is None:
+            acc = np.zeros((h, w), dtype=dtype or np.uint16)
         out[b] = acc
     return out
 
@@ -301,9 +301,9 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
         groups[providers.reflectance_rule(s.item).key()].append(s)
 
     shape = tile.shape
-    out = {b: np.full(shape, np.nan, dtype=np.float32) for b in bands}
+    out: dict[str, NDArray[np.float32]] = {}
     scl_out: NDArray[np.uint8] | None = None
-    valid = np.zeros(shape, dtype=bool)
+    valid: NDArray[np.bool_] | None = None
     notes: list[str] = []
     given: Callable[[NDArray[np.float32]], NDArray[np.bool_]] | None = None
     for group in groups.values():
@@ -327,7 +327,9 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
                 "but the data show it was already removed; read without offset"
             )
         refl = {b: to_reflectance(dn[b], scale=rule.scale, offset=offset, nodata=rule.nodata) for b in keys if b != "scl"}
-        ok = np.all([np.isfinite(refl[b]) for b in bands], axis=0)
+        ok = np.isfinite(refl[bands[0]])
+        for b in bands[1:]:
+            ok &= np.isfinite(refl[b])
         if mp.s2cloudless:
             if given is not None:
                 ok &= ~given(refl["nir"])
@@ -346,15 +348,19 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
                 scl_out[take_scl] = scl[take_scl]
         elif not mp.s2cloudless and cloud_detector != "none" and not any(items[0].id in n for n in notes):
             notes.append(f"{items[0].id}: no scene classification; clouds and shadows are not masked")
-        if not valid.any():  # the first group: take its arrays as they are (NaN where not ok)
+        if valid is None:  # the first group: take its arrays as they are (NaN where not ok)
             for b in bands:
-                out[b] = np.where(ok, refl[b], np.float32(np.nan)) if not ok.all() else refl[b]
+                out[b] = refl[b]
+                out[b][~ok] = np.nan
             valid = ok
             continue
         take = ok & ~valid
         for b in bands:
             out[b][take] = refl[b][take]
         valid |= take
+    if valid is None:  # no item over the tile
+        valid = np.zeros(shape, dtype=bool)
+        out = {b: np.full(shape, np.nan, dtype=np.float32) for b in bands}
     return Observation(out["green"], out["nir"], out.get("swir16"), valid, scl_out, notes)
 
 
