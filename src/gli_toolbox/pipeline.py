@@ -585,6 +585,7 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
             else:
                 errors[outcome.task.path] = outcome.error or "failed"
                 logger.warning("chunk %s %s failed: %s", outcome.task.season, outcome.task.describe(), outcome.error)
+            bar.set_postfix_str(f"{outcome.task.season} {outcome.task.zone}", refresh=False)
             bar.update(1)
             if on_progress is not None:
                 on_progress(len(summaries) + len(errors), total, outcome.task.key)
