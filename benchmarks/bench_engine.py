@@ -138,9 +138,8 @@ def bench_floor(data: Path, tile_px: int) -> None:
         detect(aoi_path, chunk_px=2048, work_dir=data / "work-e2e", **kw)
 
     end_to_end()  # warm-up (imports, file cache)
-    res = {name: _best(fn) for name, fn in
-           (("floor", floor), ("odc", odc_read), ("raw", raw_reads), ("read_day", read_days), ("chunks", chunks),
-            ("e2e", end_to_end))}
+    res = _interleaved({"floor": floor, "odc": odc_read, "raw": raw_reads, "read_day": read_days, "chunks": chunks,
+                        "e2e": end_to_end})
     print(f"floor: {npx / 1e6:.1f} Mpx, 1 scene, {len(tasks)} chunks of 2048 px")
     print(f"  I/O floor (rasterio, same windows)   {res['floor']:7.2f} s   1.00x")
     print(f"  odc-stac read of the same bands      {res['odc']:7.2f} s   {res['odc'] / res['floor']:.2f}x")
@@ -151,13 +150,16 @@ def bench_floor(data: Path, tile_px: int) -> None:
     del np
 
 
-def _best(fn, n: int = 3) -> float:
-    times = []
+def _interleaved(fns: dict[str, object], n: int = 5) -> dict[str, float]:
+    """Best of ``n`` times of each function, the functions taking turns (so that a change of the
+    machine's load hits all of them alike)."""
+    best = {k: float("inf") for k in fns}
     for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()  # type: ignore[operator]
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
 
 
 # ------------------------------------------------------------------------------------------ memory
