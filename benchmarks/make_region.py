@@ -109,7 +109,7 @@ def make_region(out: Path, *, tile_px: int, cols: int, rows: int, dates: int, ye
                     folder.mkdir(exist_ok=True)
                     assets = {}
                     for band, res in (("green", 10.0), ("nir", 10.0), ("swir16", 20.0), ("scl", 20.0)):
-                        n = int(round(span / res))
+                        n = round(span / res)
                         path = folder / f"{band}.tif"
                         if not path.exists():
                             arr = _tiled(src[band], n, shift if res == 10.0 else shift // 2)
