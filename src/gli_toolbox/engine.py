@@ -23,6 +23,7 @@ A task that raises is retried (``retries``); one that keeps failing is reported,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -345,7 +346,7 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
         try:
             coarse = task.clouds.get(iso)
             obs = load.read_day(scenes, gbox, need_swir=True, cloud_detector=config.cloud_detector,
-                                cloud_mask=None if coarse is None else (lambda c=coarse: _chunk_clouds(c, gbox)))
+                                cloud_mask=None if coarse is None else functools.partial(_chunk_clouds, coarse, gbox))
         except AssetReadError as exc:
             rec["failed"] = True
             failures.append({"day": iso, "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
@@ -381,7 +382,10 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
         counts = {k: v.astype(np.uint8) for k, v in counts.items()}
     _atomic_write(Path(task.path), lambda tmp: _save_npz(tmp, {"inside": inside, **counts, **per_day, **extra}))
 
-    _atomic_write(_summary_path(task.path), lambda tmp: tmp.write_text(json.dumps(summary), encoding="utf-8"))
+    def write_summary(tmp: Path) -> None:
+        tmp.write_text(json.dumps(summary), encoding="utf-8")
+
+    _atomic_write(_summary_path(task.path), write_summary)
     return summary
 
 

@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely.geometry
@@ -78,7 +79,7 @@ def area_distortion(crs: object, lon: float, lat: float) -> float:
     return float(pyproj.Proj(pyproj.CRS.from_user_input(crs)).get_factors(lon, lat).areal_scale)
 
 
-def _checked_crs(target: str, lon: float, lat: float) -> object:
+def _checked_crs(target: str, lon: float, lat: float) -> Any:
     import pyproj
 
     try:
@@ -231,6 +232,6 @@ def part_mask(grid: object, geom: BaseGeometry) -> NDArray[np.bool_]:
     if not geom.within(gbox):
         geom = clip_polygons(geom, gbox)
     if geom.is_empty:
-        return np.zeros(grid.shape, dtype=bool)  # type: ignore[attr-defined]
+        return np.zeros(grid.shape, dtype=np.bool_)  # type: ignore[attr-defined]
     return rasterio.features.geometry_mask([geom], out_shape=grid.shape, transform=grid.affine,  # type: ignore[attr-defined]
                                            invert=True)

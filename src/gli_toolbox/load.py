@@ -272,6 +272,7 @@ def _over(tile: GeoBox, items: list[Any]) -> list[Any]:
     from odc.geo.geom import Geometry
 
     tbox = shapely.geometry.box(*tile.boundingbox)
+    assert tile.crs is not None
     return [it for it in items
             if it.geometry is None
             or Geometry(shapely.geometry.shape(it.geometry), "EPSG:4326").to_crs(tile.crs).geom.intersects(tbox)]

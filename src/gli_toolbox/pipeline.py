@@ -547,9 +547,9 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
     built = {p.year: _tasks(p, zone_chunks, config, work) for p in plans if p.days}
     day_lists = {p.year: sorted(p.days) for p in plans if p.days}
     per_year = {y: b[0] for y, b in built.items()}
-    cloud_tasks = [t for b in built.values() for t in b[1] if not (resume and Path(t.path).exists())]
-    for t in cloud_tasks:
-        Path(t.path + ".failed").unlink(missing_ok=True)
+    cloud_tasks = [c for b in built.values() for c in b[1] if not (resume and Path(c.path).exists())]
+    for c in cloud_tasks:
+        Path(c.path + ".failed").unlink(missing_ok=True)
     if cloud_tasks:
         cbar = tqdm(total=len(cloud_tasks), unit="block", desc="cloud pass",
                     disable=(None if progress is None else not progress), leave=False)
@@ -687,7 +687,7 @@ def _run_record(the_aoi: Aoi, config: DetectConfig, zones: list[Any], zone_chunk
             {"zone": z.label, "crs": z.crs, "shape": list(z.grid.shape), "transform": list(z.grid.affine)[:6],
              "chunks": len(cs)} for z, _, cs in zone_chunks
         ]
-        record["grid"]["crs_of_layers"] = config.crs or grids.utm_crs(*the_aoi.centre)
+        grid["crs_of_layers"] = config.crs or grids.utm_crs(*the_aoi.centre)
     return record
 
 
