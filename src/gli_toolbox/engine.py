@@ -376,11 +376,19 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
         if config.per_scene:
             per_day[f"day_{day.strftime('%Y%m%d')}_w"] = water
             per_day[f"day_{day.strftime('%Y%m%d')}_o"] = observed
-    summary = {"days": days, "notes": notes, "failures": failures, "inside_px": int(inside.sum())}
-
-    if max(int(c.max()) for c in counts.values()) <= 255:  # a season has fewer than 256 days: 1 byte
-        counts = {k: v.astype(np.uint8) for k, v in counts.items()}
-    _atomic_write(Path(task.path), lambda tmp: _save_npz(tmp, {"inside": inside, **counts, **per_day, **extra}))
+    # the season's composite, here in the task (parallel), so that assembling is only copying
+    valid = counts["valid"]
+    wclass = composite(counts["water"], valid, min_water_fraction=config.min_water_fraction)
+    if not np.array_equal(counts["maybe"], counts["water"]):
+        maybe = composite(counts["maybe"], valid, min_water_fraction=config.min_water_fraction)
+        wclass[(wclass == 0) & (maybe == 1)] = 2  # only the permissive test passed
+    wclass[~inside] = NEVER_OBSERVED
+    summary = {"days": days, "notes": notes, "failures": failures, "inside_px": int(inside.sum()),
+               "water_px": int((wclass == 1).sum()), "never_observed_px": int(((valid == 0) & inside).sum())}
+    out = {"class": wclass, "nobs": valid, "water": counts["water"], "snow": counts["snow"]}
+    if max(int(v.max()) for v in out.values() if v.dtype != np.uint8) <= 255:  # < 256 days a season: 1 byte
+        out = {k: v.astype(np.uint8) for k, v in out.items()}
+    _atomic_write(Path(task.path), lambda tmp: _save_npz(tmp, {**out, **per_day, **extra}))
 
     def write_summary(tmp: Path) -> None:
         tmp.write_text(json.dumps(summary), encoding="utf-8")
@@ -547,14 +555,14 @@ def _create(path: Path, kind: str, *, crs: str, transform: Any, shape: tuple[int
     return rasterio.open(path, "w", **profile)
 
 
-def assemble(tasks: Sequence[ChunkTask], done: set[str], *, zone_grid: Any, part: Any, days: Sequence[dt.date],
-             folder: Path,
-             min_water_fraction: float, per_scene: bool, with_dem: bool) -> dict[str, ZoneRasters]:
+def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *, zone_grid: Any, part: Any,
+             days: Sequence[dt.date], folder: Path, per_scene: bool, with_dem: bool) -> dict[str, ZoneRasters]:
     """Stream the chunk results of one season on one zone into per-period tiled GeoTIFFs.
 
-    ``done`` holds the paths of the chunks that finished; the others (failed) stay class 255 and
-    ``nobs`` 0. ``days`` are the season's acquisition days (one period each with ``per_scene``). Returns one :class:`ZoneRasters` per period label (the season, and each day with
-    ``per_scene``). Memory: one chunk at a time.
+    ``summaries`` holds the chunks that finished (by path); the others (failed) stay class 255 and
+    ``nobs`` 0. ``days`` are the season's acquisition days (one period each with ``per_scene``).
+    Returns one :class:`ZoneRasters` per period label (the season, and each day with ``per_scene``).
+    Memory: one chunk at a time.
     """
     from rasterio.windows import Window
 
@@ -581,27 +589,20 @@ def assemble(tasks: Sequence[ChunkTask], done: set[str], *, zone_grid: Any, part
         for t in tasks:
             c = t.chunk
             win = Window(c.col0, c.row0, c.width, c.height)
-            if t.path not in done:
+            if t.path not in summaries:
                 dsts[(season, "class")].write(np.full((c.height, c.width), NEVER_OBSERVED, np.uint8), 1, window=win)
                 continue  # a failed chunk: never observed (its area is counted by the caller)
+            s = summaries[t.path]
+            if not s.get("inside_px", 1):
+                continue
             with np.load(t.path) as zf:
                 z = {k: zf[k] for k in zf.files}  # each access of an NpzFile decompresses again
-            inside = z["inside"]
-            if not inside.any():
-                continue
-            valid = z["valid"].astype(np.uint16)
-            wclass = composite(z["water"], valid, min_water_fraction=min_water_fraction)
-            maybe = composite(z["maybe"], valid, min_water_fraction=min_water_fraction)
-            wclass[(wclass == 0) & (maybe == 1)] = 2  # only the permissive test passed
-            wclass[~inside] = NEVER_OBSERVED
             st = out[season].stats
-            st["water_px"] += int((wclass == 1).sum())
-            st["never_observed_px"] += int(((valid == 0) & inside).sum())
-            st["inside_px"] += int(inside.sum())
-            dsts[(season, "class")].write(wclass, 1, window=win)
-            dsts[(season, "nobs")].write(valid, 1, window=win)
-            dsts[(season, "water")].write(z["water"].astype(np.uint16), 1, window=win)
-            dsts[(season, "snow")].write(z["snow"].astype(np.uint16), 1, window=win)
+            for k in ("water_px", "never_observed_px", "inside_px"):
+                st[k] += int(s.get(k, 0))
+            dsts[(season, "class")].write(z["class"], 1, window=win)
+            for k in ("nobs", "water", "snow"):
+                dsts[(season, k)].write(z[k].astype(np.uint16), 1, window=win)
             if with_dem and "elev" in z:
                 dsts[("", "elev")].write(z["elev"], 1, window=win)
                 dsts[("", "slope")].write(z["slope"], 1, window=win)

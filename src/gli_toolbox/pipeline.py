@@ -625,9 +625,9 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
         for (z, part, _), ts in zip(zone_chunks, zones_tasks):
             if not ts:
                 continue
-            so.rasters.append(assemble(ts, set(summaries), zone_grid=z.grid, part=part, days=day_lists[year],
+            so.rasters.append(assemble(ts, summaries, zone_grid=z.grid, part=part, days=day_lists[year],
                                        folder=work / "rasters" / Path(ts[0].path).parent.parent.name,
-                                       min_water_fraction=config.min_water_fraction, per_scene=config.per_scene,
+                                       per_scene=config.per_scene,
                                        with_dem=bool(config.dem)))
         out[year] = so
     inside_total = sum(r[str(y)].stats.get("inside_px", 0) for y, so in out.items() for r in so.rasters[:]) or 1
