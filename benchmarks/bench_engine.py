@@ -164,17 +164,21 @@ def _interleaved(fns: dict[str, object], n: int = 5) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------------ memory
 
+# VmHWM (peak RSS of this process image), not ru_maxrss, which a child inherits from its parent's fork
 _CHILD = r"""
-import json, logging, resource, sys
+import json, logging, sys
 logging.disable(logging.WARNING)
 from gli_toolbox.pipeline import detect
+def hwm():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
 args = json.loads(sys.argv[1])
 peak = {}
 def on_progress(done, total, what):
     if done == total:
-        peak["engine"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak["engine"] = hwm()
 res = detect(args["aoi"], on_progress=on_progress, **args["kw"])
-peak["total"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak["total"] = hwm()
 peak["pixels"] = sum(z.grid.shape[0] * z.grid.shape[1] for z in res.zones)
 print(json.dumps(peak))
 """
