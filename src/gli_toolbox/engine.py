@@ -468,7 +468,13 @@ class DaskRunner:
 
         self._own: list[Any] = []
         if client is None and scheduler is not None:
-            client = Client(scheduler, timeout="30s")
+            try:
+                client = Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                from .errors import ConfigError
+
+                raise ConfigError(f"--scheduler {scheduler}: cannot connect ({_one_line(exc)}); check the address "
+                                  "(e.g. tcp://host:8786) and that the Dask scheduler is running") from None
             self._own.append(client)
         elif client is None:
             cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,

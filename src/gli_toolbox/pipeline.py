@@ -233,30 +233,30 @@ def detect(
     the_aoi = _as_aoi(aoi, float("inf"))
     zones = grids.zone_parts(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
     _check_inputs(config)
-    source = search.open_source(config.stac)
-    plans = plan(the_aoi, config, source)
-    log = _RunLog(warnings=[_no_scene_reason(p, config) for p in plans if not p.days])
-    if all(not p.days for p in plans):
-        raise NoScenesFoundError(
-            "no scenes found: " + "; ".join(_no_scene_reason(p, config) for p in plans)
-            + ". Widen --months, raise --max-cloud, or check --collection"
-        )
-    for w in log.warnings:
-        logger.warning(w)
-    zone_chunks = _zone_chunks(zones, config)
-    work = _work_folder(work_dir, config, the_aoi, resume)
-    glaciers = _glaciers(the_aoi, config, zones)
-    if config.dem:
-        _check_dem(config, zones)
     from .engine import make_runner
 
-    runner = make_runner(client=client, scheduler=scheduler, workers=workers)
-    est = estimate(plans, zones, config, workers=runner.n_workers)
-    for line in est.lines():
-        logger.info(line)
-    if on_plan is not None:
-        on_plan(est)
+    runner = make_runner(client=client, scheduler=scheduler, workers=workers)  # a bad --scheduler fails here
     try:
+        source = search.open_source(config.stac)
+        plans = plan(the_aoi, config, source)
+        log = _RunLog(warnings=[_no_scene_reason(p, config) for p in plans if not p.days])
+        if all(not p.days for p in plans):
+            raise NoScenesFoundError(
+                "no scenes found: " + "; ".join(_no_scene_reason(p, config) for p in plans)
+                + ". Widen --months, raise --max-cloud, or check --collection"
+            )
+        for w in log.warnings:
+            logger.warning(w)
+        zone_chunks = _zone_chunks(zones, config)
+        work = _work_folder(work_dir, config, the_aoi, resume)
+        glaciers = _glaciers(the_aoi, config, zones)
+        if config.dem:
+            _check_dem(config, zones)
+        est = estimate(plans, zones, config, workers=runner.n_workers)
+        for line in est.lines():
+            logger.info(line)
+        if on_plan is not None:
+            on_plan(est)
         outcomes = _run_tasks(plans, zone_chunks, config, work, runner, resume, progress, on_progress, log)
     finally:
         runner.close()

@@ -23,7 +23,8 @@ def work_folder(out: Path) -> Path:
 
 @click.command("detect")
 @selection_options
-@click.option("--crs", default=None, metavar="EPSG", help="Output CRS (default: UTM zone of the AOI centre).")
+@click.option("--crs", default=None, metavar="EPSG",
+              help="One grid for the whole AOI in this CRS (default: each UTM zone part of the AOI on its own zone's grid).")
 @click.option("--min-area-m2", "min_area_m2", type=click.FloatRange(min=0), default=5400.0, show_default=True,
               help="Minimum lake area (m2); smaller water objects are removed before vectorizing.")
 @click.option("--index", type=click.Choice(["ndwi", "mndwi"]), default="ndwi", show_default=True,
@@ -52,7 +53,8 @@ def work_folder(out: Path) -> Path:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run chunk tasks on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
 @click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same command: finished chunks are kept in <OUT>.gli-work.")
+              help="Continue an interrupted run of the same command (its finished chunks are kept in .<OUT>.gli-work "
+                   "next to --out until the outputs are written).")
 @verbosity_options
 def detect_cmd(
     aoi: str, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str, max_cloud: float,
