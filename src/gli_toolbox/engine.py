@@ -226,6 +226,7 @@ def run_cloud_block(task: CloudTask) -> dict[str, Any]:
     from .clouds import COARSE_PASS_M, coarse_clouds_and_shadows, shadow_reach_m
     from .providers import S2_BAND_IDS, sun_angles
 
+    _tune_malloc()
     sun = sun_angles(task.scenes[0].item)
     elev = sun[1] if sun is not None else 90.0
     halo = int(np.ceil(min(shadow_reach_m(elev), MAX_SHADOW_HALO_M) / COARSE_PASS_M)) + 8
@@ -302,6 +303,30 @@ def _chunk_clouds(folder: str, gbox: Any) -> Any:
     return finish
 
 
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Keep chunk-sized numpy buffers on the heap for reuse (glibc only; once per process).
+
+    Dask starts worker processes with ``MALLOC_TRIM_THRESHOLD_`` set, which freezes glibc's mmap
+    threshold at 128 kB: every chunk-sized array is then a fresh ``mmap`` whose pages are faulted in
+    and zeroed again, and a chunk task ran 2-3x slower on a worker than in-process (measured:
+    benchmarks/bench_engine.py, docs/performance.md). A 64 MB threshold restores the reuse.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to tune
+        logger.debug("mallopt not available; malloc left as is")
+
+
 def run_chunk(task: ChunkTask) -> dict[str, Any]:
     """Read, mask, classify and count one chunk over one season; write its counts; return a summary.
 
@@ -314,6 +339,7 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
     from . import grids, load
     from .errors import AssetReadError
 
+    _tune_malloc()
     config = task.config
     gbox = task.geobox()
     inside = grids.part_mask(gbox, task.part)
