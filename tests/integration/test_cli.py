@@ -195,6 +195,10 @@ def test_search_lists_scenes():
     res = run("search", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2017-2019")
     assert res.exit_code == 0
     assert "S2A_T32TNS_20170703T101021_L2A" in res.output and "2018: 0 scenes" in res.output
+    # the plan: scenes, zone parts, chunks, pixels, bytes and time
+    plan_lines = [ln for ln in res.output.splitlines() if ln.startswith("plan:")]
+    assert plan_lines[0].startswith("plan: 2 scenes on 2 days; 1 UTM zone part(s) (32N), 1 chunks")
+    assert "of band data to read; estimated" in plan_lines[1]
 
 
 def test_mndwi_option_gives_lakes(tmp_path):

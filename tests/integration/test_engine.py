@@ -243,3 +243,30 @@ def test_two_zone_masks_are_written_per_zone(two_zone_region, tmp_path):
         with rasterio.open(tmp_path / "out" / f"water_2019_{zone}.tif") as src:
             assert src.crs.to_epsg() == epsg and src.res == (10.0, 10.0)
     assert json.loads((tmp_path / "out" / "run.json").read_text())["complete"] is True
+
+
+def test_cli_workers_start_a_local_cluster_with_the_same_outputs(tmp_path):
+    """`gli detect --workers 2` (a LocalCluster of two worker processes) writes what the default
+    in-process run writes, prints the plan first, and leaves no work folder behind."""
+    from click.testing import CliRunner
+
+    from gli_toolbox.cli import cli
+
+    outs = {}
+    for name, extra in (("serial", []), ("workers", ["--workers", "2"])):
+        out = tmp_path / name
+        res = CliRunner().invoke(cli, ["detect", "--aoi", BARBELLINO["aoi"], "--stac", CATALOG, "--years", "2017-2019",
+                                       "--out", str(out), "--save-masks", *extra], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        first_plan = next(i for i, ln in enumerate(lines) if ln.startswith("plan: 2 scenes on 2 days; 1 UTM zone"))
+        assert first_plan < next(i for i, ln in enumerate(lines) if ln.startswith("2017: 1 lake"))  # before the work
+        assert not (tmp_path / f".{name}.gli-work").exists()
+        outs[name] = out
+    doc = json.loads((outs["workers"] / "run.json").read_text())
+    assert doc["engine"]["runner"].startswith("dask tcp://127.0.0.1:")
+    for year in (2017, 2019):
+        with rasterio.open(outs["serial"] / f"water_{year}.tif") as a, rasterio.open(outs["workers"] / f"water_{year}.tif") as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+        la, lb = (gpd.read_file(o / f"lakes_{year}.shp") for o in outs.values())
+        assert la.drop(columns="geometry").equals(lb.drop(columns="geometry"))
