@@ -32,6 +32,7 @@ __all__ = [
     "CLOUD_DILATION_PX",
     "CLOUD_HEIGHTS_M",
     "CLOUD_THRESHOLD",
+    "COARSE_PASS_M",
     "PROB_RESOLUTION_M",
     "S2CLOUDLESS_BANDS",
     "SHADOW_DARK_NIR",
@@ -41,7 +42,10 @@ __all__ = [
     "cloud_probability",
     "cloud_shadow",
     "clouds_and_shadows",
+    "coarse_clouds_and_shadows",
+    "refine_coarse",
     "shadow_offsets_px",
+    "shadow_reach_m",
 ]
 
 #: The ten Sentinel-2 L1C bands the s2cloudless model takes, in its order (``all_bands=False``).
@@ -481,3 +485,73 @@ def clouds_and_shadows(
         pixel_m=pixel_m, cloud_heights_m=cloud_heights_m, method=method,
     )
     return cloud, shadow
+
+
+#: Pixel size (m) of the per-day coarse pass (:func:`coarse_clouds_and_shadows`): that of B01, B09
+#: and B10, at which s2cloudless already computes its probability.
+COARSE_PASS_M = 60.0
+
+
+def coarse_clouds_and_shadows(
+    toa: Mapping[str, NDArray[np.floating]], *, sun_azimuth_deg: float, sun_elevation_deg: float,
+    pixel_m: float = COARSE_PASS_M, threshold: float = CLOUD_THRESHOLD,
+    cloud_heights_m: tuple[float, float] = CLOUD_HEIGHTS_M, dark_nir: float = SHADOW_DARK_NIR,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The per-day coarse pass of :func:`clouds_and_shadows`: clouds and the projection of each
+    cloud object at its matched height, on a coarse grid (``pixel_m``, 60 m: the resolution of the
+    s2cloudless probability).
+
+    The kilometre-scale part of the method (cloud objects and where their shadows fall) runs once
+    on a fixed grid over the whole day, so the result cannot depend on where the 10 m chunks are cut;
+    :func:`refine_coarse` then finishes on each chunk at 10 m (dilation of the clouds, the dark-pixel
+    test of the shadows).
+
+    Returns
+    -------
+    cloud, projected : bool arrays on the coarse grid (clouds undilated; projected shadow shapes
+    before the dark test)
+
+    >>> toa = {b: np.full((8, 8), 0.05, np.float32) for b in S2CLOUDLESS_BANDS}
+    >>> [(m.shape, m.dtype) for m in coarse_clouds_and_shadows(toa, sun_azimuth_deg=160, sun_elevation_deg=40)]
+    [((8, 8), dtype('bool')), ((8, 8), dtype('bool'))]
+    """
+    prob = cloud_probability(toa, block_px=1)
+    cloud = cloud_mask(prob, threshold=threshold, average_over_px=0, dilation_px=0)
+    nir = np.asarray(toa["B08"], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        dark = nir < dark_nir
+    offsets = shadow_offsets_px(sun_azimuth_deg=sun_azimuth_deg, sun_elevation_deg=sun_elevation_deg,
+                                pixel_m=pixel_m, cloud_heights_m=cloud_heights_m, max_px=math.hypot(*cloud.shape))
+    projected = _matched(cloud, dark, offsets, min_score=SHADOW_MIN_SCORE, ring_px=SHADOW_RING_PX, max_sample_px=2000)
+    return cloud, projected
+
+
+def refine_coarse(cloud: NDArray[np.bool_], projected: NDArray[np.bool_], nir: NDArray[np.floating], *,
+                  dilation_px: int = CLOUD_DILATION_PX, dark_nir: float = SHADOW_DARK_NIR) -> NDArray[np.bool_]:
+    """Finish the coarse pass at 10 m: ``cloud`` and ``projected`` repeated onto the 10 m pixels
+    (with at least ``dilation_px`` of margin around the area of interest), clouds dilated by a disk
+    of ``dilation_px``, shadows = projected shapes on dark pixels (``nir < dark_nir``) that are not
+    cloud. Returns cloud | shadow.
+
+    >>> c = np.zeros((5, 5), bool); c[2, 2] = True
+    >>> p = np.zeros((5, 5), bool); p[0, :] = True
+    >>> refine_coarse(c, p, np.full((5, 5), 0.1), dilation_px=1).astype(int)
+    array([[1, 1, 1, 1, 1],
+           [0, 0, 1, 0, 0],
+           [0, 1, 1, 1, 0],
+           [0, 0, 1, 0, 0],
+           [0, 0, 0, 0, 0]])
+    """
+    cl = ndimage.binary_dilation(cloud, structure=_disk(dilation_px)) if dilation_px > 0 else cloud.copy()
+    with np.errstate(invalid="ignore"):
+        dark = np.asarray(nir) < dark_nir
+    return cl | (projected & dark & ~cl)
+
+
+def shadow_reach_m(sun_elevation_deg: float, cloud_heights_m: tuple[float, float] = CLOUD_HEIGHTS_M) -> float:
+    """Farthest distance (m) at which a cloud of the highest searched height casts its shadow.
+
+    >>> round(shadow_reach_m(45.0))
+    12000
+    """
+    return float(cloud_heights_m[1]) / math.tan(math.radians(max(sun_elevation_deg, 1.0)))

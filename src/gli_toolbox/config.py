@@ -185,6 +185,10 @@ class DetectConfig:
     max_hole_m2: float | None = None
     """Holes (islands) in a lake up to this area are filled; ``None`` uses ``min_area_m2``."""
 
+    keep_rivers: bool = False
+    """Keep water objects shaped like rivers (long and thin: :func:`gli_toolbox.rivers.is_river`) in the
+    lake layers, flagged ``is_river = 1``; by default they are removed and counted in ``run.json``."""
+
     per_scene: bool = False
     """Also build one lake layer per acquisition date instead of per year."""
 
@@ -192,12 +196,9 @@ class DetectConfig:
     """Keep the per-year water masks as GeoTIFFs."""
 
     chunk_px: int = 2048
-    """Side of the square processing chunks in pixels; memory per chunk is independent of AOI size."""
-
-    max_aoi_km2: float = 20_000.0
-    """AOIs whose area or bounding box is larger are refused: a likely mistake (wrong CRS, parts far
-    apart), and the size one machine handles comfortably (about 18 bytes per 10 m pixel at the
-    labelling step: 3.6 GB at the limit)."""
+    """Side of the square processing chunks in pixels (the unit of work of a task). Peak memory is
+    set by it and the number of workers (about 40 bytes per chunk pixel per worker on L2A), never by
+    the AOI's size; results do not depend on it."""
 
     glaciers: str | None = None
     """Glacier outline file (e.g. an RGI region); adds ``glac_dist`` and ``lake_type``."""

@@ -44,7 +44,7 @@ from .styles import WATER_CLASSES, count_style, style_for_layer, to_qml, water_s
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .pipeline import DetectResult, WaterMap
+    from .results import DetectResult, WaterMap
     from .tracking import TrackResult
 
 logger = logging.getLogger(__name__)
@@ -691,8 +691,12 @@ def write_outputs(result: DetectResult, out: str | Path, *, overwrite: bool = Fa
             write_layer(gdf, stage, f"lakes_{label}", gpkg=gpkg)
         if cfg.save_masks:
             for name, mask in masks.items():
-                write_mask(mask, stage / f"{name}.tif")
-                write_counts(mask, stage / f"{name.replace('water_', 'nobs_')}.tif")
+                # a multi-zone run: one raster per UTM zone part, on that zone's grid (water_2019_43N.tif)
+                parts = [(name, mask)] if len(mask.zones) == 1 else \
+                    [(f"{name}_{z.zone}", type(mask)(mask.label, [z])) for z in mask.zones]
+                for part_name, part in parts:
+                    write_mask(part, stage / f"{part_name}.tif")
+                    write_counts(part, stage / f"{part_name.replace('water_', 'nobs_')}.tif")
         requested = None if cfg.per_scene else list(cfg.years)
         if result.tracking is not None:
             write_tracking(result.tracking, stage, run=result.run, periods=requested, gpkg=gpkg, qgis=False)

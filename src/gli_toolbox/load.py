@@ -10,95 +10,25 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import odc.stac
-import rasterio.features
 from numpy.typing import NDArray
 from odc.geo.geobox import GeoBox
-from shapely.geometry.base import BaseGeometry
 
 from . import providers, retry
 from .errors import AssetReadError, ConfigError
+from .grids import aoi_mask, output_grid, utm_crs  # re-exported: they moved to grids
 from .search import Scene
 from .water import offset_already_removed, scl_valid, to_reflectance
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Observation", "aoi_mask", "chunks", "output_grid", "read_day", "utm_crs"]
-
-
-def utm_crs(lon: float, lat: float) -> str:
-    """EPSG code of the WGS84 UTM zone containing (lon, lat).
-
-    >>> utm_crs(74.6, 42.8), utm_crs(-70.0, -33.0)
-    ('EPSG:32643', 'EPSG:32719')
-    """
-    zone = min(math.floor((lon + 180.0) / 6.0) + 1, 60)
-    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
-
-
-#: Largest accepted areal scale error of the output CRS at the AOI centre (UTM: < 0.3 % within its zone).
-MAX_AREA_DISTORTION = 0.01
-
-
-def area_distortion(crs: object, lon: float, lat: float) -> float:
-    """Areal scale factor of a projected CRS at (lon, lat): 1.0 = true areas.
-
-    >>> round(area_distortion("EPSG:32643", 75.0, 42.0), 4), round(area_distortion("EPSG:3857", 75.0, 42.0), 2)
-    (0.9992, 1.81)
-    """
-    import pyproj
-
-    return float(pyproj.Proj(pyproj.CRS.from_user_input(crs)).get_factors(lon, lat).areal_scale)
-
-
-def output_grid(aoi_wgs84: BaseGeometry, *, crs: str | None, resolution_m: float) -> GeoBox:
-    """The one processing grid: the AOI's bounding box in ``crs`` (default: UTM zone of the AOI
-    centre), snapped outward to multiples of ``resolution_m`` so it lines up with Sentinel-2 pixels.
-    """
-    import pyproj
-    from odc.geo.geom import Geometry
-
-    c = aoi_wgs84.centroid
-    target = crs or utm_crs(c.x, c.y)
-    try:
-        crs_obj = pyproj.CRS.from_user_input(target)
-    except pyproj.exceptions.CRSError:
-        raise ConfigError(f"--crs: {target!r} is not a known CRS; give an EPSG code such as EPSG:32643") from None
-    if not crs_obj.is_projected or crs_obj.axis_info[0].unit_name not in ("metre", "meter"):
-        raise ConfigError(f"--crs: {target} is not a projected CRS in metres; lake areas need one, e.g. a UTM zone (EPSG:326xx)")
-    distortion = area_distortion(crs_obj, c.x, c.y)
-    if abs(distortion - 1.0) > MAX_AREA_DISTORTION:
-        raise ConfigError(
-            f"--crs: {target} stretches areas by {100 * (distortion - 1):+.1f}% at the AOI (e.g. Web Mercator); "
-            f"use its UTM zone {utm_crs(c.x, c.y)} or an equal-area CRS so that 10 m pixels are 10 m on the ground"
-        )
-    geom = Geometry(aoi_wgs84, "EPSG:4326").to_crs(crs_obj)
-    return GeoBox.from_geopolygon(geom, resolution=resolution_m, crs=crs_obj, tight=False)
-
-
-def chunks(grid: GeoBox, chunk_px: int) -> Iterator[tuple[tuple[slice, slice], GeoBox]]:
-    """Split the grid into independent square chunks: ``((row_slice, col_slice), sub_geobox)``."""
-    ny, nx = grid.shape
-    for y0 in range(0, ny, chunk_px):
-        for x0 in range(0, nx, chunk_px):
-            sl = (slice(y0, min(y0 + chunk_px, ny)), slice(x0, min(x0 + chunk_px, nx)))
-            yield sl, grid[sl]
-
-
-def aoi_mask(grid: GeoBox, aoi_wgs84: BaseGeometry) -> NDArray[np.bool_]:
-    """True for grid pixels whose centre lies inside the AOI."""
-    from odc.geo.geom import Geometry
-
-    assert grid.crs is not None
-    geom = Geometry(aoi_wgs84, "EPSG:4326").to_crs(grid.crs).geom
-    return rasterio.features.geometry_mask([geom], out_shape=grid.shape, transform=grid.affine, invert=True)
+__all__ = ["Observation", "aoi_mask", "output_grid", "read_day", "utm_crs"]
 
 
 @dataclass
@@ -120,77 +50,273 @@ def _stac_cfg(keys: dict[str, str]) -> dict[str, Any]:
     return {"*": {"assets": assets}}
 
 
-def _read_bands(items: list[Any], keys: dict[str, str], tile: GeoBox, attempts: Iterator[int]) -> dict[str, NDArray[Any]]:
-    """DN pixels of ``keys`` over ``tile``; a retry (``attempts`` past 0) asks the server again."""
-    import rasterio
-
-    with rasterio.Env(**retry.gdal_env(items, uncached=next(attempts) > 0)):
-        ds = odc.stac.load(items, bands=list(keys.values()), geobox=tile, groupby="solar_day",
-                           resampling="nearest", stac_cfg=_stac_cfg(keys), fail_on_error=True)
-        return {b: ds[k].isel(time=0).values for b, k in keys.items()}  # pixels are read here
-
-
 #: Bands s2cloudless needs, by our band names (B01 B02 B04 B05 B08 B8A B09 B10 B11 B12).
 S2CLOUDLESS_INPUTS = ("coastal", "blue", "red", "rededge1", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22")
 
 
-def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_detector: str = "auto") -> Observation:
+class _NotAligned(Exception):
+    """An asset is not on a pixel lattice nested in the tile's: read it with odc-stac instead."""
+
+
+def _nested_window(src: Any, tile: GeoBox) -> tuple[Any, NDArray[np.int64], NDArray[np.int64]] | None:
+    """For an open raster on the tile's CRS whose pixels are ``f`` x ``f`` tile pixels on the same
+    lattice (10, 20, 60 m Sentinel-2 bands on a 10 m grid): the source window under the tile and, per
+    tile row/column, the row/column in that window (pixel repetition = nearest neighbour). None when
+    the tile does not touch the raster."""
+    from rasterio.windows import Window
+
+    t, a = src.transform, tile.affine
+    if src.crs is None or tile.crs is None or t.b != 0 or t.d != 0 or a.b != 0 or a.d != 0:
+        raise _NotAligned
+    if src.crs.to_epsg() is None or src.crs.to_epsg() != tile.crs.epsg:
+        raise _NotAligned
+    fx, fy = t.a / a.a, t.e / a.e
+    f = round(fx)
+    ox, oy = (a.c - t.c) / a.a, (a.f - t.f) / a.e  # tile origin in tile pixels from the raster origin
+    if f < 1 or abs(fx - f) > 1e-9 or abs(fy - f) > 1e-9 or abs(ox - round(ox)) > 1e-6 or abs(oy - round(oy)) > 1e-6:
+        raise _NotAligned
+    h, w = tile.shape
+    cols = (round(ox) + np.arange(w)) // f  # source column of each tile column
+    rows = (round(oy) + np.arange(h)) // f
+    c0, c1 = max(int(cols[0]), 0), min(int(cols[-1]) + 1, src.width)
+    r0, r1 = max(int(rows[0]), 0), min(int(rows[-1]) + 1, src.height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0), rows - r0, cols - c0
+
+
+def _upsample(data: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[Any]:
+    """``data[rows][:, cols]`` for monotonic runs of repeated indices (pixel repetition): a slice when
+    nothing repeats, ``np.repeat`` (much faster than fancy indexing) when every index repeats ``f`` times."""
+    if rows.size == 0 or cols.size == 0:
+        return data[:0, :0]
+    r0, c0 = int(rows[0]), int(cols[0])
+    nr, nc = int(rows[-1]) - r0 + 1, int(cols[-1]) - c0 + 1
+    block = data[r0:r0 + nr, c0:c0 + nc]
+    if nr == rows.size and nc == cols.size:
+        return block
+    out = np.repeat(np.repeat(block, np.bincount(rows - r0, minlength=nr), axis=0),
+                    np.bincount(cols - c0, minlength=nc), axis=1)
+    return out
+
+
+def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> dict[str, NDArray[Any]]:
+    """Decode only the tile's window of each asset with rasterio, upsampled by pixel repetition,
+    same-day items mosaicked (first non-zero pixel). Raises :class:`_NotAligned` when an asset is on
+    another CRS or lattice."""
+    import rasterio
+
+    h, w = tile.shape
+    out: dict[str, NDArray[Any]] = {}
+    for b, k in keys.items():
+        acc: NDArray[Any] | None = None
+        dtype: Any = None
+        for it in items:
+            href = it.assets[k].href
+            try:
+                with rasterio.open(href) as src:
+                    nested = _nested_window(src, tile)
+                    dtype = src.dtypes[0]
+                    if nested is None:
+                        continue
+                    win, rows, cols = nested
+                    data = src.read(1, window=win)
+            except _NotAligned:
+                raise
+            except Exception as exc:  # noqa: BLE001 - GDAL raises many types: read_bands retries and describes
+                raise _AssetFailure(f"{it.id} asset {k}") from exc
+            ok_r = (rows >= 0) & (rows < data.shape[0])
+            ok_c = (cols >= 0) & (cols < data.shape[1])
+            sub = _upsample(data, rows[ok_r], cols[ok_c])
+            if acc is None and ok_r.all() and ok_c.all():
+                acc = data if sub.shape == data.shape else np.ascontiguousarray(sub)  # the window is the tile
+                continue
+            if acc is None:
+                acc = np.zeros((h, w), dtype=dtype)
+            r0, c0 = int(np.argmax(ok_r)), int(np.argmax(ok_c))  # ok rows/cols are one contiguous run
+            cur = acc[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]]
+            take = (cur == 0) & (sub != 0)
+            cur[take] = sub[take]
+        if acc is None:
+            acc = np.zeros((h, w), dtype=dtype or np.uint16)
+        out[b] = acc
+    return out
+
+
+class _AssetFailure(Exception):
+    """A band file failed in the direct reader; ``str`` names the item and asset, the cause says why."""
+
+
+def read_bands(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], *,
+               resampling: str = "nearest") -> dict[str, NDArray[Any]]:
+    """Read the assets ``keys`` (our band name -> asset key) of same-day ``items`` over ``tile``:
+    digital numbers, mosaicked (first valid item), nearest-neighbour onto the tile's pixels.
+
+    Assets on the tile's CRS and pixel lattice (the usual case: a zone's own Sentinel-2 tiles on
+    that zone's 10 m grid) are decoded directly with rasterio, window by window, and 20 m / 60 m
+    bands upsampled by pixel repetition, which is what nearest-neighbour resampling gives there
+    (measured faster than odc-stac: ``docs/performance.md``). Anything else (another UTM zone,
+    another lattice, ``resampling`` other than nearest) goes through odc-stac's reprojection.
+
+    Transient failures (connection resets, timeouts, HTTP 429 and 5xx) are retried with backoff
+    within the bounded budget of :mod:`gli_toolbox.retry`; a retry asks the server again instead of
+    GDAL's cache.
+
+    Raises
+    ------
+    AssetReadError
+        One readable line naming the items (and asset) and what went wrong (HTTP status, reset,
+        timeout, damaged or truncated file ...), without credentials.
+    """
+    attempts = itertools.count()
+    ids = ", ".join(i.id for i in items)
+    read = functools.partial(_read_once, items, tile, keys, resampling, attempts)
+    with retry.capture_gdal_messages() as gdal_messages:
+        try:
+            return retry.call_with_retry(read, what=f"reading {ids}")
+        except (AssetReadError, ConfigError):
+            raise
+        except _AssetFailure as exc:
+            cause = exc.__cause__ or exc
+            raise AssetReadError(f"cannot read {exc}: {retry.describe_failure(cause, gdal_messages)}") from None
+        except Exception as exc:  # noqa: BLE001 - GDAL/odc raise many types for unreadable assets
+            raise AssetReadError(f"cannot read {ids}: {retry.describe_failure(exc, gdal_messages)}") from None
+
+
+def _read_once(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], resampling: str,
+               attempts: Iterator[int]) -> dict[str, NDArray[Any]]:
+    """One attempt of :func:`read_bands`; attempts after the first bypass GDAL's cache."""
+    import rasterio
+
+    env = retry.gdal_env(items, uncached=next(attempts) > 0)
+    if resampling == "nearest":
+        try:
+            with rasterio.Env(**env):
+                return _read_direct(items, tile, keys)
+        except _NotAligned:
+            pass
+    with rasterio.Env(**env):
+        ds = odc.stac.load(items, bands=list(keys.values()), geobox=tile, groupby="solar_day",
+                           resampling=resampling, stac_cfg=_stac_cfg(keys), fail_on_error=True)
+        return {b: ds[k].isel(time=0).values for b, k in keys.items()}  # pixels are read here
+
+
+@dataclass
+class MaskPlan:
+    """The cloud-mask policy for one group of same-day items: which assets to read and how to mask."""
+
+    keys: dict[str, str]
+    s2cloudless: bool
+    notes: list[str]
+
+
+def mask_plan(items: Sequence[Any], bands: Sequence[str], cloud_detector: str) -> MaskPlan:
+    """Decide how a group of items is masked (SCL, s2cloudless or nothing) and which assets that needs.
+
+    Raises
+    ------
+    AssetReadError
+        An item lacks one of ``bands``.
+    """
+    notes: list[str] = []
+    found = {b: providers.asset_key(items[0], b) for b in [*bands, "scl"]}
+    missing = [b for b in bands if found[b] is None]
+    if missing:
+        raise AssetReadError(f"{items[0].id} has no {', '.join(missing)} asset (keys: {', '.join(items[0].assets)})")
+    if cloud_detector in ("scl", "none"):
+        found["scl"] = found["scl"] if cloud_detector == "scl" else None
+    use_s2cloudless = cloud_detector == "s2cloudless" or (cloud_detector == "auto" and found["scl"] is None)
+    if use_s2cloudless:
+        if cloud_detector == "s2cloudless":
+            found["scl"] = None
+        extra = {b: providers.asset_key(items[0], b) for b in S2CLOUDLESS_INPUTS if b not in found}
+        if all(extra.values()):
+            found.update(extra)
+        else:
+            use_s2cloudless = False
+            notes.append(
+                f"{items[0].id}: no scene classification and no {', '.join(b for b, k in extra.items() if not k)} "
+                "band for s2cloudless; clouds and shadows are not masked"
+            )
+    return MaskPlan({b: k for b, k in found.items() if k is not None}, use_s2cloudless, notes)
+
+
+def needs_s2cloudless(scenes: Sequence[Scene], cloud_detector: str) -> bool:
+    """Whether a day's scenes are masked with s2cloudless (no SCL, or forced)."""
+    try:
+        return any(mask_plan([s.item], ["green", "nir"], cloud_detector).s2cloudless for s in scenes)
+    except AssetReadError:
+        return False
+
+
+def s2cloudless_mask(refl: dict[str, NDArray[np.float32]], item: Any, pixel_m: float) -> tuple[NDArray[np.bool_], str]:
+    """Clouds and (with sun angles) projected cloud shadows from top-of-atmosphere reflectances."""
+    from .clouds import cloud_mask, cloud_probability, clouds_and_shadows
+
+    toa = {providers.S2_BAND_IDS[b]: refl[b] for b in S2CLOUDLESS_INPUTS}
+    sun = providers.sun_angles(item)
+    if sun is not None and sun[1] > 0:
+        cloud, shadow = clouds_and_shadows(toa, sun_azimuth_deg=sun[0], sun_elevation_deg=sun[1], pixel_m=pixel_m)
+        return cloud | shadow, f"{item.id}: no scene classification; clouds and shadows from s2cloudless"
+    mask = cloud_mask(cloud_probability(toa, block_px=max(1, round(60.0 / pixel_m))))
+    return mask, (f"{item.id}: no scene classification and no sun angles; clouds from s2cloudless, "
+                  "cloud shadows not masked")
+
+
+def _over(tile: GeoBox, items: list[Any]) -> list[Any]:
+    """The items whose footprint touches the tile (same-day tiles of other zones usually do not)."""
+    import shapely.geometry
+    from odc.geo.geom import Geometry
+
+    tbox = shapely.geometry.box(*tile.boundingbox)
+    assert tile.crs is not None
+    return [it for it in items
+            if it.geometry is None
+            or Geometry(shapely.geometry.shape(it.geometry), "EPSG:4326").to_crs(tile.crs).geom.intersects(tbox)]
+
+
+def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_detector: str = "auto",
+             cloud_mask: Callable[[], Callable[[NDArray[np.float32]], NDArray[np.bool_]]] | None = None) -> Observation:
     """Read one acquisition day (one or more tiles of the same pass) over ``tile``.
 
     Scenes are grouped by their reflectance rule (they normally share one), each group is read
-    and mosaicked by odc-stac, converted to reflectance, and the groups fused (first valid pixel).
-    Clouds and shadows are masked with the scene classification; where an item has none (or
-    ``cloud_detector="s2cloudless"``), with s2cloudless and projected cloud shadows
-    (:mod:`gli_toolbox.clouds`) when the item has the bands the model needs.
+    and mosaicked by odc-stac (:func:`read_bands`), converted to reflectance, and the groups fused
+    (first valid pixel). Clouds and shadows are masked as :func:`mask_plan` decides: with the scene
+    classification; where an item has none (or ``cloud_detector="s2cloudless"``), with s2cloudless
+    and projected cloud shadows (:mod:`gli_toolbox.clouds`). ``cloud_mask`` may supply that mask
+    (from the day's coarse pass over the whole zone, so that it does not depend on the chunk: a
+    function returning a function of the tile's NIR reflectance); without it s2cloudless runs on the
+    tile alone.
 
     Raises
     ------
     AssetReadError
         When a band file cannot be read; the caller skips the day and records it.
     """
-
     bands = ["green", "nir"] + (["swir16"] if need_swir else [])
     groups: dict[tuple[Any, ...], list[Scene]] = defaultdict(list)
     for s in scenes:
         groups[providers.reflectance_rule(s.item).key()].append(s)
 
     shape = tile.shape
-    out = {b: np.full(shape, np.nan, dtype=np.float32) for b in bands}
+    out: dict[str, NDArray[np.float32]] = {}
     scl_out: NDArray[np.uint8] | None = None
-    valid = np.zeros(shape, dtype=bool)
+    valid: NDArray[np.bool_] | None = None
     notes: list[str] = []
+    given: Callable[[NDArray[np.float32]], NDArray[np.bool_]] | None = None
     for group in groups.values():
-        items = [s.item for s in group]
+        items = _over(tile, [s.item for s in group])
+        if not items:
+            continue
         rule = providers.reflectance_rule(items[0])
-        found = {b: providers.asset_key(items[0], b) for b in bands + ["scl"]}
-        missing = [b for b in bands if found[b] is None]
-        if missing:
-            raise AssetReadError(f"{items[0].id} has no {', '.join(missing)} asset (keys: {', '.join(items[0].assets)})")
-        if cloud_detector in ("scl", "none"):
-            found["scl"] = found["scl"] if cloud_detector == "scl" else None
-        use_s2cloudless = cloud_detector == "s2cloudless" or (cloud_detector == "auto" and found["scl"] is None)
-        if use_s2cloudless:
-            if cloud_detector == "s2cloudless":
-                found["scl"] = None
-            extra = {b: providers.asset_key(items[0], b) for b in S2CLOUDLESS_INPUTS if b not in found}
-            if all(extra.values()):
-                found.update(extra)
-            else:
-                use_s2cloudless = False
-                notes.append(
-                    f"{items[0].id}: no scene classification and no {', '.join(b for b, k in extra.items() if not k)} "
-                    "band for s2cloudless; clouds and shadows are not masked"
-                )
-        keys: dict[str, str] = {b: k for b, k in found.items() if k is not None}
-        read = functools.partial(_read_bands, items, keys, tile, itertools.count())
-        with retry.capture_gdal_messages() as gdal_messages:
-            try:
-                dn = retry.call_with_retry(read, what=f"reading {', '.join(i.id for i in items)}")
-            except (AssetReadError, ConfigError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - GDAL/odc raise many types for unreadable assets
-                why = retry.describe_failure(exc, gdal_messages)
-                raise AssetReadError(f"cannot read {', '.join(i.id for i in items)}: {why}") from None
+        mp = mask_plan(items, bands, cloud_detector)
+        notes += mp.notes
+        keys = dict(mp.keys)
+        if mp.s2cloudless and cloud_mask is not None:
+            given = cloud_mask() if given is None else given
+            if given is not None:  # the coarse pass has it: read only the bands the water test needs
+                keys = {b: k for b, k in keys.items() if b in bands}
+        dn = read_bands(items, tile, keys)
         offset = rule.offset
         if rule.verify_offset and offset != 0 and offset_already_removed(dn["green"], nodata=rule.nodata):
             offset = 0.0
@@ -199,34 +325,68 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
                 "but the data show it was already removed; read without offset"
             )
         refl = {b: to_reflectance(dn[b], scale=rule.scale, offset=offset, nodata=rule.nodata) for b in keys if b != "scl"}
-        ok = np.all([np.isfinite(refl[b]) for b in bands], axis=0)
-        if use_s2cloudless:
-            from .clouds import clouds_and_shadows
-
-            toa = {providers.S2_BAND_IDS[b]: refl[b] for b in S2CLOUDLESS_INPUTS}
-            sun = providers.sun_angles(items[0])
-            if sun is not None and sun[1] > 0:
-                cloud, shadow = clouds_and_shadows(toa, sun_azimuth_deg=sun[0], sun_elevation_deg=sun[1],
-                                                   pixel_m=float(abs(tile.affine.a)))
-                ok &= ~(cloud | shadow)
+        ok = np.isfinite(refl[bands[0]])
+        for b in bands[1:]:
+            ok &= np.isfinite(refl[b])
+        if mp.s2cloudless:
+            if given is not None:
+                ok &= ~given(refl["nir"])
                 notes.append(f"{items[0].id}: no scene classification; clouds and shadows from s2cloudless")
             else:
-                from .clouds import cloud_mask, cloud_probability
-
-                ok &= ~cloud_mask(cloud_probability(toa, block_px=max(1, round(60.0 / abs(tile.affine.a)))))
-                notes.append(f"{items[0].id}: no scene classification and no sun angles; clouds from s2cloudless, "
-                             "cloud shadows not masked")
+                mask, note = s2cloudless_mask(refl, items[0], float(abs(tile.affine.a)))
+                ok &= ~mask
+                notes.append(note)
         if "scl" in keys:
             scl = dn["scl"].astype(np.uint8)
             ok &= scl_valid(scl)
             if scl_out is None:
-                scl_out = np.zeros(shape, dtype=np.uint8)
-            take_scl = (scl_out == 0) & (scl != 0)
-            scl_out[take_scl] = scl[take_scl]
-        elif not use_s2cloudless and cloud_detector != "none" and not any(items[0].id in n for n in notes):
+                scl_out = scl
+            else:
+                take_scl = (scl_out == 0) & (scl != 0)
+                scl_out[take_scl] = scl[take_scl]
+        elif not mp.s2cloudless and cloud_detector != "none" and not any(items[0].id in n for n in notes):
             notes.append(f"{items[0].id}: no scene classification; clouds and shadows are not masked")
+        if valid is None:  # the first group: take its arrays as they are (NaN where not ok)
+            for b in bands:
+                out[b] = refl[b]
+                out[b][~ok] = np.nan
+            valid = ok
+            continue
         take = ok & ~valid
         for b in bands:
             out[b][take] = refl[b][take]
         valid |= take
+    if valid is None:  # no item over the tile
+        valid = np.zeros(shape, dtype=bool)
+        out = {b: np.full(shape, np.nan, dtype=np.float32) for b in bands}
     return Observation(out["green"], out["nir"], out.get("swir16"), valid, scl_out, notes)
+
+
+def read_toa(scenes: Sequence[Scene], tile: GeoBox) -> dict[str, NDArray[np.float32]]:
+    """The ten s2cloudless bands of a day (top-of-atmosphere reflectance) averaged onto ``tile``
+    (a coarse grid: the day's cloud pass), same-day scenes mosaicked; NaN where no scene has data.
+
+    Raises
+    ------
+    AssetReadError
+        A band file cannot be read, or an item lacks one of the bands.
+    """
+    out = {b: np.full(tile.shape, np.nan, dtype=np.float32) for b in S2CLOUDLESS_INPUTS}
+    groups: dict[tuple[Any, ...], list[Scene]] = defaultdict(list)
+    for s in scenes:
+        groups[providers.reflectance_rule(s.item).key()].append(s)
+    for group in groups.values():
+        items = _over(tile, [s.item for s in group])
+        if not items:
+            continue
+        rule = providers.reflectance_rule(items[0])
+        keys = {b: providers.asset_key(items[0], b) for b in S2CLOUDLESS_INPUTS}
+        missing = [b for b, k in keys.items() if k is None]
+        if missing:
+            raise AssetReadError(f"{items[0].id} has no {', '.join(missing)} asset for s2cloudless")
+        dn = read_bands(items, tile, {b: k for b, k in keys.items() if k is not None}, resampling="average")
+        for b in S2CLOUDLESS_INPUTS:
+            refl = to_reflectance(dn[b], scale=rule.scale, offset=rule.offset, nodata=rule.nodata)
+            take = np.isnan(out[b]) & np.isfinite(refl)
+            out[b][take] = refl[take]
+    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,78 +17,19 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely.geometry
-from affine import Affine
-from numpy.typing import NDArray
-from odc.geo.geobox import GeoBox
 from shapely.geometry.base import BaseGeometry
 
-from . import lakes as lakes_mod
-from . import load, search
+from . import grids, search
 from .aoi import Aoi, as_aoi
-from .classify import classify_bands
 from .config import DetectConfig
-from .errors import AoiError, AssetReadError, ConfigError, NoScenesFoundError
+from .engine import ChunkTask, CloudTask, ZoneRasters
+from .errors import ConfigError, NoScenesFoundError
+from .results import DetectResult, WaterMap, ZoneMap
 from .tracking import TrackResult, track
-from .water import MAYBE_WATER, NEVER_OBSERVED, composite, composite_classes, seeded_growth
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DetectResult", "WaterMap", "detect", "plan"]
-
-
-@dataclass
-class WaterMap:
-    """Water classification on the processing grid for one year (or one date).
-
-    ``water_class``: 1 water, 0 not water, 255 never validly observed (or outside the AOI).
-    ``valid_count`` / ``water_count``: valid and water observations per pixel.
-    """
-
-    label: str
-    water_class: NDArray[np.uint8]
-    valid_count: NDArray[np.uint16]
-    water_count: NDArray[np.uint16]
-    transform: Affine
-    crs: str
-    snow_count: NDArray[np.uint16] | None = None
-    """Clear observations classified as snow/ice (not counted in ``valid_count``)."""
-
-    def observed_share(self, geom: BaseGeometry) -> float:
-        """Share of the pixels under ``geom`` (grid CRS) with at least one open-water observation."""
-        import rasterio.features
-
-        inside = rasterio.features.geometry_mask([geom], out_shape=self.valid_count.shape, transform=self.transform,
-                                                 invert=True, all_touched=False)
-        n = int(inside.sum())
-        return float((self.valid_count[inside] > 0).sum() / n) if n else 0.0
-
-    @property
-    def water_fraction(self) -> NDArray[np.float32]:
-        """Share of valid observations that were water (NaN where never observed)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.valid_count > 0, self.water_count / np.maximum(self.valid_count, 1), np.nan).astype(np.float32)
-
-
-@dataclass
-class DetectResult:
-    """What :func:`detect` returns: per-year lake layers and water maps, plus the run record."""
-
-    config: DetectConfig
-    aoi: Aoi
-    grid: GeoBox
-    lakes: dict[int, gpd.GeoDataFrame]
-    masks: dict[int, WaterMap]
-    scene_lakes: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
-    scene_masks: dict[str, WaterMap] = field(default_factory=dict)
-    run: dict[str, Any] = field(default_factory=dict)
-    tracking: TrackResult | None = None
-    """Lakes matched across the exported layers (years, or dates with ``per_scene``)."""
-
-    def explore(self, **kwargs: Any) -> Any:
-        """Interactive map (folium) of the lakes by period and status: :func:`gli_toolbox.maps.explore_detect`."""
-        from .maps import explore_detect
-
-        return explore_detect(self, **kwargs)
+__all__ = ["DetectResult", "RunEstimate", "WaterMap", "detect", "estimate", "extract_period_lakes", "plan"]
 
 
 @dataclass
@@ -101,8 +41,10 @@ class YearPlan:
     dropped: list[str]
 
 
-def _as_aoi(aoi: Aoi | str | Path | BaseGeometry | dict[str, Any], max_km2: float) -> Aoi:
-    return as_aoi(aoi, max_km2=max_km2)  # also GeoDataFrame/GeoSeries, GeoJSON Feature(Collection)
+def _as_aoi(aoi: Any) -> Aoi:
+    """The AOI from any accepted form (path, GeoDataFrame/GeoSeries, shapely or GeoJSON geometry):
+    :func:`gli_toolbox.aoi.as_aoi`, with no area limit (regions of any size are mapped chunk by chunk)."""
+    return as_aoi(aoi, max_km2=float("inf"))
 
 
 def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = None) -> list[YearPlan]:
@@ -116,9 +58,6 @@ def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = Non
             max_cloud_pct=config.max_cloud_pct,
         )
         plans.append(YearPlan(year, start, end, search.group_by_day(scenes), dropped))
-        days = plans[-1].days
-        logger.info("%s: %d scene(s) on %d day(s) found (%s to %s, cloud cover <= %g%%)", year, len(scenes), len(days),
-                    start[:10], end[:10], config.max_cloud_pct)
     return plans
 
 
@@ -143,12 +82,105 @@ def _software() -> dict[str, str]:
     return out
 
 
+@dataclass
+class RunEstimate:
+    """The plan stated before any pixel is read: what a run will read and roughly how long it takes."""
+
+    zones: list[str]
+    chunks: int
+    scenes: int
+    days: int
+    pixels: int
+    """Grid pixels of the chunks that touch the AOI, summed over zones."""
+    pixel_days: int
+    """Pixels times acquisition days whose footprint touches them (upper bound: every day on every chunk)."""
+    bytes_to_read: int
+    """Decoded bytes of the needed bands (green, NIR at 10 m; SWIR1, SCL at 20 m)."""
+    seconds: float
+    workers: int
+
+    def lines(self) -> list[str]:
+        """Human-readable plan (the first lines of ``gli detect``)."""
+        return [
+            (f"plan: {self.scenes} scenes on {self.days} days; {len(self.zones)} UTM zone part(s) "
+            f"({', '.join(self.zones)}), {self.chunks} chunks, {self.pixels / 1e6:,.1f} Mpx of 10 m grid"),
+            (f"plan: about {_size(self.bytes_to_read)} of band data to read; estimated "
+            f"{_duration(self.seconds)} on {self.workers} worker(s)"),
+        ]
+
+
+#: Throughput of one worker, in pixel-days per second (one pixel of one acquisition day: read the
+#: bands, mask, classify and count), measured by benchmarks/bench_pipeline.py on the 2-core
+#: reference machine of docs/performance.md. Used only for the estimate in the plan.
+PIXEL_DAYS_PER_S_PER_WORKER = 4.0e6
+#: Decoded bytes per 10 m pixel and day: green + NIR (uint16 at 10 m) + SWIR1 + SCL (at 20 m).
+BYTES_PER_PIXEL_DAY = 2 + 2 + 2 / 4 + 1 / 4
+
+
+def _size(n: float) -> str:
+    """Human-readable byte count.
+
+    >>> _size(843_885), _size(3.2e9)
+    ('0.8 MB', '3.2 GB')
+    """
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _zone_chunks(zones: list[Any], config: DetectConfig) -> list[tuple[Any, BaseGeometry, list[grids.Chunk]]]:
+    """Per zone part: its geometry in the zone CRS and the chunks of its grid that touch it."""
+    from odc.geo.geom import Geometry
+    from shapely import prepared
+
+    out = []
+    for z in zones:
+        part = Geometry(z.geometry_wgs84, "EPSG:4326").to_crs(z.grid.crs).geom
+        prep = prepared.prep(part)
+        a = z.grid.affine
+        keep = []
+        for c in grids.chunks(z.grid, config.chunk_px):
+            x0, y0 = a * (c.col0, c.row0)
+            x1, y1 = a * (c.col0 + c.width, c.row0 + c.height)
+            if prep.intersects(shapely.geometry.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))):
+                keep.append(c)
+        out.append((z, part, keep))
+    return out
+
+
+def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, workers: int = 1) -> RunEstimate:
+    """The plan of a run: scenes, chunks, pixels, bytes and an estimated time (no pixel is read)."""
+    zc = _zone_chunks(zones, config)
+    pixels = sum(c.height * c.width for _, _, cs in zc for c in cs)
+    days = sum(len(p.days) for p in plans)
+    scenes = sum(len(v) for p in plans for v in p.days.values())
+    pixel_days = pixels * days
+    return RunEstimate(
+        zones=[z.label for z in zones], chunks=sum(len(cs) for _, _, cs in zc), scenes=scenes, days=days,
+        pixels=pixels, pixel_days=pixel_days, bytes_to_read=int(pixel_days * BYTES_PER_PIXEL_DAY),
+        seconds=pixel_days / (PIXEL_DAYS_PER_S_PER_WORKER * max(workers, 1)), workers=max(workers, 1),
+    )
+
+
 def detect(
     aoi: Aoi | str | Path | BaseGeometry | dict[str, Any],
     *,
     config: DetectConfig | None = None,
     progress: bool | None = None,
     on_scene: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    on_plan: Callable[[RunEstimate], None] | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    work_dir: str | Path | None = None,
+    resume: bool = False,
     **params: Any,
 ) -> DetectResult:
     """Detect glacial lakes in ``aoi`` for each year of the configuration.
@@ -157,17 +189,32 @@ def detect(
     ----------
     aoi
         Path of a vector file, an :class:`~gli_toolbox.aoi.Aoi`, a shapely geometry or a GeoJSON
-        geometry dict (both in WGS84).
+        geometry dict (both in WGS84). Any size: it is split into UTM zone parts, each mapped on
+        the 10 m grid of its own zone (unless ``config.crs`` forces one grid).
     config
         Run parameters; or give them as keyword arguments (``years=(2017, 2019)``,
         ``stac="sample_data/catalog.json"``, ``ndwi_threshold=0.3`` ...), which override ``config``.
     progress
-        Show a progress bar (default: only on a terminal).
+        Show a progress bar over chunk tasks (default: only on a terminal).
+    on_progress
+        Called as ``on_progress(done, total, what)`` after every chunk task (``what`` is its name).
+    on_plan
+        Called once with the :class:`RunEstimate` before any pixel is read.
+    client, scheduler, workers
+        Where chunk tasks run: a ``dask.distributed.Client``; the address of an existing scheduler;
+        or the number of worker processes of a local cluster started for this run. Default: in this
+        process, one chunk after the other (no cluster to start; same results).
+    work_dir
+        Folder for chunk results and the composite rasters (default: a new temporary folder, deleted
+        when the result is). The water maps of the result read from it, so keep it while you use them.
+    resume
+        Reuse the finished chunks found in ``work_dir`` (same parameters, AOI and scenes).
 
     Returns
     -------
     DetectResult
-        ``lakes[year]`` GeoDataFrames and ``masks[year]`` water maps; ``run`` is what ``run.json`` holds.
+        ``lakes[year]`` GeoDataFrames and ``masks[year]`` water maps; ``run`` is what ``run.json`` holds
+        (``run["complete"]`` is False when a chunk or a band file failed: see ``run["incomplete"]``).
 
     Raises
     ------
@@ -179,91 +226,42 @@ def detect(
         config = DetectConfig(**params)
     elif params:
         config = replace(config, **params)
-    the_aoi = _as_aoi(aoi, config.max_aoi_km2)
-    grid = _grid(the_aoi, config)  # checks --crs and the AOI's extent before any network access
+    the_aoi = _as_aoi(aoi)
+    zones = grids.zone_parts(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
     _check_inputs(config)
-    source = search.open_source(config.stac)
-    plans = plan(the_aoi, config, source)
-    log = _RunLog(warnings=[_no_scene_reason(p, config) for p in plans if not p.days])
-    if all(not p.days for p in plans):
-        raise NoScenesFoundError(
-            "no scenes found: " + "; ".join(_no_scene_reason(p, config) for p in plans)
-            + ". Widen --months, raise --max-cloud, or check --collection"
-        )
-    for w in log.warnings:
-        logger.warning(w)
-    ctx = _prepare(the_aoi, config, grid)
-    logger.info("grid %s, %g m: %d x %d pixels in %d chunk(s) of up to %d px", ctx.crs, config.resolution_m,
-                grid.shape[0], grid.shape[1], len(ctx.tiles), config.chunk_px)
+    from .engine import make_runner
 
-    from tqdm import tqdm
-
-    total = sum(len(p.days) for p in plans) * len(ctx.tiles)
-    bar = tqdm(total=total, unit="scene", desc="reading scenes", disable=(None if progress is None else not progress),
-               leave=False)
-    lakes: dict[int, gpd.GeoDataFrame] = {}
-    masks: dict[int, WaterMap] = {}
-    scene_lakes: dict[str, gpd.GeoDataFrame] = {}
-    scene_masks: dict[str, WaterMap] = {}
-    years_record: dict[str, Any] = {}
+    runner = make_runner(client=client, scheduler=scheduler, workers=workers)  # a bad --scheduler fails here
     try:
-        for p in plans:
-            base = {"season": [p.start, p.end], "scenes": [s.to_record() for sc in p.days.values() for s in sc],
-                    "dropped_duplicates": p.dropped}
-            if not p.days:
-                years_record[str(p.year)] = {**base, "reason": _no_scene_reason(p, config)}
-                continue
-            t_year = time.perf_counter()
-            stack = _observe_year(p, ctx, bar, log, on_scene)
-            failed = sorted(d.isoformat() for d in stack.day_failed)
-            # a day that failed in some chunk keeps what it gave elsewhere but does not count as a scene
-            n_scenes = sum(1 for d, used in stack.day_used.items() if used and d not in stack.day_failed)
-            if n_scenes == 0:
-                reason = (
-                    f"{p.year}: {sum(len(v) for v in p.days.values())} scene(s) found but none gave a valid "
-                    "observation of the AOI (cloud, shadow, no data or unreadable); no lake layer for this year"
-                ) if len(failed) < len(p.days) else (  # HOOK(rel): a failure is not "nothing seen"
-                    f"{p.year}: every scene failed to read; the year is incomplete, not empty: run again later"
-                )
-                log.add_warning(reason)
-                years_record[str(p.year)] = {**base, "days_failed": failed, "reason": reason}
-                continue
-            if stack.maybe_count is not None:  # seeded growth: possible water joins lakes with a seed
-                wclass = seeded_growth(composite_classes(stack.water_count, stack.maybe_count, stack.valid_count,
-                                                         min_water_fraction=config.min_water_fraction))
-            else:
-                wclass = composite(stack.water_count, stack.valid_count, min_water_fraction=config.min_water_fraction)
-            wclass[~ctx.inside] = NEVER_OBSERVED
-            masks[p.year] = WaterMap(str(p.year), wclass, stack.valid_count, stack.water_count, ctx.transform,
-                                     ctx.crs, stack.snow_count)
-            lakes[p.year] = _lakes(ctx, wclass, stack.valid_count, {"year": p.year, "n_scenes": n_scenes})
-            for day, (day_water, day_obs) in stack.per_day.items():
-                if day in stack.day_failed or not day_obs.any():
-                    continue
-                label = day.strftime("%Y%m%d")
-                dclass = np.where(day_obs, day_water.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
-                if day in stack.per_day_maybe:
-                    dclass[stack.per_day_maybe[day] & ~day_water] = MAYBE_WATER
-                    dclass = seeded_growth(dclass)
-                    day_water = dclass == 1
-                scene_masks[label] = WaterMap(label, dclass, day_obs.astype(np.uint16), day_water.astype(np.uint16),
-                                              ctx.transform, ctx.crs)
-                scene_lakes[label] = _lakes(ctx, dclass, day_obs.astype(np.uint16),
-                                            {"year": p.year, "n_scenes": 1, "date": day.isoformat()})
-            logger.info("%s: %d lake(s), %.4f km2 from %d day(s) with valid observations, in %.1f s", p.year,
-                        len(lakes[p.year]), float(lakes[p.year]["area_km2"].sum()), n_scenes,
-                        time.perf_counter() - t_year)
-            years_record[str(p.year)] = {
-                **base,
-                "days_used": n_scenes,
-                "days_failed": failed,
-                "n_lakes": len(lakes[p.year]),
-                "lake_area_km2": float(lakes[p.year]["area_km2"].sum()),
-                "water_pixels": int((wclass == 1).sum()),
-                "never_observed_pixels_in_aoi": int(((stack.valid_count == 0) & ctx.inside).sum()),
-            }
+        source = search.open_source(config.stac)
+        plans = plan(the_aoi, config, source)
+        log = _RunLog(warnings=[_no_scene_reason(p, config) for p in plans if not p.days])
+        if all(not p.days for p in plans):
+            raise NoScenesFoundError(
+                "no scenes found: " + "; ".join(_no_scene_reason(p, config) for p in plans)
+                + ". Widen --months, raise --max-cloud, or check --collection"
+            )
+        for w in log.warnings:
+            logger.warning(w)
+        zone_chunks = _zone_chunks(zones, config)
+        work = _work_folder(work_dir, config, the_aoi, resume)
+        glaciers = _glaciers(the_aoi, config, zones)
+        if config.dem:
+            _check_dem(config, zones)
+        est = estimate(plans, zones, config, workers=runner.n_workers)
+        for line in est.lines():
+            logger.info(line)
+        if on_plan is not None:
+            on_plan(est)
+        outcomes = _run_tasks(plans, zone_chunks, config, work, runner, resume, progress, on_progress, log)
     finally:
-        bar.close()
+        runner.close()
+    out_crs = config.crs or grids.utm_crs(*the_aoi.centre)
+    if len(zones) == 1:
+        out_crs = zones[0].crs
+    periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene)
+    lakes, masks, scene_lakes, scene_masks = periods.lakes, periods.masks, periods.scene_lakes, periods.scene_masks
+    years_record, incomplete = periods.years_record, periods.incomplete
     if not lakes:
         raise NoScenesFoundError(
             "no valid observation in any year: " + "; ".join(log.warnings) + ". Check the scenes with `gli search`"
@@ -271,22 +269,141 @@ def detect(
 
     # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
     def seen(maps: dict[Any, WaterMap]) -> Callable[[Any, Any], bool]:
-        return lambda period, geom: period in maps and maps[period].observed_share(geom) >= 0.5
+        return lambda period, geom: period in maps and maps[period].observed_share(geom, out_crs) >= 0.5
 
     tracking = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
     lakes = {y: _sorted(g) for y, g in tracking.layers.items()}
     if config.per_scene and scene_lakes:
         tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
-    if len(tracking.periods) < 2:  # HOOK(rel): one period says nothing about change (as in gli track)
-        log.add_warning("only one period with observations: lake change needs two, so no change status is given")
-        tracking.changes["status"], tracking.changes["signif"] = None, 0
-    run = _run_record(ctx, source, years_record, log, tracking)
-    period = (lambda d: d.replace("-", "")) if config.per_scene else (lambda d: d[:4])  # HOOK(rel): contract 6
-    run["incomplete"] = {k: [f"{s['day']}: {s['error']}" for s in log.skipped if period(s["day"]) == k]
-                         for k in sorted({period(s["day"]) for s in log.skipped})}
-    run["complete"] = not run["incomplete"]
-    return DetectResult(config, the_aoi, ctx.grid, lakes, masks, scene_lakes, scene_masks, run, tracking)
+    run = _run_record(the_aoi, config, zones, zone_chunks, source, years_record, log, tracking, glaciers,
+                      incomplete, runner.name, work, est)
+    result = DetectResult(config, the_aoi, zones[0].grid, lakes, masks, scene_lakes, scene_masks, run, tracking,
+                          zones=zones, work_dir=work)
+    if work_dir is None:  # our own temporary folder: removed with the result that reads from it
+        import shutil
+        import weakref
+
+        weakref.finalize(result, shutil.rmtree, work.parent, ignore_errors=True)
+    return result
+
+
+@dataclass
+class _Periods:
+    """Per-period results of a run, before tracking."""
+
+    lakes: dict[int, gpd.GeoDataFrame] = field(default_factory=dict)
+    masks: dict[int, WaterMap] = field(default_factory=dict)
+    scene_lakes: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    scene_masks: dict[str, WaterMap] = field(default_factory=dict)
+    years_record: dict[str, Any] = field(default_factory=dict)
+    incomplete: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], config: DetectConfig,
+                    glaciers: gpd.GeoDataFrame | None, out_crs: str, log: _RunLog,
+                    on_scene: Callable[[str], None] | None) -> _Periods:
+    """Lakes, water maps and the run record of every period, from the seasons' zone rasters."""
+    lakes: dict[int, gpd.GeoDataFrame] = {}
+    masks: dict[int, WaterMap] = {}
+    scene_lakes: dict[str, gpd.GeoDataFrame] = {}
+    scene_masks: dict[str, WaterMap] = {}
+    years_record: dict[str, Any] = {}
+    incomplete: dict[str, list[str]] = {}
+    for p in plans:
+        base = {"season": [p.start, p.end], "scenes": [s.to_record() for sc in p.days.values() for s in sc],
+                "dropped_duplicates": p.dropped}
+        if not p.days:
+            years_record[str(p.year)] = {**base, "reason": _no_scene_reason(p, config)}
+            continue
+        season = outcomes[p.year]
+        lines = season.incomplete_lines()
+        if lines:
+            incomplete[str(p.year)] = lines
+        failed = sorted(season.day_failed)
+        n_scenes = sum(1 for d, used in season.day_used.items() if used and d not in season.day_failed)
+        if n_scenes == 0:
+            reason = (
+                f"{p.year}: {sum(len(v) for v in p.days.values())} scene(s) found but none gave a valid "
+                "observation of the AOI (cloud, shadow, no data or unreadable); no lake layer for this year"
+            ) if len(failed) < len(p.days) else (  # a failure is not "nothing seen"
+                f"{p.year}: every scene failed to read; the year is incomplete, not empty: run again later"
+            )
+            log.add_warning(reason)
+            years_record[str(p.year)] = {**base, "days_failed": failed, "reason": reason}
+            continue
+        rasters = season.rasters
+        year_r = [r[str(p.year)] for r in rasters]
+        masks[p.year] = _water_map(str(p.year), year_r)
+        lakes[p.year] = _with_glaciers(
+            extract_period_lakes(year_r, config, {"year": p.year, "n_scenes": n_scenes}, out_crs=out_crs),
+            glaciers, config)
+        if config.per_scene:
+            for day in sorted(p.days):
+                iso = day.isoformat()
+                if iso in season.day_failed or not season.day_used.get(iso):
+                    continue
+                label = day.strftime("%Y%m%d")
+                day_r = [r[label] for r in rasters if label in r]
+                scene_masks[label] = _water_map(label, day_r)
+                scene_lakes[label] = _with_glaciers(
+                    extract_period_lakes(day_r, config, {"year": p.year, "n_scenes": 1, "date": iso}, out_crs=out_crs),
+                    glaciers, config)
+        years_record[str(p.year)] = {
+            **base,
+            "days_used": n_scenes,
+            "days_failed": failed,
+            "n_lakes": len(lakes[p.year]),
+            "rivers_removed": int(lakes[p.year].attrs.get("rivers_removed", 0)),
+            "lake_area_km2": float(lakes[p.year]["area_km2"].sum()),
+            "water_pixels": sum(r.stats.get("water_px", 0) for r in year_r),
+            "never_observed_pixels_in_aoi": sum(r.stats.get("never_observed_px", 0) for r in year_r)
+            + season.failed_inside_px,
+        }
+        if on_scene is not None:
+            for day in sorted(p.days):
+                on_scene(day.isoformat())
+    return _Periods(lakes, masks, scene_lakes, scene_masks, years_record, incomplete)
+
+
+def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attributes: dict[str, Any], *,
+                         out_crs: str, client: Any = None) -> gpd.GeoDataFrame:
+    """Lakes of one period from its zone rasters (contract 3): the one call site of lake extraction.
+
+    :func:`gli_toolbox.stitch.extract_zone_lakes` labels the rasters window by window (memory set by
+    ``chunk_px``, not by the area), joins lakes cut by chunk and zone borders, and keeps possible
+    water (class 2) only where it grows from confident water. Then water objects shaped like rivers
+    (:func:`gli_toolbox.rivers.is_river`) are removed, or kept and flagged in ``is_river`` with
+    ``keep_rivers``; ``gdf.attrs["rivers_removed"]`` says how many were removed.
+    """
+    from .lakes import LakeParams
+    from .rivers import is_river
+    from .stitch import ZoneRaster, extract_zone_lakes
+
+    terrain = all("elev" in r.paths and "slope" in r.paths for r in rasters)
+    zones = [ZoneRaster(r.paths["class"], nobs_path=r.paths.get("nobs"), elev_path=r.paths.get("elev"),
+                        slope_path=r.paths.get("slope")) for r in rasters]
+    params = LakeParams(min_area_m2=config.min_area_m2, max_hole_m2=config.hole_area_m2,
+                        max_slope_deg=config.max_slope_deg if terrain else None)
+    gdf = extract_zone_lakes(zones, params, attributes=attributes, crs=None if len(rasters) == 1 else out_crs,
+                             chunk_px=config.chunk_px, client=client)
+    river = is_river(gdf.geometry, pixel_size_m=config.resolution_m) if len(gdf) else np.zeros(0, dtype=bool)
+    if config.keep_rivers:
+        gdf["is_river"] = np.asarray(river, dtype=np.int64)
+        gdf.attrs["rivers_removed"] = 0
+        return gdf
+    if river.any():
+        logger.info("%s: removed %d river-like water object(s)", attributes.get("date", attributes.get("year")),
+                    int(river.sum()))
+    out = gdf.loc[~np.asarray(river, dtype=bool)].reset_index(drop=True)
+    out.attrs["rivers_removed"] = int(river.sum())
+    return out
+
+
+def _water_map(label: str, rasters: list[ZoneRasters]) -> WaterMap:
+    return WaterMap(label, [ZoneMap(r.zone, r.crs, r.transform, r.shape,
+                                    {k: v for k, v in r.paths.items() if k in ("class", "nobs", "water", "snow")},
+                                    r.part) for r in rasters])
 
 
 @dataclass
@@ -308,38 +425,6 @@ class _RunLog:
             logger.warning(message)
 
 
-@dataclass
-class _Context:
-    """Everything fixed for one run: the grid, its chunks, the AOI mask, DEM and glaciers."""
-
-    config: DetectConfig
-    aoi: Aoi
-    grid: GeoBox
-    grid_crs: Any
-    crs: str
-    transform: Affine
-    inside: NDArray[np.bool_]
-    tiles: list[tuple[tuple[slice, slice], GeoBox]]
-    tile_boxes: list[BaseGeometry]
-    dem: Any = None
-    dem10: NDArray[np.float32] | None = None
-    slope10: NDArray[np.float32] | None = None
-    glaciers: gpd.GeoDataFrame | None = None
-
-
-def _grid(the_aoi: Aoi, config: DetectConfig) -> GeoBox:
-    """The output grid, refused when its bounding box exceeds ``max_aoi_km2`` (parts far apart)."""
-    grid = load.output_grid(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
-    ny, nx = grid.shape
-    bbox_km2 = ny * nx * config.resolution_m**2 / 1e6
-    if bbox_km2 > config.max_aoi_km2:
-        raise AoiError(
-            f"AOI {the_aoi.source}: its bounding box covers {bbox_km2:,.0f} km2 ({ny} x {nx} pixels), more than the "
-            f"{config.max_aoi_km2:,.0f} km2 limit; split it into separate AOI files of nearby lakes"
-        )
-    return grid
-
-
 def _check_inputs(config: DetectConfig) -> None:
     """Fail on missing context files before any search or download."""
     for flag, value in (("--glaciers", config.glaciers), ("--dem", None if config.dem == "auto" else config.dem)):
@@ -347,157 +432,223 @@ def _check_inputs(config: DetectConfig) -> None:
             raise ConfigError(f"{flag} {value}: file not found")
 
 
-def _prepare(the_aoi: Aoi, config: DetectConfig, grid: GeoBox) -> _Context:
-    assert grid.crs is not None  # output_grid always sets one
-    grid_crs = grid.crs
-    tiles = list(load.chunks(grid, config.chunk_px))
-    ctx = _Context(
-        config=config, aoi=the_aoi, grid=grid, grid_crs=grid_crs,
-        crs=grid_crs.to_wkt() if grid_crs.epsg is None else f"EPSG:{grid_crs.epsg}",
-        transform=grid.affine, inside=load.aoi_mask(grid, the_aoi.geometry_wgs84), tiles=tiles,
-        tile_boxes=[shapely.geometry.box(*g.boundingbox) for _, g in tiles],
-    )
-    if config.dem:
-        from . import terrain
-        from .dem import load_dem
+def _check_dem(config: DetectConfig, zones: list[Any]) -> None:
+    """The DEM must cover the AOI: checked once per zone on a coarse grid (chunk tasks read their own window)."""
+    from .dem import load_dem
 
-        ctx.dem = load_dem(config.dem, grid, stac=config.stac, margin_m=config.dem_margin_m)
-        ctx.dem10 = ctx.dem.on(grid)
-        ctx.slope10 = ctx.dem.on(grid, terrain.slope_deg(ctx.dem.elevation, transform=ctx.dem.geobox.affine))
-    if config.glaciers:
-        from .outlines import read_glaciers
+    assert config.dem is not None
+    for z in zones:
+        ny, nx = z.grid.shape
+        res = max(30.0, config.resolution_m * max(ny, nx) / 1000.0)
+        load_dem(config.dem, z.grid, stac=config.stac, margin_m=0.0, resolution_m=res)
 
-        margin = config.max_glacier_dist_m if config.max_glacier_dist_m is not None else 20_000.0
-        ctx.glaciers = read_glaciers(config.glaciers, aoi_wgs84=the_aoi.geometry_wgs84, margin_m=margin + 1000.0,
-                                     crs=grid_crs.to_wkt())
-    return ctx
+
+def _glaciers(the_aoi: Aoi, config: DetectConfig, zones: list[Any]) -> gpd.GeoDataFrame | None:
+    if not config.glaciers:
+        return None
+    from .outlines import read_glaciers
+
+    margin = config.max_glacier_dist_m if config.max_glacier_dist_m is not None else 20_000.0
+    crs = zones[0].grid.crs.to_wkt() if len(zones) == 1 else (config.crs or grids.utm_crs(*the_aoi.centre))
+    return read_glaciers(config.glaciers, aoi_wgs84=the_aoi.geometry_wgs84, margin_m=margin + 1000.0, crs=crs)
+
+
+def _work_folder(work_dir: str | Path | None, config: DetectConfig, the_aoi: Aoi, resume: bool) -> Path:
+    """The run's work folder: ``<work_dir>/<run hash>``; emptied unless ``resume``."""
+    import shutil
+    import tempfile
+
+    from .engine import run_hash
+
+    base = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="gli-work-"))
+    work = base / run_hash(config, the_aoi.geometry_wgs84.wkb)
+    if work.exists() and not resume:
+        shutil.rmtree(work)  # our own intermediate files of an earlier, different attempt
+    elif resume and not work.exists():
+        logger.warning("--resume: no earlier work for these parameters in %s; starting from the beginning", base)
+    work.mkdir(parents=True, exist_ok=True)
+    return work
 
 
 @dataclass
-class _Season:
-    """Observations of one season accumulated over days and chunks."""
+class _SeasonOutcome:
+    """What the chunk tasks of one season gave."""
 
-    water_count: NDArray[np.uint16]
-    valid_count: NDArray[np.uint16]
-    snow_count: NDArray[np.uint16]
-    day_used: dict[dt.date, bool]
-    day_failed: set[dt.date]
-    per_day: dict[dt.date, tuple[NDArray[np.bool_], NDArray[np.bool_]]]
-    maybe_count: NDArray[np.uint16] | None = None
-    """Observations passing the permissive (grow) test; method ``multi`` only."""
-    per_day_maybe: dict[dt.date, NDArray[np.bool_]] = field(default_factory=dict)
+    day_used: dict[str, bool] = field(default_factory=dict)
+    day_failed: set[str] = field(default_factory=set)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    failed_chunks: list[str] = field(default_factory=list)
+    failed_inside_px: int = 0
+    rasters: list[dict[str, ZoneRasters]] = field(default_factory=list)
 
-
-def _terrain_shadow(ctx: _Context, scenes: list[search.Scene], day: dt.date, log: _RunLog) -> NDArray[np.bool_] | None:
-    """Cast shadow on the coarse DEM grid for the day's sun, or None without a DEM."""
-    if ctx.dem is None or not ctx.config.terrain_shadows:
-        return None
-    from . import terrain
-    from .providers import sun_angles
-
-    sun = sun_angles(scenes[0].item)
-    if sun is None:
-        log.note(f"{day}: no sun angles; terrain shadows not masked")
-        return None
-    az, el = sun
-    log.terrain[day.isoformat()] = {"sun_azimuth": round(az, 2), "sun_elevation": round(el, 2),
-                                    "shadow_share_of_aoi": None}
-    if el <= 0:
-        return None
-    return terrain.cast_shadow(ctx.dem.elevation, transform=ctx.dem.geobox.affine, sun_azimuth_deg=az,
-                               sun_elevation_deg=el)
+    def incomplete_lines(self) -> list[str]:
+        lines = [f"{f['day']} {f['scenes']}: {f['error']}" for f in self.failures]
+        return list(dict.fromkeys(lines)) + self.failed_chunks
 
 
-def _observe_year(p: YearPlan, ctx: _Context, bar: Any, log: _RunLog,
-                  on_scene: Callable[[str], None] | None) -> _Season:
-    """Read every day of the season chunk by chunk and count water, valid and snow observations."""
+def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Chunk]]], config: DetectConfig,
+           work: Path) -> tuple[list[list[ChunkTask]], list[CloudTask]]:
+    """The chunk tasks of one season (per zone) and the day cloud passes they read (L1C days)."""
     from odc.geo.geom import Geometry
 
-    config, grid, inside = ctx.config, ctx.grid, ctx.inside
-    season = _Season(np.zeros(grid.shape, np.uint16), np.zeros(grid.shape, np.uint16), np.zeros(grid.shape, np.uint16),
-                     {d: False for d in p.days}, set(), {},
-                     np.zeros(grid.shape, np.uint16) if config.method == "multi" else None)
-    for day, scenes in p.days.items():
-        footprint = shapely.union_all(
-            [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(ctx.grid_crs).geom for s in scenes]
-        )
-        if config.per_scene:
-            season.per_day[day] = (np.zeros(grid.shape, dtype=bool), np.zeros(grid.shape, dtype=bool))
-            if season.maybe_count is not None:
-                season.per_day_maybe[day] = np.zeros(grid.shape, dtype=bool)
-        shadow_coarse = _terrain_shadow(ctx, scenes, day, log)
-        shadow_px = 0
-        t_day, n_read = time.perf_counter(), 0
-        for (sl, tile), tbox in zip(ctx.tiles, ctx.tile_boxes):
+    from . import load
+    from .engine import ChunkTask, CloudTask, cloud_blocks, season_key
+
+    key = season_key(str(p.year), [s.id for v in p.days.values() for s in v])
+    days = tuple((d, tuple(v)) for d, v in sorted(p.days.items()))
+    cloud_days = [(d, v) for d, v in days if load.needs_s2cloudless(v, config.cloud_detector)]
+    out = []
+    cloud_tasks: list[CloudTask] = []
+    for z, part, cs in zone_chunks:
+        a = z.grid.affine
+        ts = []
+        clouds = {d.isoformat(): str(work / "clouds" / key / z.label / d.isoformat()) for d, _ in cloud_days}
+        blocks: set[tuple[int, int]] = set()
+        # each task carries only the scenes over its chunk (item metadata, a few kB each)
+        feet = {s.id: Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(z.crs).geom
+                for _, v in days for s in v}
+        for c in cs:
+            x0, y0 = a * (c.col0 - 2, c.row0 - 2)
+            x1, y1 = a * (c.col0 + c.width + 2, c.row0 + c.height + 2)
+            box = shapely.geometry.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            clipped = part if part.within(box) else grids.clip_polygons(part, box)
+            over = tuple((d, tuple(s for s in v if feet[s.id].intersects(box))) for d, v in days)
+            t = ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped,
+                          tuple((d, v) for d, v in over if v),
+                          str(work / "chunks" / key / z.label / f"{c.name}.npz"), clouds)
+            ts.append(t)
+            if cloud_days:
+                blocks |= cloud_blocks(t.geobox())
+        for d, scenes in cloud_days:
+            footprint = shapely.union_all(
+                [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(z.crs).geom for s in scenes])
+            for b in sorted(blocks):
+                span = 1024 * 60.0
+                bbox = shapely.geometry.box(b[1] * span, -(b[0] + 1) * span, (b[1] + 1) * span, -b[0] * span)
+                if footprint.intersects(bbox):
+                    cloud_tasks.append(CloudTask(d, scenes, z.crs, b, str(Path(clouds[d.isoformat()]) / f"b{b[0]}_{b[1]}.tif")))
+        out.append(ts)
+    return out, cloud_tasks
+
+
+def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConfig, work: Path, runner: Any,
+               resume: bool, progress: bool | None, on_progress: Callable[[int, int, str], None] | None,
+               log: _RunLog) -> dict[int, _SeasonOutcome]:
+    """Run every chunk task of every season (finished ones are reused with ``resume``), then
+    assemble the zone rasters of each season."""
+    from tqdm import tqdm
+
+    from .engine import assemble, done_summary, run_chunk, run_cloud_block
+
+    built = {p.year: _tasks(p, zone_chunks, config, work) for p in plans if p.days}
+    day_lists = {p.year: sorted(p.days) for p in plans if p.days}
+    per_year = {y: b[0] for y, b in built.items()}
+    cloud_tasks = [c for b in built.values() for c in b[1] if not (resume and Path(c.path).exists())]
+    for c in cloud_tasks:
+        Path(c.path + ".failed").unlink(missing_ok=True)
+    if cloud_tasks:
+        cbar = tqdm(total=len(cloud_tasks), unit="block", desc="cloud pass",
+                    disable=(None if progress is None else not progress), leave=False)
+        try:
+            for outcome in runner.map(run_cloud_block, cloud_tasks):  # type: ignore[arg-type]
+                if outcome.summary is None:
+                    line = f"{outcome.task.describe()}: {outcome.error}"
+                    logger.warning("%s", line)
+                    Path(outcome.task.path).parent.mkdir(parents=True, exist_ok=True)
+                    Path(outcome.task.path + ".failed").write_text(line, encoding="utf-8")
+                cbar.update(1)
+        finally:
+            cbar.close()
+    all_tasks = [t for zs in per_year.values() for ts in zs for t in ts]
+    summaries: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    todo = []
+    for t in all_tasks:
+        s = done_summary(t) if resume else None
+        if s is None:
+            todo.append(t)
+        else:
+            summaries[t.path] = s
+    if resume and summaries:
+        logger.info("resuming: %d of %d chunk tasks already done", len(summaries), len(all_tasks))
+    total = len(all_tasks)
+    bar = tqdm(total=total, initial=len(summaries), unit="chunk", desc="chunks",
+               disable=(None if progress is None else not progress), leave=False)
+    try:
+        for outcome in runner.map(run_chunk, todo):
+            if outcome.summary is not None:
+                summaries[outcome.task.path] = outcome.summary
+            else:
+                errors[outcome.task.path] = outcome.error or "failed"
+                logger.warning("chunk %s %s failed: %s", outcome.task.season, outcome.task.describe(), outcome.error)
+            bar.set_postfix_str(f"{outcome.task.season} {outcome.task.zone}", refresh=False)
             bar.update(1)
-            if day in season.day_failed or not footprint.intersects(tbox):
+            if on_progress is not None:
+                on_progress(len(summaries) + len(errors), total, outcome.task.key)
+    finally:
+        bar.close()
+    out: dict[int, _SeasonOutcome] = {}
+    for year, zones_tasks in per_year.items():
+        so = _SeasonOutcome()
+        for ts in zones_tasks:
+            for t in ts:
+                s = summaries.get(t.path)
+                if s is None:
+                    so.failed_chunks.append(f"chunk {t.describe()}: {errors.get(t.path, 'failed')}; "
+                                            "its area is marked never observed")
+                    so.failed_inside_px += int(grids.part_mask(t.geobox(), t.part).sum())
+                    continue
+                for iso, rec in s["days"].items():
+                    so.day_used[iso] = so.day_used.get(iso, False) or rec["used"]
+                    if rec["failed"]:
+                        so.day_failed.add(iso)
+                    if "sun" in rec:
+                        sun = rec["sun"]
+                        if sun is None:
+                            log.note(f"{dt.date.fromisoformat(iso)}: no sun angles; terrain shadows not masked")
+                        else:
+                            tr = log.terrain.setdefault(iso, {"sun_azimuth": round(sun[0], 2),
+                                                              "sun_elevation": round(sun[1], 2), "shadow_px": 0})
+                            tr["shadow_px"] += rec["shadow_px"]
+                for n in s["notes"]:
+                    log.note(n)
+                for f in s["failures"]:
+                    if f not in so.failures:
+                        so.failures.append(f)
+        for f in so.failures:
+            if f not in log.skipped:
+                log.skipped.append(f)
+        for (z, part, _), ts in zip(zone_chunks, zones_tasks):
+            if not ts:
                 continue
-            n_read += 1
-            t_chunk = time.perf_counter()
-            try:
-                obs = load.read_day(scenes, tile, need_swir=True, cloud_detector=config.cloud_detector)
-                logger.debug("%s: chunk %s read in %.2f s", day, tile.shape, time.perf_counter() - t_chunk)
-            except AssetReadError as exc:
-                season.day_failed.add(day)
-                log.skipped.append({"day": day.isoformat(), "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
-                logger.warning("skipped %s: %s", day, exc)
-                continue
-            for note in obs.notes:
-                log.note(note)
-            masked = ~obs.valid
-            if shadow_coarse is not None:
-                shadow = ctx.dem.on(tile, shadow_coarse.astype(np.float32), "nearest") > 0.5
-                shadow_px += int((shadow & inside[sl]).sum())
-                masked |= shadow
-            # SWIR1 is always read: it feeds the snow/ice test (NDSI), MNDWI and the multi method
-            bands = {"green": obs.green, "nir": obs.nir}
-            if obs.swir16 is not None:
-                bands["swir16"] = obs.swir16
-            water, maybe, observed, snow = classify_bands(
-                bands, scl=obs.scl, masked=masked,
-                method=config.method, threshold=config.ndwi_threshold, index=config.index,
-            )
-            observed &= inside[sl]
-            water &= observed
-            if season.maybe_count is not None:
-                maybe &= observed
-                season.maybe_count[sl] += maybe
-                if config.per_scene:
-                    season.per_day_maybe[day][sl] = maybe
-            season.water_count[sl] += water
-            season.valid_count[sl] += observed
-            season.snow_count[sl] += snow & inside[sl]
-            if observed.any():
-                season.day_used[day] = True
-            if config.per_scene:
-                season.per_day[day][0][sl] = water
-                season.per_day[day][1][sl] = observed
-        if day.isoformat() in log.terrain:
-            log.terrain[day.isoformat()]["shadow_share_of_aoi"] = round(shadow_px / max(int(inside.sum()), 1), 4)
-        logger.info("%s: read %d scene(s) (%s) on %d of %d chunk(s) in %.1f s", day, len(scenes),
-                    ", ".join(s.id for s in scenes), n_read, len(ctx.tiles), time.perf_counter() - t_day)
-        if on_scene is not None:
-            on_scene(day.isoformat())
-    return season
+            so.rasters.append(assemble(ts, summaries, zone_grid=z.grid, part=part, days=day_lists[year],
+                                       folder=work / "rasters" / Path(ts[0].path).parent.parent.name,
+                                       per_scene=config.per_scene,
+                                       with_dem=bool(config.dem)))
+        out[year] = so
+    inside_total = sum(r[str(y)].stats.get("inside_px", 0) for y, so in out.items() for r in so.rasters[:]) or 1
+    n_years = max(len(out), 1)
+    for tr in log.terrain.values():  # shadow px summed over the seasons' chunks; share of the AOI
+        tr["shadow_share_of_aoi"] = round(tr.pop("shadow_px") / max(inside_total / n_years, 1), 4)
+    return out
 
 
-def _lakes(ctx: _Context, wclass: NDArray[np.uint8], counts: NDArray[np.uint16], attributes: dict[str, Any]) -> gpd.GeoDataFrame:
-    """Lake layer of one water class map, with terrain and glacier attributes when configured."""
-    config = ctx.config
-    gdf = lakes_mod.extract_lakes(
-        wclass, counts, transform=ctx.transform, crs=ctx.crs, aoi_mask=ctx.inside, attributes=attributes,
-        params=lakes_mod.LakeParams(min_area_m2=config.min_area_m2, max_hole_m2=config.hole_area_m2,
-                                    max_slope_deg=config.max_slope_deg if ctx.dem is not None else None),
-        dem=ctx.dem10, slope=ctx.slope10,
-    )
-    return _with_glaciers(gdf, ctx.glaciers, config)
-
-
-def _run_record(ctx: _Context, source: search.SceneSource, years_record: dict[str, Any], log: _RunLog,
-                tracking: TrackResult) -> dict[str, Any]:
+def _run_record(the_aoi: Aoi, config: DetectConfig, zones: list[Any], zone_chunks: list[Any],
+                source: search.SceneSource, years_record: dict[str, Any], log: _RunLog, tracking: TrackResult,
+                glaciers: gpd.GeoDataFrame | None, incomplete: dict[str, list[str]], runner: str, work: Path,
+                est: RunEstimate) -> dict[str, Any]:
     """The content of ``run.json``."""
-    config, the_aoi = ctx.config, ctx.aoi
-    return {
+    g = zones[0].grid
+    crs = g.crs.to_wkt() if g.crs.epsg is None else f"EPSG:{g.crs.epsg}"
+    grid = {
+        "crs": crs,
+        "resolution_m": config.resolution_m,
+        "shape": list(g.shape),
+        "transform": list(g.affine)[:6],
+        "pixel_area_m2": abs(g.affine.a * g.affine.e),
+        "chunks": len(zone_chunks[0][2]),
+    }
+    record = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "software": _software(),
         "parameters": config.to_dict(),
@@ -508,19 +659,12 @@ def _run_record(ctx: _Context, source: search.SceneSource, years_record: dict[st
             "bounds_wgs84": list(the_aoi.geometry_wgs84.bounds),
         },
         "stac": {"location": source.location, "collection": config.collection},
-        "grid": {
-            "crs": ctx.crs,
-            "resolution_m": config.resolution_m,
-            "shape": list(ctx.grid.shape),
-            "transform": list(ctx.transform)[:6],
-            "pixel_area_m2": abs(ctx.transform.a * ctx.transform.e),
-            "chunks": len(ctx.tiles),
-        },
+        "grid": grid,
         "years": years_record,
-        "terrain": ({"dem": ctx.dem.source, "max_slope_deg": config.max_slope_deg, "days": log.terrain}
-                    if ctx.dem is not None else None),
-        "glaciers": ({"source": config.glaciers, "n_outlines_near_aoi": len(ctx.glaciers),
-                      "max_glacier_dist_m": config.max_glacier_dist_m} if ctx.glaciers is not None else None),
+        "terrain": ({"dem": config.dem if config.dem != "auto" else f"cop-dem-glo-30 from {config.stac}",
+                     "max_slope_deg": config.max_slope_deg, "days": log.terrain} if config.dem else None),
+        "glaciers": ({"source": config.glaciers, "n_outlines_near_aoi": len(glaciers),
+                      "max_glacier_dist_m": config.max_glacier_dist_m} if glaciers is not None else None),
         "skipped_assets": log.skipped,
         "warnings": log.warnings + log.notes,
         "tracking": {
@@ -530,7 +674,17 @@ def _run_record(ctx: _Context, source: search.SceneSource, years_record: dict[st
             "merges": int((tracking.events["kind"] == "merged").sum()),
             "splits": int((tracking.events["kind"] == "split").sum()),
         },
+        "incomplete": incomplete,
+        "complete": not incomplete,
+        "engine": {"runner": runner, "plan": est.lines()},
     }
+    if len(zones) > 1:
+        record["zones"] = [
+            {"zone": z.label, "crs": z.crs, "shape": list(z.grid.shape), "transform": list(z.grid.affine)[:6],
+             "chunks": len(cs)} for z, _, cs in zone_chunks
+        ]
+        grid["crs_of_layers"] = config.crs or grids.utm_crs(*the_aoi.centre)
+    return record
 
 
 def _with_glaciers(lakes: gpd.GeoDataFrame, glaciers: gpd.GeoDataFrame | None, config: DetectConfig) -> gpd.GeoDataFrame:

@@ -182,6 +182,10 @@ def test_corrupt_asset_is_skipped_and_recorded(tmp_path):
     doc = json.loads((out / "run.json").read_text())
     assert any("20190723" in s["scenes"] for s in doc["skipped_assets"])
     assert (out / "lakes_2017.shp").exists() and not (out / "lakes_2019.shp").exists()
+    # the year whose only scene failed is incomplete (not "no scene"), with one readable line
+    assert doc["complete"] is False and list(doc["incomplete"]) == ["2019"]
+    (line,) = doc["incomplete"]["2019"]
+    assert line.startswith("2019-07-23 S2A_T32TNS_20190723T101031_L2A: cannot read")
 
 
 def test_per_scene_layers(tmp_path):
@@ -197,6 +201,10 @@ def test_search_lists_scenes():
     res = run("search", "--aoi", BARBELLINO, "--stac", CATALOG, "--years", "2017-2019")
     assert res.exit_code == 0
     assert "S2A_T32TNS_20170703T101021_L2A" in res.output and "2018: 0 scenes" in res.output
+    # the plan: scenes, zone parts, chunks, pixels, bytes and time
+    plan_lines = [ln for ln in res.output.splitlines() if ln.startswith("plan:")]
+    assert plan_lines[0].startswith("plan: 2 scenes on 2 days; 1 UTM zone part(s) (32N), 1 chunks")
+    assert "of band data to read; estimated" in plan_lines[1]
 
 
 def test_mndwi_option_gives_lakes(tmp_path):
@@ -206,11 +214,24 @@ def test_mndwi_option_gives_lakes(tmp_path):
     assert len(gpd.read_file(tmp_path / "m" / "lakes_2019.shp")) >= 1
 
 
-def test_aoi_parts_far_apart_are_refused_before_any_search(tmp_path):
+def test_aoi_parts_far_apart_are_accepted_on_their_own_zone_grids(tmp_path):
+    """The 20,000 km2 limit is gone: parts 700 km apart in zones 42N and 44N are each mapped on
+    their own small grid (the bounding box of both, 60 million pixels, is never allocated)."""
     import geopandas as gpd
     from shapely.geometry import box
 
+    from gli_toolbox.config import DetectConfig
+    from gli_toolbox.grids import zone_parts
+    from gli_toolbox.pipeline import estimate
+
+    parts = [box(70.0, 39.0, 70.01, 39.01), box(78.0, 43.0, 78.01, 43.01)]
     p = tmp_path / "two_parts.geojson"
-    gpd.GeoDataFrame(geometry=[box(70.0, 39.0, 70.01, 39.01), box(78.0, 43.0, 78.01, 43.01)], crs="EPSG:4326").to_file(p)
+    gpd.GeoDataFrame(geometry=parts, crs="EPSG:4326").to_file(p)
+    # accepted: the run gets as far as the (unreachable) STAC API
     res = run("detect", "--aoi", p, "--years", "2019", "--stac", "http://127.0.0.1:9/unused", "--out", tmp_path / "o")
-    assert res.exit_code != 0 and "bounding box" in res.output and "split it" in res.output
+    assert res.exit_code != 0 and "cannot reach STAC API" in res.output and "km2" not in res.output
+    zones = zone_parts(gpd.read_file(p).union_all(), crs=None, resolution_m=10.0)
+    assert [z.crs for z in zones] == ["EPSG:32642", "EPSG:32644"]
+    est = estimate([], zones, DetectConfig(years=(2019,)))
+    # each part is about 1 km2 = 10,000 px of 10 m: the grids hold a few chunks' worth, not the bbox
+    assert est.chunks == 2 and est.pixels < 2 * 200 * 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import click
@@ -15,13 +16,23 @@ from .options import closing_summary, configure_logging, selection_options, verb
 logger = logging.getLogger(__name__)
 
 
+def work_folder(out: Path) -> Path:
+    """Where a run keeps its chunk results until it has written its outputs: ``.<OUT>.gli-work``
+    next to the output folder (so the output folder itself stays untouched until the end)."""
+    return out.parent / f".{out.name}.gli-work"
+
+
 @click.command("detect")
 @selection_options
-@click.option("--crs", default=None, metavar="EPSG", help="Output CRS (default: UTM zone of the AOI centre).")
+@click.option("--crs", default=None, metavar="EPSG",
+              help="One grid for the whole AOI in this CRS (default: each UTM zone part of the AOI on its own zone's grid).")
 @click.option("--min-area-m2", "min_area_m2", type=click.FloatRange(min=0), default=5400.0, show_default=True,
               help="Minimum lake area (m2); smaller water objects are removed before vectorizing.")
 @click.option("--method", type=click.Choice(["multi", "threshold"]), default="multi", show_default=True,
               help="Water classification: multi (seeded multi-index test, see docs/accuracy.md) or threshold (--index above --threshold).")
+@click.option("--keep-rivers", "keep_rivers", is_flag=True,
+              help="Keep river-like water objects (long and thin) in the lake layers, flagged is_river=1; "
+                   "by default they are removed.")
 @click.option("--index", type=click.Choice(["ndwi", "mndwi"]), default="ndwi", show_default=True,
               help="With --method threshold: NDWI (green, NIR) or MNDWI (green, SWIR1).")
 @click.option("--threshold", "ndwi_threshold", type=click.FloatRange(-1, 1), default=0.2, show_default=True,
@@ -42,35 +53,57 @@ logger = logging.getLogger(__name__)
               show_default=True, help="With --dem: remove water objects on steeper median slopes.")
 @click.option("--clouds", "cloud_detector", type=click.Choice(["auto", "scl", "s2cloudless", "none"]), default="auto",
               show_default=True, help="Cloud masking: SCL where available, else s2cloudless.")
+@click.option("--chunk-px", "chunk_px", type=click.IntRange(min=64), default=2048, show_default=True,
+              help="Side of the square processing chunks (pixels); memory per worker grows with its square.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run chunk tasks on a local Dask cluster of N worker processes (default: in this process).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run chunk tasks on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run of the same command (its finished chunks are kept in .<OUT>.gli-work "
+                   "next to --out until the outputs are written).")
 @verbosity_options
 def detect_cmd(
     aoi: str, aoi_layer: str | None, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str,
-    max_cloud: float, crs: str | None, min_area_m2: float, method: str, index: str, ndwi_threshold: float, out: Path,
+    max_cloud: float, crs: str | None, min_area_m2: float, method: str, keep_rivers: bool, index: str, ndwi_threshold: float, out: Path,
     save_masks: bool,
     per_scene: bool, overwrite: bool, glaciers: str | None, max_glacier_dist_m: float, dem: str | None,
-    max_slope_deg: float, cloud_detector: str, verbose: int, quiet: int,
+    max_slope_deg: float, cloud_detector: str, chunk_px: int, workers: int | None, scheduler: str | None,
+    resume: bool, verbose: int, quiet: int,
 ) -> None:
     """Detect glacial lakes in AOI for each year and write lakes_<YEAR>.shp, inventory.gpkg and run.json."""
     configure_logging(verbose, quiet)
     from ..aoi import read_aoi
     from ..export import check_output_dir, write_outputs
-    from ..pipeline import detect
+    from ..pipeline import RunEstimate, detect
 
     if crs is not None and crs.isdigit():
         crs = f"EPSG:{crs}"
     try:
         config = DetectConfig(
             years=years, months=months, stac=stac, collection=collection, max_cloud_pct=max_cloud, crs=crs,
-            min_area_m2=min_area_m2, method=method, index=index,  # type: ignore[arg-type]
+            min_area_m2=min_area_m2, method=method, keep_rivers=keep_rivers, index=index,  # type: ignore[arg-type]
             ndwi_threshold=ndwi_threshold, save_masks=save_masks, per_scene=per_scene,
             glaciers=glaciers, max_glacier_dist_m=max_glacier_dist_m, dem=dem, max_slope_deg=max_slope_deg,
             cloud_detector=cloud_detector,  # type: ignore[arg-type]
+            chunk_px=chunk_px,
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if workers and scheduler:
+        raise click.UsageError("--workers and --scheduler exclude each other: start a local cluster or use an existing one")
     check_output_dir(out, overwrite=overwrite)  # fail before any download
-    result = detect(read_aoi(aoi, max_km2=config.max_aoi_km2, layer=aoi_layer), config=config)
+    work_base = work_folder(out)
+
+    def show_plan(est: RunEstimate) -> None:
+        if quiet == 0:
+            for line in est.lines():
+                click.echo(line, err=True)
+
+    result = detect(read_aoi(aoi, max_km2=float("inf"), layer=aoi_layer), config=config, workers=workers, scheduler=scheduler, work_dir=work_base, resume=resume,
+                    on_plan=show_plan)
     paths = write_outputs(result, out, overwrite=overwrite)
+    shutil.rmtree(work_base, ignore_errors=True)  # the run is complete: its intermediate files go
     if quiet == 0:
         layers = result.scene_lakes if per_scene else result.lakes
         for key, gdf in layers.items():

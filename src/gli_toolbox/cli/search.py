@@ -22,14 +22,16 @@ def search_cmd(
     """List the Sentinel-2 scenes per year that `gli detect` would read for AOI."""
     configure_logging(verbose, quiet)
     from ..aoi import read_aoi
-    from ..pipeline import plan
+    from ..grids import zone_parts
+    from ..pipeline import estimate, plan
 
     try:
         config = DetectConfig(years=years, months=months, stac=stac, collection=collection, max_cloud_pct=max_cloud)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    the_aoi = read_aoi(aoi, max_km2=config.max_aoi_km2, layer=aoi_layer)
+    the_aoi = read_aoi(aoi, max_km2=float("inf"), layer=aoi_layer)
     plans = plan(the_aoi, config)
+    est = estimate(plans, zone_parts(the_aoi.geometry_wgs84, crs=None, resolution_m=config.resolution_m), config)
     if as_json:
         doc = {
             str(p.year): {
@@ -39,6 +41,9 @@ def search_cmd(
             }
             for p in plans
         }
+        doc["plan"] = {"zones": est.zones, "chunks": est.chunks, "scenes": est.scenes, "days": est.days,
+                       "pixels": est.pixels, "bytes_to_read": est.bytes_to_read,
+                       "estimated_seconds_1_worker": round(est.seconds, 1)}
         click.echo(json.dumps(doc, indent=2))
         return
     for p in plans:
@@ -50,6 +55,8 @@ def search_cmd(
                 click.echo(f"  {day.isoformat()}  cloud {cloud}%  {s.id}")
         if p.dropped:
             click.echo(f"  dropped reprocessed duplicates: {', '.join(p.dropped)}")
+    for line in est.lines():
+        click.echo(line)
     if all(not p.days for p in plans):
         raise click.ClickException(
             f"no scenes found in {config.collection} for {', '.join(str(p.year) for p in plans)}; "

@@ -1,0 +1,653 @@
+"""The run engine: chunk tasks on one process or on a Dask cluster, their results on disk, resume.
+
+The unit of work is one chunk of one zone grid for one season (:class:`ChunkTask`): it reads every
+acquisition day of the season over its window (odc-stac, inside the task), masks clouds, shadows
+and snow, classifies water and counts, per pixel, valid, water, "maybe water" and snow
+observations. It writes these counts to a compressed ``.npz`` file in the run's work folder (then a
+small ``.json`` summary, written last: its presence means "done", which is what ``--resume``
+trusts). Nothing of AOI size is ever in memory: peak memory is one chunk's bands times the number
+of workers.
+
+:func:`assemble` then streams the chunk files, chunk by chunk, into one tiled GeoTIFF per zone and
+period (``class``, ``nobs``, ``water``, ``snow``, and ``elev``/``slope`` with a DEM): the yearly
+composite rasters that lake extraction reads (contract with :mod:`gli_toolbox.stitch`).
+
+Tasks are plain functions of picklable arguments, so the same code runs in-process
+(:class:`SerialRunner`, the default: no cluster start-up, nothing to configure) and on any
+``dask.distributed`` cluster (:class:`DaskRunner`: ``--workers N`` starts a ``LocalCluster`` of
+worker processes, ``--scheduler ADDRESS`` connects to an existing one, the API takes a ``Client``).
+A task that raises is retried (``retries``); one that keeps failing is reported, and its area stays
+"never observed" (class 255) instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .config import DetectConfig
+from .grids import Chunk
+from .water import NEVER_OBSERVED, composite
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ChunkTask",
+    "DaskRunner",
+    "SerialRunner",
+    "ZoneRasters",
+    "assemble",
+    "make_runner",
+    "run_chunk",
+    "run_hash",
+    "season_key",
+]
+
+#: Attempts of a chunk task before it is recorded as failed (1 + retries).
+CHUNK_RETRIES = 2
+
+
+def run_hash(config: DetectConfig, aoi_wkb: bytes) -> str:
+    """Identity of a run's processing (parameters that change pixels + AOI): its work folder name.
+
+    Outputs-only options (``save_masks``, ``extra``) do not change it, so ``--resume`` reuses chunks.
+    """
+    params = {k: v for k, v in config.to_dict().items() if k not in ("extra", "save_masks")}
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(aoi_wkb)
+    return h.hexdigest()[:16]
+
+
+def season_key(label: str, scene_ids: Iterable[str]) -> str:
+    """Folder name of one season's chunk results: the label plus a hash of the scenes it used, so
+    that a catalog that changed between a run and its ``--resume`` is not mixed up."""
+    return f"{label}-{hashlib.sha256(' '.join(sorted(scene_ids)).encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything one chunk task needs; small and picklable (scene metadata, no pixels)."""
+
+    config: DetectConfig
+    season: str
+    zone: str
+    crs: str
+    grid_transform: tuple[float, ...]
+    chunk: Chunk
+    part: Any
+    """The AOI part of the zone, in the zone CRS, clipped near the chunk."""
+    days: tuple[tuple[dt.date, tuple[Any, ...]], ...]
+    path: str
+    clouds: dict[str, str] = field(default_factory=dict)
+    """Per day (ISO date): path of the day's coarse cloud + shadow mask (L1C), read by window."""
+
+    @property
+    def key(self) -> str:
+        """Dask task key (also its name in the dashboard)."""
+        return f"gli-chunk-{self.season}-{self.zone}-{self.chunk.name}"
+
+    def geobox(self) -> Any:
+        from affine import Affine
+        from odc.geo.geobox import GeoBox
+
+        a = Affine(*self.grid_transform[:6]) * Affine.translation(self.chunk.col0, self.chunk.row0)
+        return GeoBox((self.chunk.height, self.chunk.width), a, self.crs)
+
+    def describe(self) -> str:
+        c = self.chunk
+        return f"zone {self.zone} rows {c.row0}-{c.row0 + c.height} cols {c.col0}-{c.col0 + c.width}"
+
+
+def _summary_path(npz: str | Path) -> Path:
+    return Path(str(npz)[: -len(".npz")] + ".json")
+
+
+def done_summary(task: ChunkTask) -> dict[str, Any] | None:
+    """The summary of a finished chunk (``--resume``), or None when it has to be (re)computed."""
+    p = _summary_path(task.path)
+    if not (p.exists() and Path(task.path).exists()):
+        return None
+    try:
+        return dict(json.loads(p.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _classify(obs: Any, masked: NDArray[np.bool_], config: DetectConfig) -> tuple[NDArray[np.bool_], ...]:
+    """Per-pixel water test of one observation: (water, maybe, observed, snow).
+
+    The one place that calls the water kernel (contract 4: :func:`gli_toolbox.classify.classify_bands`,
+    ``water`` the confident test and ``maybe`` the permissive one of ``config.method``).
+    """
+    from .classify import classify_bands
+
+    bands = {"green": obs.green, "nir": obs.nir}
+    if obs.swir16 is not None:
+        bands["swir16"] = obs.swir16
+    water, maybe, observed, snow = classify_bands(bands, scl=obs.scl, masked=masked, method=config.method,
+                                                  threshold=config.ndwi_threshold, index=config.index)
+    return water, maybe, observed, snow
+
+
+def _chunk_dem(config: DetectConfig, gbox: Any) -> Any:
+    """The DEM around one chunk (the chunk plus ``dem_margin_m``, on the absolute 30 m lattice, so
+    the values do not depend on where the chunk lies)."""
+    from .dem import Dem, dem_grid, read_dem_file, read_dem_stac
+
+    target = dem_grid(gbox, margin_m=config.dem_margin_m)
+    assert config.dem is not None
+    elev = read_dem_stac(config.stac, target) if config.dem == "auto" else read_dem_file(config.dem, target)
+    return Dem(elev, target, config.dem)
+
+
+#: Side (coarse pixels) of the fixed blocks of the per-day cloud pass, on the absolute lattice of
+#: multiples of ``COARSE_PASS_M`` in the zone CRS: 1024 x 60 m = 61 km.
+CLOUD_BLOCK_PX = 1024
+#: Farthest cloud-shadow reach taken into account around a block (m): 12 km high clouds at a sun
+#: elevation of 11 degrees. Lower suns are clipped to it.
+MAX_SHADOW_HALO_M = 60_000.0
+
+
+@dataclass(frozen=True)
+class CloudTask:
+    """The per-day coarse cloud + shadow pass over one fixed block of a zone (L1C, no SCL)."""
+
+    day: dt.date
+    scenes: tuple[Any, ...]
+    crs: str
+    block: tuple[int, int]
+    """(row, col) of the block on the lattice: it covers coarse rows ``row*B .. (row+1)*B``, row
+    index ``floor(-y / 60 m)``, columns ``floor(x / 60 m)``."""
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"gli-clouds-{self.day.isoformat()}-{Path(self.path).parent.parent.name}-b{self.block[0]}_{self.block[1]}"
+
+    def describe(self) -> str:
+        return f"cloud pass {self.day.isoformat()} block {self.block}"
+
+
+def _block_geobox(crs: str, block: tuple[int, int], halo_px: int) -> Any:
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    from .clouds import COARSE_PASS_M as m
+
+    r, c = block
+    n = CLOUD_BLOCK_PX + 2 * halo_px
+    a = Affine(m, 0, (c * CLOUD_BLOCK_PX - halo_px) * m, 0, -m, -(r * CLOUD_BLOCK_PX - halo_px) * m)
+    return GeoBox((n, n), a, crs)
+
+
+def cloud_blocks(gbox: Any) -> set[tuple[int, int]]:
+    """Blocks of the cloud-pass lattice under a (10 m) chunk grid."""
+    import math as _m
+
+    from .clouds import COARSE_PASS_M as m
+
+    x0, y0, x1, y1 = gbox.boundingbox
+    span = CLOUD_BLOCK_PX * m
+    cols = range(_m.floor(x0 / span), _m.floor((x1 - 1e-6) / span) + 1)
+    rows = range(_m.floor(-y1 / span), _m.floor((-y0 - 1e-6) / span) + 1)
+    return {(r, c) for r in rows for c in cols}
+
+
+def run_cloud_block(task: CloudTask) -> dict[str, Any]:
+    """Read the day's s2cloudless bands at 60 m over the block plus the shadow reach, compute
+    clouds and shadows, and write the block's core (uint8, 1 = cloud or shadow)."""
+    import rasterio
+
+    from . import load
+    from .clouds import COARSE_PASS_M, coarse_clouds_and_shadows, shadow_reach_m
+    from .providers import S2_BAND_IDS, sun_angles
+
+    _tune_malloc()
+    sun = sun_angles(task.scenes[0].item)
+    elev = sun[1] if sun is not None else 90.0
+    halo = int(np.ceil(min(shadow_reach_m(elev), MAX_SHADOW_HALO_M) / COARSE_PASS_M)) + 8
+    gbox = _block_geobox(task.crs, task.block, halo)
+    toa = load.read_toa(task.scenes, gbox)
+    toa_ids = {S2_BAND_IDS[b]: v for b, v in toa.items()}
+    if sun is not None and sun[1] > 0:
+        cloud, projected = coarse_clouds_and_shadows(toa_ids, sun_azimuth_deg=sun[0], sun_elevation_deg=sun[1])
+    else:  # no sun angles: clouds only
+        from .clouds import cloud_mask, cloud_probability
+
+        cloud = cloud_mask(cloud_probability(toa_ids), average_over_px=0, dilation_px=0)
+        projected = np.zeros_like(cloud)
+    bits = cloud.astype(np.uint8) | (projected.astype(np.uint8) << 1)
+    core = bits[halo:halo + CLOUD_BLOCK_PX, halo:halo + CLOUD_BLOCK_PX]
+    core_box = _block_geobox(task.crs, task.block, 0)
+
+    def write(tmp: Path) -> None:
+        with rasterio.open(tmp, "w", driver="GTiff", height=CLOUD_BLOCK_PX, width=CLOUD_BLOCK_PX, count=1,
+                           dtype="uint8", crs=task.crs, transform=core_box.affine, compress="deflate",
+                           tiled=True, blockxsize=256, blockysize=256) as dst:
+            dst.write(core, 1)
+
+    _atomic_write(Path(task.path), write)
+    return {"cloud_share": float(core.mean())}
+
+
+def _coarse_mask(folder: str, gbox: Any) -> NDArray[np.uint8]:
+    """The day's coarse pass under a 10 m grid, by pixel repetition (each 10 m pixel takes the 60 m
+    pixel its centre lies in): bit 0 cloud, bit 1 projected shadow. A block whose pass failed fails
+    the day here too."""
+    import rasterio
+
+    from .clouds import COARSE_PASS_M as m
+    from .errors import AssetReadError
+
+    h, w = gbox.shape
+    a = gbox.affine
+    xs = a.c + (np.arange(w) + 0.5) * a.a
+    ys = a.f + (np.arange(h) + 0.5) * a.e
+    cc = np.floor(xs / m).astype(np.int64)
+    rr = np.floor(-ys / m).astype(np.int64)
+    out = np.zeros((h, w), dtype=np.uint8)
+    for br, bc in sorted(cloud_blocks(gbox)):
+        p = Path(folder) / f"b{br}_{bc}.tif"
+        if Path(str(p) + ".failed").exists():
+            raise AssetReadError(Path(str(p) + ".failed").read_text(encoding="utf-8").strip())
+        if not p.exists():
+            continue  # no scene of the day over this block
+        rsel = (rr // CLOUD_BLOCK_PX) == br
+        csel = (cc // CLOUD_BLOCK_PX) == bc
+        if not rsel.any() or not csel.any():
+            continue
+        with rasterio.open(p) as src:
+            core = src.read(1)
+        out[np.ix_(rsel, csel)] = core[(rr[rsel] - br * CLOUD_BLOCK_PX)[:, None], (cc[csel] - bc * CLOUD_BLOCK_PX)[None, :]]
+    return out
+
+
+def _chunk_clouds(folder: str, gbox: Any) -> Any:
+    """A function of the chunk's NIR reflectance giving its cloud | shadow mask from the day's coarse
+    pass (read with a margin of the cloud dilation, so the dilation does not see the chunk border)."""
+    from .clouds import CLOUD_DILATION_PX, refine_coarse
+
+    m = CLOUD_DILATION_PX
+    big = gbox.pad(m)
+    bits = _coarse_mask(folder, big)
+
+    def finish(nir: NDArray[np.floating]) -> NDArray[np.bool_]:
+        nir_big = np.full(big.shape, np.nan, np.float32)
+        nir_big[m:-m, m:-m] = nir  # the dark test is per pixel: the margin needs no NIR
+        return refine_coarse((bits & 1) > 0, (bits & 2) > 0, nir_big, dilation_px=m)[m:-m, m:-m]
+
+    return finish
+
+
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Keep chunk-sized numpy buffers on the heap for reuse (glibc only; once per process).
+
+    Dask starts worker processes with ``MALLOC_TRIM_THRESHOLD_`` set, which freezes glibc's mmap
+    threshold at 128 kB: every chunk-sized array is then a fresh ``mmap`` whose pages are faulted in
+    and zeroed again, and a chunk task ran 2-3x slower on a worker than in-process (measured:
+    benchmarks/bench_engine.py, docs/performance.md). A 64 MB threshold restores the reuse.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to tune
+        logger.debug("mallopt not available; malloc left as is")
+
+
+def run_chunk(task: ChunkTask) -> dict[str, Any]:
+    """Read, mask, classify and count one chunk over one season; write its counts; return a summary.
+
+    A band file that cannot be read makes that day fail *in this chunk* (recorded in the summary,
+    one readable line per failure); other errors raise, so the runner retries the task.
+    """
+    import shapely.geometry
+    from odc.geo.geom import Geometry
+
+    from . import grids, load
+    from .errors import AssetReadError
+
+    _tune_malloc()
+    config = task.config
+    gbox = task.geobox()
+    inside = grids.part_mask(gbox, task.part)
+    shape = gbox.shape
+    counts = {k: np.zeros(shape, np.uint16) for k in ("water", "maybe", "valid", "snow")}
+    per_day: dict[str, NDArray[np.bool_]] = {}
+    days: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    failures: list[dict[str, str]] = []
+    tbox = shapely.geometry.box(*gbox.boundingbox)
+    dem = None
+    extra: dict[str, NDArray[np.float32]] = {}
+    if config.dem and inside.any():
+        from . import terrain
+
+        dem = _chunk_dem(config, gbox)
+        extra["elev"] = dem.on(gbox)
+        extra["slope"] = dem.on(gbox, terrain.slope_deg(dem.elevation, transform=dem.geobox.affine))
+    for day, scenes in task.days:
+        iso = day.isoformat()
+        rec: dict[str, Any] = {"used": False, "failed": False, "shadow_px": 0}
+        days[iso] = rec
+        if not inside.any():
+            continue
+        footprint = shapely.union_all(
+            [Geometry(shapely.geometry.shape(s.item.geometry), "EPSG:4326").to_crs(task.crs).geom for s in scenes]
+        )
+        if not footprint.intersects(tbox):
+            continue
+        try:
+            coarse = task.clouds.get(iso)
+            obs = load.read_day(scenes, gbox, need_swir=True, cloud_detector=config.cloud_detector,
+                                cloud_mask=None if coarse is None else functools.partial(_chunk_clouds, coarse, gbox))
+        except AssetReadError as exc:
+            rec["failed"] = True
+            failures.append({"day": iso, "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
+            logger.warning("skipped %s in %s: %s", iso, task.describe(), exc)
+            continue
+        for note in obs.notes:
+            if note not in notes:
+                notes.append(note)
+        masked = ~obs.valid
+        if dem is not None and config.terrain_shadows:
+            shadow = _terrain_shadow_on(dem, scenes, gbox)
+            if shadow is not None:
+                rec["shadow_px"] = int((shadow & inside).sum())
+                rec["sun"] = shadow_sun(scenes)
+                masked |= shadow
+            else:
+                rec["sun"] = shadow_sun(scenes)
+        water, maybe, observed, snow = _classify(obs, masked, config)
+        observed &= inside
+        water &= observed
+        maybe = (maybe | water) & observed
+        counts["water"] += water
+        counts["maybe"] += maybe
+        counts["valid"] += observed
+        counts["snow"] += snow & inside
+        rec["used"] = bool(observed.any())
+        if config.per_scene:
+            per_day[f"day_{day.strftime('%Y%m%d')}_w"] = water
+            per_day[f"day_{day.strftime('%Y%m%d')}_o"] = observed
+    # the season's composite, here in the task (parallel), so that assembling is only copying
+    valid = counts["valid"]
+    wclass = composite(counts["water"], valid, min_water_fraction=config.min_water_fraction)
+    if not np.array_equal(counts["maybe"], counts["water"]):
+        maybe = composite(counts["maybe"], valid, min_water_fraction=config.min_water_fraction)
+        wclass[(wclass == 0) & (maybe == 1)] = 2  # only the permissive test passed
+    wclass[~inside] = NEVER_OBSERVED
+    summary = {"days": days, "notes": notes, "failures": failures, "inside_px": int(inside.sum()),
+               "water_px": int((wclass == 1).sum()), "never_observed_px": int(((valid == 0) & inside).sum())}
+    out = {"class": wclass, "nobs": valid, "water": counts["water"], "snow": counts["snow"]}
+    if max(int(v.max()) for v in out.values() if v.dtype != np.uint8) <= 255:  # < 256 days a season: 1 byte
+        out = {k: v.astype(np.uint8) for k, v in out.items()}
+    _atomic_write(Path(task.path), lambda tmp: _save_npz(tmp, {**out, **per_day, **extra}))
+
+    def write_summary(tmp: Path) -> None:
+        tmp.write_text(json.dumps(summary), encoding="utf-8")
+
+    _atomic_write(_summary_path(task.path), write_summary)
+    return summary
+
+
+def _save_npz(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
+    """``np.savez_compressed`` with the fastest deflate level (level 6 cost more than reading the bands)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for k, v in arrays.items():
+            with zf.open(f"{k}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(v), allow_pickle=False)
+
+
+def shadow_sun(scenes: Sequence[Any]) -> tuple[float, float] | None:
+    """(azimuth, elevation) of the sun for a day's first scene, or None."""
+    from .providers import sun_angles
+
+    return sun_angles(scenes[0].item)
+
+
+def _terrain_shadow_on(dem: Any, scenes: Sequence[Any], gbox: Any) -> NDArray[np.bool_] | None:
+    from . import terrain
+
+    sun = shadow_sun(scenes)
+    if sun is None or sun[1] <= 0:
+        return None
+    coarse = terrain.cast_shadow(dem.elevation, transform=dem.geobox.affine, sun_azimuth_deg=sun[0],
+                                 sun_elevation_deg=sun[1])
+    return dem.on(gbox, coarse.astype(np.float32), "nearest") > 0.5
+
+
+# --------------------------------------------------------------------------------------- runners
+
+
+@dataclass
+class TaskOutcome:
+    task: ChunkTask
+    summary: dict[str, Any] | None
+    error: str | None = None
+
+
+class SerialRunner:
+    """Runs tasks one after the other in this process (the default: no cluster)."""
+
+    name = "in-process"
+    n_workers = 1
+
+    def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
+        for t in tasks:
+            last = ""
+            for attempt in range(1 + CHUNK_RETRIES):
+                try:
+                    yield TaskOutcome(t, fn(t))
+                    break
+                except Exception as exc:  # noqa: BLE001 - any failure of one chunk is recorded, not fatal
+                    last = _one_line(exc)
+                    logger.warning("%s failed (attempt %d): %s", t.describe(), attempt + 1, last)
+            else:
+                yield TaskOutcome(t, None, last)
+
+    def close(self) -> None:
+        pass
+
+
+class DaskRunner:
+    """Runs tasks on a ``dask.distributed`` cluster: the user's ``Client``, an existing scheduler,
+    or a ``LocalCluster`` of ``workers`` processes started here (and stopped by :meth:`close`)."""
+
+    def __init__(self, client: Any = None, *, scheduler: str | None = None, workers: int | None = None,
+                 memory_limit: str = "auto") -> None:
+        from dask.distributed import Client, LocalCluster
+
+        self._own: list[Any] = []
+        if client is None and scheduler is not None:
+            try:
+                client = Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                from .errors import ConfigError
+
+                raise ConfigError(f"--scheduler {scheduler}: cannot connect ({_one_line(exc)}); check the address "
+                                  "(e.g. tcp://host:8786) and that the Dask scheduler is running") from None
+            self._own.append(client)
+        elif client is None:
+            cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
+                                   memory_limit=memory_limit, dashboard_address=None)
+            client = Client(cluster)
+            self._own += [client, cluster]
+        self.client = client
+        self.name = f"dask {client.scheduler.address}" if getattr(client, "scheduler", None) else "dask"
+        try:
+            self.n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        except Exception:  # noqa: BLE001
+            self.n_workers = 1
+
+    def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
+        from dask.distributed import as_completed
+
+        futures = {self.client.submit(fn, t, key=t.key, retries=CHUNK_RETRIES, pure=False): t for t in tasks}
+        for fut in as_completed(futures):
+            t = futures.pop(fut)
+            if fut.status == "finished":
+                yield TaskOutcome(t, fut.result())
+            else:
+                exc = fut.exception()
+                yield TaskOutcome(t, None, _one_line(exc) if exc is not None else fut.status)
+            fut.release()
+
+    def close(self) -> None:
+        for obj in self._own:
+            try:
+                obj.close()
+            except Exception as exc:  # noqa: BLE001 - closing a cluster that already went away
+                logger.debug("closing %s: %s", obj, exc)
+
+
+def make_runner(*, client: Any = None, scheduler: str | None = None, workers: int | None = None) -> SerialRunner | DaskRunner:
+    """The runner for the options: none -> in-process; ``client``/``scheduler``/``workers`` -> Dask."""
+    if client is None and scheduler is None and not workers:
+        return SerialRunner()
+    return DaskRunner(client, scheduler=scheduler, workers=workers)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+# ------------------------------------------------------------------------------------- assembly
+
+
+@dataclass
+class ZoneRasters:
+    """Paths of one period's composite rasters on one zone grid (contract 3)."""
+
+    period: str
+    zone: str
+    crs: str
+    transform: Any
+    shape: tuple[int, int]
+    part: Any
+    """The AOI part of this zone, in ``crs``."""
+    paths: dict[str, Path]
+    """``class`` (uint8), ``nobs``, ``water``, ``snow`` (uint16); ``elev``/``slope`` (float32) with a DEM."""
+    stats: dict[str, int] = field(default_factory=dict)
+    """``water_px`` (class 1), ``never_observed_px`` (in the AOI, no valid observation), ``inside_px``."""
+
+
+_LAYERS = {"class": ("uint8", 255), "nobs": ("uint16", None), "water": ("uint16", None),
+           "snow": ("uint16", None), "elev": ("float32", float("nan")), "slope": ("float32", float("nan"))}
+
+
+def _create(path: Path, kind: str, *, crs: str, transform: Any, shape: tuple[int, int]) -> Any:
+    import rasterio
+
+    dtype, nodata = _LAYERS[kind]
+    h, w = shape
+    profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": dtype, "crs": crs,
+                               "transform": transform, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
+                               "SPARSE_OK": "TRUE"}
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if h >= 256 and w >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return rasterio.open(path, "w", **profile)
+
+
+def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *, zone_grid: Any, part: Any,
+             days: Sequence[dt.date], folder: Path, per_scene: bool, with_dem: bool) -> dict[str, ZoneRasters]:
+    """Stream the chunk results of one season on one zone into per-period tiled GeoTIFFs.
+
+    ``summaries`` holds the chunks that finished (by path); the others (failed) stay class 255 and
+    ``nobs`` 0. ``days`` are the season's acquisition days (one period each with ``per_scene``).
+    Returns one :class:`ZoneRasters` per period label (the season, and each day with ``per_scene``).
+    Memory: one chunk at a time.
+    """
+    from rasterio.windows import Window
+
+    season = tasks[0].season if tasks else ""
+    zone = tasks[0].zone if tasks else ""
+    crs = str(zone_grid.crs.to_wkt() if zone_grid.crs.epsg is None else f"EPSG:{zone_grid.crs.epsg}")
+    shape = tuple(zone_grid.shape)
+    transform = zone_grid.affine
+    labels = [season] + ([d.strftime("%Y%m%d") for d in days] if per_scene else [])
+    kinds = ["class", "nobs", "water", "snow"]
+    out: dict[str, ZoneRasters] = {}
+    dsts: dict[tuple[str, str], Any] = {}
+    try:
+        for lab in labels:
+            paths = {k: folder / lab / f"{k}_{zone}.tif" for k in kinds}
+            if with_dem:
+                paths.update({k: folder / f"{k}_{zone}.tif" for k in ("elev", "slope")})
+            out[lab] = ZoneRasters(lab, zone, crs, transform, shape, part, paths, {"water_px": 0, "never_observed_px": 0, "inside_px": 0})  # type: ignore[arg-type]
+            for k in kinds:
+                dsts[(lab, k)] = _create(paths[k], k, crs=crs, transform=transform, shape=shape)  # type: ignore[arg-type]
+        if with_dem:
+            for k in ("elev", "slope"):
+                dsts[("", k)] = _create(folder / f"{k}_{zone}.tif", k, crs=crs, transform=transform, shape=shape)  # type: ignore[arg-type]
+        for t in tasks:
+            c = t.chunk
+            win = Window(c.col0, c.row0, c.width, c.height)
+            if t.path not in summaries:
+                dsts[(season, "class")].write(np.full((c.height, c.width), NEVER_OBSERVED, np.uint8), 1, window=win)
+                continue  # a failed chunk: never observed (its area is counted by the caller)
+            s = summaries[t.path]
+            if not s.get("inside_px", 1):
+                continue
+            with np.load(t.path) as zf:
+                z = {k: zf[k] for k in zf.files}  # each access of an NpzFile decompresses again
+            st = out[season].stats
+            for k in ("water_px", "never_observed_px", "inside_px"):
+                st[k] += int(s.get(k, 0))
+            dsts[(season, "class")].write(z["class"], 1, window=win)
+            for k in ("nobs", "water", "snow"):
+                dsts[(season, k)].write(z[k].astype(np.uint16), 1, window=win)
+            if with_dem and "elev" in z:
+                dsts[("", "elev")].write(z["elev"], 1, window=win)
+                dsts[("", "slope")].write(z["slope"], 1, window=win)
+            for lab in labels[1:]:
+                kw, ko = f"day_{lab}_w", f"day_{lab}_o"
+                if kw not in z:
+                    continue
+                w, o = z[kw], z[ko]
+                dcls = np.where(o, w.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
+                dsts[(lab, "class")].write(dcls, 1, window=win)
+                dsts[(lab, "nobs")].write(o.astype(np.uint16), 1, window=win)
+                dsts[(lab, "water")].write(w.astype(np.uint16), 1, window=win)
+    finally:
+        for d in dsts.values():
+            d.close()
+    return out

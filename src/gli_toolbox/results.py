@@ -1,0 +1,171 @@
+"""What a detection run returns: :class:`DetectResult` and the per-period :class:`WaterMap`.
+
+Water maps are backed by the run's composite rasters on disk (one tiled GeoTIFF per UTM zone part
+and period), not by arrays in memory: a map of a whole region costs a few paths, and
+:meth:`WaterMap.observed_share` reads only the window under the geometry it is asked about.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from affine import Affine
+from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
+
+from .errors import GliError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from .aoi import Aoi
+    from .config import DetectConfig
+    from .tracking import TrackResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DetectResult", "WaterMap", "ZoneMap"]
+
+
+@dataclass(frozen=True)
+class ZoneMap:
+    """One zone part of a water map: its rasters and grid."""
+
+    zone: str
+    crs: str
+    transform: Affine
+    shape: tuple[int, int]
+    paths: dict[str, Path]
+    """``class`` (uint8: 0 land, 1 water, 2 possible water, 255 never observed/outside), ``nobs``
+    (valid observations), ``water`` (water observations), ``snow`` (snow/ice observations)."""
+    part: BaseGeometry | None = None
+    """The AOI part of this zone, in ``crs`` (None: the whole grid)."""
+
+
+def _read(path: Path) -> NDArray[Any]:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+@dataclass
+class WaterMap:
+    """Water classification of one year (or one date) on the zone grids of the run.
+
+    ``water_class``: 1 water, 2 possible water (only the permissive test), 0 not water, 255 never
+    validly observed (or outside the AOI). ``valid_count`` / ``water_count`` / ``snow_count``:
+    observations per pixel. The arrays are read from the rasters on demand (single-zone runs);
+    a multi-zone map is handled zone by zone through :attr:`zones`.
+    """
+
+    label: str
+    zones: list[ZoneMap]
+
+    @property
+    def crs(self) -> str:
+        return self._single().crs
+
+    @property
+    def transform(self) -> Affine:
+        return self._single().transform
+
+    def _single(self) -> ZoneMap:
+        if len(self.zones) != 1:
+            raise GliError(f"water map {self.label} spans {len(self.zones)} UTM zones; use .zones (one grid each)")
+        return self.zones[0]
+
+    @property
+    def water_class(self) -> NDArray[np.uint8]:
+        return _read(self._single().paths["class"])
+
+    @property
+    def valid_count(self) -> NDArray[np.uint16]:
+        return _read(self._single().paths["nobs"])
+
+    @property
+    def water_count(self) -> NDArray[np.uint16]:
+        return _read(self._single().paths["water"])
+
+    @property
+    def snow_count(self) -> NDArray[np.uint16] | None:
+        p = self._single().paths.get("snow")
+        return None if p is None else _read(p)
+
+    @property
+    def water_fraction(self) -> NDArray[np.float32]:
+        """Share of valid observations that were water (NaN where never observed)."""
+        valid, water = self.valid_count, self.water_count
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(valid > 0, water / np.maximum(valid, 1), np.nan).astype(np.float32)
+
+    def observed_share(self, geom: BaseGeometry, crs: Any = None) -> float:
+        """Share of the pixels under ``geom`` with at least one open-water observation.
+
+        ``geom`` is in ``crs`` (default: the CRS of the first zone, the lake layers' CRS). Only the
+        window of the raster under the geometry is read.
+        """
+        import rasterio
+        import rasterio.features
+        from rasterio.windows import Window, from_bounds
+
+        src_crs = crs or self.zones[0].crs
+        n_in = n_obs = 0
+        for z in self.zones:
+            g = geom if str(src_crs) == z.crs else _to_crs(geom, src_crs, z.crs)
+            if len(self.zones) > 1 and z.part is not None:
+                g = g.intersection(z.part)
+            if g.is_empty:
+                continue
+            h, w = z.shape
+            win = from_bounds(*g.bounds, transform=z.transform).round_offsets(op="floor").round_lengths(op="ceil")
+            c0, r0 = max(int(win.col_off) - 1, 0), max(int(win.row_off) - 1, 0)
+            c1, r1 = min(int(win.col_off + win.width) + 1, w), min(int(win.row_off + win.height) + 1, h)
+            if c1 <= c0 or r1 <= r0:
+                continue
+            window = Window(c0, r0, c1 - c0, r1 - r0)
+            with rasterio.open(z.paths["nobs"]) as src:
+                nobs = src.read(1, window=window)
+            inside = rasterio.features.geometry_mask([g], out_shape=nobs.shape,
+                                                     transform=z.transform * Affine.translation(c0, r0), invert=True)
+            n_in += int(inside.sum())
+            n_obs += int((nobs[inside] > 0).sum())
+        return float(n_obs / n_in) if n_in else 0.0
+
+
+def _to_crs(geom: BaseGeometry, src: Any, dst: Any) -> BaseGeometry:
+    import geopandas as gpd
+
+    return gpd.GeoSeries([geom], crs=src).to_crs(dst).iloc[0]
+
+
+@dataclass
+class DetectResult:
+    """What :func:`gli_toolbox.pipeline.detect` returns: per-year lake layers and water maps, plus
+    the run record (``run.json``)."""
+
+    config: DetectConfig
+    aoi: Aoi
+    grid: Any
+    """The processing grid (odc-geo GeoBox) of the first zone part; all of them in :attr:`zones`."""
+    lakes: dict[int, gpd.GeoDataFrame]
+    masks: dict[int, WaterMap]
+    scene_lakes: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    scene_masks: dict[str, WaterMap] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackResult | None = None
+    """Lakes matched across the exported layers (years, or dates with ``per_scene``)."""
+    zones: list[Any] = field(default_factory=list)
+    """The zone parts of the AOI (:class:`gli_toolbox.grids.ZonePart`), one grid each."""
+    work_dir: Path | None = None
+    """Folder holding the chunk results and the composite rasters the water maps read."""
+
+    def explore(self, **kwargs: Any) -> Any:
+        """Interactive map (folium) of the lakes by period and status: :func:`gli_toolbox.maps.explore_detect`."""
+        from .maps import explore_detect
+
+        return explore_detect(self, **kwargs)

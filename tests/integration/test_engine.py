@@ -1,0 +1,272 @@
+"""The run engine: identical layers whatever the chunking and the workers (including the L1C path
+with s2cloudless and projected cloud shadows), a real Dask scheduler and two workers as separate
+processes on loopback, a chunk that keeps failing, and ``--resume`` after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+
+from gli_toolbox import engine
+from gli_toolbox.pipeline import detect
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "sample_data"
+CATALOG = str(SAMPLE / "catalog.json")
+HAVEL = dict(aoi=str(SAMPLE / "havel.geojson"), years=(2017,), months=(2, 2), stac=CATALOG,
+             collection="sentinel-2-l1c")
+BARBELLINO = dict(aoi=str(SAMPLE / "barbellino.geojson"), years=(2017, 2019), stac=CATALOG)
+
+
+def _layers(result) -> dict[str, object]:
+    """What must not depend on chunking: every lake (id, area, geometry) and every water map."""
+    out = {}
+    for key, gdf in {**result.lakes, **result.scene_lakes}.items():
+        out[f"lakes {key}"] = gdf.drop(columns="geometry").to_dict("list"), [g.wkb for g in gdf.geometry]
+    for key, m in {**result.masks, **result.scene_masks}.items():
+        out[f"class {key}"] = m.water_class.tobytes()
+        out[f"nobs {key}"] = m.valid_count.tobytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def havel_reference(tmp_path_factory):
+    """The L1C sample (s2cloudless clouds + projected shadows) on one chunk covering everything."""
+    res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=2048, progress=False,
+                 work_dir=tmp_path_factory.mktemp("ref"))
+    assert res.grid.shape[0] > 256 and res.grid.shape[1] > 256  # several 256-px chunks below
+    assert len(res.lakes[2017]) >= 2
+    return res
+
+
+@pytest.mark.parametrize("chunk_px", [256, 1024])
+def test_l1c_layers_do_not_depend_on_chunk_size(havel_reference, chunk_px, tmp_path):
+    res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=chunk_px, progress=False,
+                 work_dir=tmp_path)
+    assert res.run["grid"]["chunks"] == (6 if chunk_px == 256 else 1)
+    assert _layers(res) == _layers(havel_reference)
+    assert res.run["complete"] is True and res.run["incomplete"] == {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def loopback_cluster():
+    """``dask scheduler`` and two ``dask worker`` processes, as a partner's cluster would run them."""
+    pytest.importorskip("distributed")
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--no-dashboard"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1",
+                                           "--memory-limit", "1GB", "--no-dashboard"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        from dask.distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = Client(addr, timeout="5s")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        client.wait_for_workers(2, timeout=60)
+        yield client
+        client.close()
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_two_worker_processes_give_the_same_layers(havel_reference, loopback_cluster, tmp_path):
+    """Chunks of 256 px spread over two worker processes of a separate scheduler: same layers as
+    one chunk in this process; the tasks really ran on both workers."""
+    from dask.distributed import get_task_stream
+
+    client = loopback_cluster
+    with get_task_stream(client) as stream:
+        res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=256, progress=False,
+                     client=client, work_dir=tmp_path)
+    assert _layers(res) == _layers(havel_reference)
+    assert res.run["engine"]["runner"].startswith("dask tcp://127.0.0.1:")
+    chunk_tasks = [t for t in stream.data if str(t["key"]).startswith("gli-chunk-2017-33N-")]
+    assert len(chunk_tasks) == 6
+    assert len({t["worker"] for t in chunk_tasks}) == 2  # both worker processes computed chunks
+
+
+def test_a_chunk_that_keeps_failing_is_recorded_not_fatal(havel_reference, monkeypatch, tmp_path):
+    """One chunk raises on every attempt: it is retried, then recorded in run["incomplete"], its area
+    stays never observed (255) and every other chunk keeps its result."""
+    calls = []
+    real = engine.run_chunk
+
+    def flaky(task):
+        if task.chunk.row0 == 0 and task.chunk.col0 == 0:
+            calls.append(task.key)
+            raise OSError("disk quota exceeded (injected)")
+        return real(task)
+
+    monkeypatch.setattr(engine, "run_chunk", flaky)
+    res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=256, progress=False,
+                 work_dir=tmp_path)
+    assert len(calls) == 1 + engine.CHUNK_RETRIES
+    assert res.run["complete"] is False
+    (line,) = res.run["incomplete"]["2017"]
+    assert "zone 33N rows 0-256 cols 0-256" in line and "disk quota exceeded" in line and "never observed" in line
+    a, b = havel_reference.masks[2017].water_class, res.masks[2017].water_class
+    assert (b[:256, :256] == 255).all() and (a[:256, :256] != 255).any()
+    keep = np.ones(a.shape, bool)
+    keep[:256, :256] = False
+    np.testing.assert_array_equal(a[keep], b[keep])
+    before = havel_reference.run["years"]["2017"]["never_observed_pixels_in_aoi"]
+    assert res.run["years"]["2017"]["never_observed_pixels_in_aoi"] > before
+
+
+def _gli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from gli_toolbox.cli import cli; cli()", *args]
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
+    """A real run is killed (SIGKILL) after some chunks finished; ``--resume`` reuses them and the
+    outputs equal those of an uninterrupted run."""
+    args = ["detect", "--aoi", HAVEL["aoi"], "--stac", CATALOG, "--collection", "sentinel-2-l1c", "--years", "2017",
+            "--months", "2-2", "--chunk-px", "128", "--save-masks"]
+    full = tmp_path / "full"
+    subprocess.run(_gli(*args, "-q", "--out", str(full)), check=True, capture_output=True, timeout=600)
+
+    out = tmp_path / "out"
+    work = tmp_path / ".out.gli-work"
+    proc = subprocess.Popen(_gli(*args, "-q", "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list(work.rglob("r*_c*.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    finished = len(list(work.rglob("r*_c*.json")))
+    assert 3 <= finished < 15 and not out.exists()
+
+    res = subprocess.run(_gli(*args, "--out", str(out), "--resume", "-v"), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    reused = [ln for ln in res.stderr.splitlines() if "resuming:" in ln]
+    assert reused and int(reused[0].split("resuming:")[1].split()[0]) >= finished
+    assert not work.exists()  # removed once the outputs are written
+    for name in ("water_2017.tif", "nobs_2017.tif"):
+        with rasterio.open(full / name) as a, rasterio.open(out / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    la, lb = gpd.read_file(full / "lakes_2017.shp"), gpd.read_file(out / "lakes_2017.shp")
+    assert la.drop(columns="geometry").equals(lb.drop(columns="geometry"))
+    assert la.geometry.geom_equals(lb.geometry).all()
+    assert json.loads((out / "run.json").read_text())["complete"] is True
+
+
+@pytest.fixture(scope="module")
+def two_zone_region(tmp_path_factory):
+    """A small synthetic region across the 42N/43N border (benchmarks/make_region.py, real bands)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_region", ROOT / "benchmarks" / "make_region.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not (mod.DATA / "s2_l1c_havel_T33UUU_20170216").is_dir():
+        pytest.skip(f"shared data not found at {mod.DATA}")
+    out = tmp_path_factory.mktemp("region")
+    mod.make_region(out, tile_px=400, cols=2, rows=1, dates=1, years=[2019])
+    return out
+
+
+def test_two_zone_aoi_is_mapped_on_each_zone_grid_whatever_the_chunking(two_zone_region, tmp_path):
+    kw = dict(years=(2019,), stac=str(two_zone_region / "items.json"), collection="synthetic-l2a", progress=False)
+    aoi = str(two_zone_region / "aoi.geojson")
+    a = detect(aoi, chunk_px=128, work_dir=tmp_path / "a", **kw)
+    b = detect(aoi, chunk_px=1024, work_dir=tmp_path / "b", **kw)
+    assert [z.crs for z in a.zones] == ["EPSG:32642", "EPSG:32643"]
+    assert [z["zone"] for z in a.run["zones"]] == ["42N", "43N"]
+    # each part on its own zone's 10 m grid, aligned to multiples of 10 m
+    for z in a.zones:
+        assert z.grid.affine.a == 10.0 and z.grid.affine.c % 10 == 0 and z.grid.affine.f % 10 == 0
+    lakes_a, lakes_b = a.lakes[2019], b.lakes[2019]
+    assert len(lakes_a) > 5 and str(lakes_a.crs) == a.run["grid"]["crs_of_layers"]
+    pd_a = lakes_a.drop(columns="geometry")
+    assert pd_a.equals(lakes_b.drop(columns="geometry")) and lakes_a.geometry.geom_equals(lakes_b.geometry).all()
+    # lakes on both sides of the border, each area from its own zone's pixels (multiples of 100 m2)
+    lon = lakes_a["lon"].to_numpy()
+    assert (lon < 72.0).any() and (lon > 72.0).any()
+    np.testing.assert_allclose(lakes_a["area_km2"] * 1e4 % 1, 0, atol=1e-6)
+    for m in (a.masks[2019], b.masks[2019]):
+        assert len(m.zones) == 2
+    for za, zb in zip(a.masks[2019].zones, b.masks[2019].zones):
+        with rasterio.open(za.paths["class"]) as x, rasterio.open(zb.paths["class"]) as y:
+            np.testing.assert_array_equal(x.read(1), y.read(1))
+    # observed_share reads windows of both zones: a lake polygon in the layers' CRS is fully observed
+    assert a.masks[2019].observed_share(lakes_a.geometry.iloc[0], lakes_a.crs) == 1.0
+
+
+def test_two_zone_masks_are_written_per_zone(two_zone_region, tmp_path):
+    from dataclasses import replace
+
+    from gli_toolbox.export import write_outputs
+
+    res = detect(str(two_zone_region / "aoi.geojson"), years=(2019,), stac=str(two_zone_region / "items.json"),
+                 collection="synthetic-l2a", progress=False, work_dir=tmp_path / "w")
+    res.config = replace(res.config, save_masks=True)
+    names = {p.name for p in write_outputs(res, tmp_path / "out")}
+    assert {"water_2019_42N.tif", "water_2019_43N.tif", "nobs_2019_42N.tif", "nobs_2019_43N.tif"} <= names
+    for zone, epsg in (("42N", 32642), ("43N", 32643)):
+        with rasterio.open(tmp_path / "out" / f"water_2019_{zone}.tif") as src:
+            assert src.crs.to_epsg() == epsg and src.res == (10.0, 10.0)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["complete"] is True
+
+
+def test_cli_workers_start_a_local_cluster_with_the_same_outputs(tmp_path):
+    """`gli detect --workers 2` (a LocalCluster of two worker processes) writes what the default
+    in-process run writes, prints the plan first, and leaves no work folder behind."""
+    from click.testing import CliRunner
+
+    from gli_toolbox.cli import cli
+
+    outs = {}
+    for name, extra in (("serial", []), ("workers", ["--workers", "2"])):
+        out = tmp_path / name
+        res = CliRunner().invoke(cli, ["detect", "--aoi", BARBELLINO["aoi"], "--stac", CATALOG, "--years", "2017-2019",
+                                       "--out", str(out), "--save-masks", *extra], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        first_plan = next(i for i, ln in enumerate(lines) if ln.startswith("plan: 2 scenes on 2 days; 1 UTM zone"))
+        assert first_plan < next(i for i, ln in enumerate(lines) if ln.startswith("2017: 1 lake"))  # before the work
+        assert not (tmp_path / f".{name}.gli-work").exists()
+        outs[name] = out
+    doc = json.loads((outs["workers"] / "run.json").read_text())
+    assert doc["engine"]["runner"].startswith("dask tcp://127.0.0.1:")
+    for year in (2017, 2019):
+        with rasterio.open(outs["serial"] / f"water_{year}.tif") as a, rasterio.open(outs["workers"] / f"water_{year}.tif") as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+        la, lb = (gpd.read_file(o / f"lakes_{year}.shp") for o in outs.values())
+        assert la.drop(columns="geometry").equals(lb.drop(columns="geometry"))
