@@ -59,8 +59,9 @@ def cli_spec() -> dict[str, Any]:
     """The parameters of ``gli detect``, ``gli search`` and ``gli track`` as plain JSON data.
 
     >>> spec = cli_spec()
-    >>> [p["name"] for p in spec["commands"]["search"]["params"]][:2]
-    ['aoi', 'years']
+    >>> names = [p["name"] for p in spec["commands"]["search"]["params"]]
+    >>> names[0], "years" in names, "aoi_layer" in names
+    ('aoi', True, True)
     """
     from .. import __version__
     from ..cli import cli
