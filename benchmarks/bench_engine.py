@@ -231,7 +231,7 @@ def bench_workers(data: Path, tile_px: int) -> None:
     aoi = str(region / "aoi.geojson")
     times = {}
     for n in (1, 2):
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                           memory_limit="3GB") as cluster, Client(cluster) as client:
             marks: dict[str, float] = {}
 

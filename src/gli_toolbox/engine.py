@@ -503,10 +503,12 @@ class DaskRunner:
                                   "(e.g. tcp://host:8786) and that the Dask scheduler is running") from None
             self._own.append(client)
         elif client is None:
+            # dashboard on a free port (":8787", the default, may be taken by another cluster on this machine)
             cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                   memory_limit=memory_limit, dashboard_address=None)
+                                   memory_limit=memory_limit, dashboard_address="127.0.0.1:0")
             client = Client(cluster)
             self._own += [client, cluster]
+            logger.info("Dask dashboard: %s (tasks gli-chunk-<season>-<zone>-<chunk>)", client.dashboard_link)
         self.client = client
         self.name = f"dask {client.scheduler.address}" if getattr(client, "scheduler", None) else "dask"
         try:
