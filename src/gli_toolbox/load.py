@@ -124,7 +124,7 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
             except _NotAligned:
                 raise
             except Exception as exc:  # noqa: BLE001 - GDAL raises many types: read_bands retries and describes
-                raise _AssetFailure(f"{it.id} asset {k}") from exc
+                raise _AssetFailure(f"{it.id} asset {k}", href) from exc
             ok_r = (rows >= 0) & (rows < data.shape[0])
             ok_c = (cols >= 0) & (cols < data.shape[1])
             sub = _upsample(data, rows[ok_r], cols[ok_c])
@@ -144,7 +144,7 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
 
 
 class _AssetFailure(Exception):
-    """A band file failed in the direct reader; ``str`` names the item and asset, the cause says why."""
+    """A band file failed in the direct reader: ``args`` = (item and asset, file); the cause says why."""
 
 
 def read_bands(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], *,
@@ -178,7 +178,8 @@ def read_bands(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], *,
             raise
         except _AssetFailure as exc:
             cause = exc.__cause__ or exc
-            raise AssetReadError(f"cannot read {exc}: {retry.describe_failure(cause, gdal_messages)}") from None
+            what, href = exc.args
+            raise AssetReadError(f"cannot read {what}: {retry.describe_failure(cause, gdal_messages, asset=href)}") from None
         except Exception as exc:  # noqa: BLE001 - GDAL/odc raise many types for unreadable assets
             raise AssetReadError(f"cannot read {ids}: {retry.describe_failure(exc, gdal_messages)}") from None
 
