@@ -406,8 +406,8 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
     valid = counts["valid"]
     wclass = composite(counts["water"], valid, min_water_fraction=config.min_water_fraction)
     if not np.array_equal(counts["maybe"], counts["water"]):
-        maybe = composite(counts["maybe"], valid, min_water_fraction=config.min_water_fraction)
-        wclass[(wclass == 0) & (maybe == 1)] = 2  # only the permissive test passed
+        maybe_class = composite(counts["maybe"], valid, min_water_fraction=config.min_water_fraction)
+        wclass[(wclass == 0) & (maybe_class == 1)] = 2  # only the permissive test passed
     wclass[~inside] = NEVER_OBSERVED
     summary = {"days": days, "notes": notes, "failures": failures, "inside_px": int(inside.sum()),
                "water_px": int((wclass == 1).sum()), "never_observed_px": int(((valid == 0) & inside).sum())}

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 # LAKE_FIELDS, area_uncertainty_km2 and glims_id live in attributes.py (the one home of lake
 # attributes); re-exported here for code that imports them from lakes.
-from .attributes import LAKE_FIELDS, area_uncertainty_km2, glims_id, unique_ids
+from .attributes import LAKE_FIELDS, area_uncertainty_km2, glims_id
 from .water import lookup
 
 logger = logging.getLogger(__name__)

@@ -123,7 +123,7 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
                     data = src.read(1, window=win)
             except _NotAligned:
                 raise
-            except Exception as exc:  # noqa: BLE001 - GDAL raises many types: read_bands retries and describes
+            except Exception as exc:  # GDAL raises many types; read_bands retries and describes them
                 raise _AssetFailure(f"{it.id} asset {k}", href) from exc
             ok_r = (rows >= 0) & (rows < data.shape[0])
             ok_c = (cols >= 0) & (cols < data.shape[1])

@@ -648,43 +648,41 @@ def _run_record(the_aoi: Aoi, config: DetectConfig, zones: list[Any], zone_chunk
         "pixel_area_m2": abs(g.affine.a * g.affine.e),
         "chunks": len(zone_chunks[0][2]),
     }
-    record = {
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "software": _software(),
-        "parameters": config.to_dict(),
-        "aoi": {
+    from .records import DetectRecord, PeriodRecord, TrackingSummary
+
+    years = {k: PeriodRecord(**{**v, "season": tuple(v["season"])}, failures=list(incomplete.get(k, [])))
+             for k, v in years_record.items()}
+    for k, lines in incomplete.items():  # a period with failures but no entry of its own (per-scene dates)
+        years.setdefault(k, PeriodRecord(failures=list(lines)))
+    record = DetectRecord(
+        software=_software(),
+        warnings=list(log.warnings),
+        notes=list(log.notes),
+        parameters=config.to_dict(),
+        aoi={
             "source": the_aoi.source,
             "source_crs": the_aoi.source_crs,
             "area_km2": round(the_aoi.area_km2, 6),
             "bounds_wgs84": list(the_aoi.geometry_wgs84.bounds),
         },
-        "stac": {"location": source.location, "collection": config.collection},
-        "grid": grid,
-        "years": years_record,
-        "terrain": ({"dem": config.dem if config.dem != "auto" else f"cop-dem-glo-30 from {config.stac}",
-                     "max_slope_deg": config.max_slope_deg, "days": log.terrain} if config.dem else None),
-        "glaciers": ({"source": config.glaciers, "n_outlines_near_aoi": len(glaciers),
-                      "max_glacier_dist_m": config.max_glacier_dist_m} if glaciers is not None else None),
-        "skipped_assets": log.skipped,
-        "warnings": log.warnings + log.notes,
-        "tracking": {
-            "periods": [str(p) for p in tracking.periods],
-            "lakes": len(tracking.changes),
-            "status_counts": {k: int(v) for k, v in tracking.changes["status"].value_counts().items()},
-            "merges": int((tracking.events["kind"] == "merged").sum()),
-            "splits": int((tracking.events["kind"] == "split").sum()),
-        },
-        "incomplete": incomplete,
-        "complete": not incomplete,
-        "engine": {"runner": runner, "plan": est.lines()},
-    }
+        stac={"location": source.location, "collection": config.collection},
+        grid=grid,
+        years=years,
+        terrain=({"dem": config.dem if config.dem != "auto" else f"cop-dem-glo-30 from {config.stac}",
+                  "max_slope_deg": config.max_slope_deg, "days": log.terrain} if config.dem else None),
+        glaciers=({"source": config.glaciers, "n_outlines_near_aoi": len(glaciers),
+                   "max_glacier_dist_m": config.max_glacier_dist_m} if glaciers is not None else None),
+        skipped_assets=list(log.skipped),
+        tracking=TrackingSummary.of(tracking),
+        engine={"runner": runner, "plan": est.lines()},
+    )
     if len(zones) > 1:
-        record["zones"] = [
+        record.zones = [
             {"zone": z.label, "crs": z.crs, "shape": list(z.grid.shape), "transform": list(z.grid.affine)[:6],
              "chunks": len(cs)} for z, _, cs in zone_chunks
         ]
         grid["crs_of_layers"] = config.crs or grids.utm_crs(*the_aoi.centre)
-    return record
+    return record.to_dict()
 
 
 def _with_glaciers(lakes: gpd.GeoDataFrame, glaciers: gpd.GeoDataFrame | None, config: DetectConfig) -> gpd.GeoDataFrame:

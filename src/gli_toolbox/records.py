@@ -123,6 +123,8 @@ class PeriodRecord:
     lake_area_km2: float | None = None
     water_pixels: int | None = None
     never_observed_pixels_in_aoi: int | None = None
+    rivers_removed: int | None = None
+    """River-like water objects removed from the layer (``keep_rivers`` keeps them, flagged)."""
     reason: str | None = None
     """Why this period has no lake layer."""
     failures: list[str] = field(default_factory=list)
@@ -145,7 +147,7 @@ class PeriodRecord:
             "dropped_duplicates": list(self.dropped_duplicates),
         }
         for k in ("days_used", "days_failed", "n_lakes", "lake_area_km2", "water_pixels",
-                  "never_observed_pixels_in_aoi", "reason"):
+                  "never_observed_pixels_in_aoi", "rivers_removed", "reason"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = list(v) if isinstance(v, list) else v
@@ -212,6 +214,10 @@ class DetectRecord(RunRecord):
     notes: list[str] = field(default_factory=list)
     """Context notes (listed after the warnings in ``run.json``)."""
     tracking: TrackingSummary | None = None
+    engine: dict[str, Any] | None = None
+    """Where the chunk tasks ran (in-process or a Dask scheduler) and the plan lines."""
+    zones: list[dict[str, Any]] | None = None
+    """Multi-zone runs: per UTM zone part its zone, CRS, grid shape, transform and chunks."""
 
     @property
     def incomplete(self) -> dict[str, list[str]]:
@@ -240,6 +246,8 @@ class DetectRecord(RunRecord):
             "tracking": self.tracking.to_dict() if self.tracking is not None else None,
             "incomplete": self.incomplete,
             "complete": self.complete,
+            **({"engine": self.engine} if self.engine is not None else {}),
+            **({"zones": self.zones} if self.zones is not None else {}),
         }
 
 

@@ -90,7 +90,7 @@ def test_lake_area_equals_water_pixels_times_pixel_area(sample_run):
                 assert lake.geometry.area == pytest.approx(inside.sum() * pixel_area, rel=1e-6)
             # confident water left outside the lakes is only in objects below the 5400 m2 minimum mapping unit
             covered = rasterio.features.geometry_mask(list(gdf.geometry), mask.shape, src.transform, invert=True)
-            rest, n = ndimage.label(wet & ~covered)
+            rest, _ = ndimage.label(wet & ~covered)
             sizes = np.bincount(rest.ravel())
             seeded = np.unique(rest[(mask == 1) & ~covered])
             seeded = seeded[seeded > 0]

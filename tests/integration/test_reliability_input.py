@@ -221,11 +221,11 @@ def test_track_with_one_layer_warns_and_claims_no_status(tmp_path):
     out = tmp_path / "o"
     res = run("track", src, "--out", out)
     assert res.exit_code == 0, res.output
-    assert "lake change needs at least two periods" in res.output
+    assert "change needs two periods" in res.output
     changes = gpd.read_file(out / "lake_changes.shp")
-    assert len(changes) == 2 and changes["status"].isna().all()  # not "stable"
+    assert len(changes) == 2 and (changes["status"] == "not_assessed").all()  # not "stable"
     doc = json.loads((out / "run.json").read_text())
-    assert doc["status_counts"] == {} and any("two periods" in w for w in doc["warnings"])
+    assert doc["status_counts"] == {"not_assessed": 2} and any("two periods" in w for w in doc["warnings"])
 
 
 @pytest.mark.parametrize(("damage", "why"), [

@@ -113,7 +113,7 @@ def test_lake_cut_by_zone_border_is_one_lake_with_true_area(tmp_path, region):
         with rasterio.open(z.class_path) as src:
             c = src.read(1)
             lab = rasterio.features.rasterize(
-                [(shapely.transform(lk, lambda xy, tr=Transformer.from_crs("EPSG:4326", src.crs, always_xy=True):
+                [(shapely.transform(lk, lambda xy, tr=Transformer.from_crs("EPSG:4326", src.crs, always_xy=True):  # noqa: B008
                                     np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))), i + 1)
                  for i, lk in enumerate(lakes)], out_shape=c.shape, transform=src.transform, dtype="int32")
             for i in range(len(lakes)):
@@ -175,7 +175,7 @@ def test_possible_water_is_grown_from_a_seed_across_the_zone_border(tmp_path, re
         cls_a, profile_a = src.read(1), src.profile
     lakes, _ = region
     small_a = rasterio.features.rasterize(
-        [(shapely.transform(lakes[1], lambda xy, tr=Transformer.from_crs("EPSG:4326", profile_a["crs"], always_xy=True):
+        [(shapely.transform(lakes[1], lambda xy, tr=Transformer.from_crs("EPSG:4326", profile_a["crs"], always_xy=True):  # noqa: B008
                             np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))), 1)],
         out_shape=cls_a.shape, transform=profile_a["transform"], dtype="uint8") == 1
     cls_a[small_a & (cls_a == 1)] = 2
