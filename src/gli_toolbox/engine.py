@@ -402,6 +402,8 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
         if config.per_scene:
             per_day[f"day_{day.strftime('%Y%m%d')}_w"] = water
             per_day[f"day_{day.strftime('%Y%m%d')}_o"] = observed
+            if config.method != "threshold":
+                per_day[f"day_{day.strftime('%Y%m%d')}_m"] = maybe
     # the season's composite, here in the task (parallel), so that assembling is only copying
     valid = counts["valid"]
     wclass = composite(counts["water"], valid, min_water_fraction=config.min_water_fraction)
@@ -646,6 +648,9 @@ def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *
                     continue
                 w, o = z[kw], z[ko]
                 dcls = np.where(o, w.astype(np.uint8), np.uint8(NEVER_OBSERVED)).astype(np.uint8)
+                km = f"day_{lab}_m"
+                if km in z:  # possible water of that day (seeded growth happens in lake extraction)
+                    dcls[(dcls == 0) & z[km]] = 2
                 dsts[(lab, "class")].write(dcls, 1, window=win)
                 dsts[(lab, "nobs")].write(o.astype(np.uint16), 1, window=win)
                 dsts[(lab, "water")].write(w.astype(np.uint16), 1, window=win)

@@ -58,6 +58,8 @@ def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = Non
             max_cloud_pct=config.max_cloud_pct,
         )
         plans.append(YearPlan(year, start, end, search.group_by_day(scenes), dropped))
+        logger.info("%s: %d scene(s) on %d day(s) found (%s to %s, cloud cover <= %g%%)", year, len(scenes),
+                    len(plans[-1].days), start[:10], end[:10], config.max_cloud_pct)
     return plans
 
 
@@ -244,6 +246,9 @@ def detect(
         for w in log.warnings:
             logger.warning(w)
         zone_chunks = _zone_chunks(zones, config)
+        for z, _, cs in zone_chunks:
+            logger.info("zone %s grid %s, %g m: %d x %d pixels in %d chunk(s) of up to %d px", z.label, z.crs,
+                        config.resolution_m, z.grid.shape[0], z.grid.shape[1], len(cs), config.chunk_px)
         work = _work_folder(work_dir, config, the_aoi, resume)
         glaciers = _glaciers(the_aoi, config, zones)
         if config.dem:
@@ -276,6 +281,9 @@ def detect(
     if config.per_scene and scene_lakes:
         tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
         scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
+    if len(tracking.periods) < 2:  # a failure or a gap is not "stable": say so, claim no status
+        log.add_warning(f"only one period ({', '.join(str(p) for p in tracking.periods)}) has lakes: lake change "
+                        "needs two periods, so the change status is 'not_assessed'")
     run = _run_record(the_aoi, config, zones, zone_chunks, source, years_record, log, tracking, glaciers,
                       incomplete, runner.name, work, est)
     result = DetectResult(config, the_aoi, zones[0].grid, lakes, masks, scene_lakes, scene_masks, run, tracking,
@@ -349,6 +357,8 @@ def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], 
                 scene_lakes[label] = _with_glaciers(
                     extract_period_lakes(day_r, config, {"year": p.year, "n_scenes": 1, "date": iso}, out_crs=out_crs),
                     glaciers, config)
+        logger.info("%s: %d lake(s), %.4f km2 from %d day(s) with valid observations", p.year, len(lakes[p.year]),
+                    float(lakes[p.year]["area_km2"].sum()), n_scenes)
         years_record[str(p.year)] = {
             **base,
             "days_used": n_scenes,
@@ -578,6 +588,8 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
         for outcome in runner.map(run_chunk, todo):
             if outcome.summary is not None:
                 summaries[outcome.task.path] = outcome.summary
+                logger.debug("chunk %s %s done: %d day(s) with valid observations", outcome.task.season,
+                             outcome.task.describe(), sum(1 for r in outcome.summary["days"].values() if r["used"]))
             else:
                 errors[outcome.task.path] = outcome.error or "failed"
                 logger.warning("chunk %s %s failed: %s", outcome.task.season, outcome.task.describe(), outcome.error)
@@ -618,6 +630,15 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
         for f in so.failures:
             if f not in log.skipped:
                 log.skipped.append(f)
+        n_chunks = sum(len(ts) for ts in zones_tasks)
+        plan_days = next(p.days for p in plans if p.year == year)
+        for day in sorted(plan_days):
+            iso = day.isoformat()
+            read = sum(1 for ts in zones_tasks for t in ts
+                       if iso in summaries.get(t.path, {}).get("days", {}) and summaries[t.path]["days"][iso]["used"])
+            logger.info("%s: read %d scene(s) (%s) on %d of %d chunk(s)%s", iso, len(plan_days[day]),
+                        ", ".join(sc.id for sc in plan_days[day]), read, n_chunks,
+                        " (failed in some chunks)" if iso in so.day_failed else "")
         for (z, part, _), ts in zip(zone_chunks, zones_tasks):
             if not ts:
                 continue

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -221,8 +222,20 @@ class DetectRecord(RunRecord):
 
     @property
     def incomplete(self) -> dict[str, list[str]]:
-        """Period label -> one line per failed asset/chunk, for the incomplete periods only."""
-        return {k: list(p.failures) for k, p in self.years.items() if p.incomplete}
+        """Period label -> one line per failed asset/chunk, for the incomplete periods only.
+
+        With ``per_scene`` the periods are dates: a failure line that starts with its ISO date is
+        listed under that date (``YYYYMMDD``), other lines (a failed chunk) under the year.
+        """
+        out = {k: list(p.failures) for k, p in self.years.items() if p.incomplete}
+        if not self.parameters.get("per_scene"):
+            return out
+        by_period: dict[str, list[str]] = {}
+        for year, lines in out.items():
+            for line in lines:
+                key = line[:10].replace("-", "") if re.match(r"\d{4}-\d{2}-\d{2}\b", line) else year
+                by_period.setdefault(key, []).append(line)
+        return by_period
 
     @property
     def complete(self) -> bool:

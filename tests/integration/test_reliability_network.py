@@ -108,7 +108,7 @@ def test_persistent_failure_marks_the_year_incomplete_with_exit_code_3(files, ca
     assert _areas(tmp_path / "out", 2017) == _areas(reference, 2017)
     assert not (tmp_path / "out" / "lakes_2019.shp").exists()
     # one readable period: no change status is claimed (not "stable" because 2019 failed)
-    assert gpd.read_file(tmp_path / "out" / "lake_changes.shp")["status"].isna().all()
+    assert gpd.read_file(tmp_path / "out" / "lake_changes.shp")["status"].eq("not_assessed").all()
     assert any("lake change needs two" in w for w in doc["warnings"])
 
 

@@ -31,7 +31,7 @@ def test_v_tells_what_the_run_does_and_nothing_of_gdal(sample_args):
     assert done.returncode == 0, done.stderr
     err = done.stderr
     assert "2017: 1 scene(s) on 1 day(s) found" in err and "2018: 0 scene(s) on 0 day(s) found" in err
-    assert "read 1 scene(s) (S2A_T32TNS_20170703T101021_L2A) on 1 of 1 chunk(s) in" in err
+    assert "read 1 scene(s) (S2A_T32TNS_20170703T101021_L2A) on 1 of 1 chunk(s)" in err
     assert "42 x 24 pixels in 1 chunk(s)" in err
     assert re.search(r"2019: 1 lake\(s\), 0\.0\d{3} km2", err)
     assert "WARNING: 2018: no sentinel-2-c1-l2a scenes" in err
