@@ -476,7 +476,9 @@ class SerialRunner:
                 try:
                     yield TaskOutcome(t, fn(t))
                     break
-                except Exception as exc:  # noqa: BLE001 - any failure of one chunk is recorded, not fatal
+                except Exception as exc:
+                    if disk_full(exc):
+                        raise  # not a failure of this chunk: nothing more can be written
                     last = _one_line(exc)
                     logger.warning("%s failed (attempt %d): %s", t.describe(), attempt + 1, last)
             else:
@@ -544,6 +546,24 @@ def make_runner(*, client: Any = None, scheduler: str | None = None, workers: in
     if client is None and scheduler is None and not workers:
         return SerialRunner()
     return DaskRunner(client, scheduler=scheduler, workers=workers)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or its cause) says that no space is left on the device.
+
+    >>> disk_full(OSError(28, "No space left on device")), disk_full(ValueError("x"))
+    (True, False)
+    """
+    import errno
+
+    e: BaseException | None = exc
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from . import grids, search
 from .aoi import Aoi, as_aoi
 from .config import DetectConfig
 from .engine import ChunkTask, CloudTask, ZoneRasters
-from .errors import ConfigError, NoScenesFoundError
+from .errors import ConfigError, NoScenesFoundError, OutputError
 from .results import DetectResult, WaterMap, ZoneMap
 from .tracking import TrackResult, track
 
@@ -258,13 +259,15 @@ def detect(
             logger.info(line)
         if on_plan is not None:
             on_plan(est)
-        outcomes = _run_tasks(plans, zone_chunks, config, work, runner, resume, progress, on_progress, log)
+        with _no_space_guard(work):
+            outcomes = _run_tasks(plans, zone_chunks, config, work, runner, resume, progress, on_progress, log)
     finally:
         runner.close()
     out_crs = config.crs or grids.utm_crs(*the_aoi.centre)
     if len(zones) == 1:
         out_crs = zones[0].crs
-    periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene)
+    with _no_space_guard(work):
+        periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene)
     lakes, masks, scene_lakes, scene_masks = periods.lakes, periods.masks, periods.scene_lakes, periods.scene_masks
     years_record, incomplete = periods.years_record, periods.incomplete
     if not lakes:
@@ -461,6 +464,30 @@ def _glaciers(the_aoi: Aoi, config: DetectConfig, zones: list[Any]) -> gpd.GeoDa
     margin = config.max_glacier_dist_m if config.max_glacier_dist_m is not None else 20_000.0
     crs = zones[0].grid.crs.to_wkt() if len(zones) == 1 else (config.crs or grids.utm_crs(*the_aoi.centre))
     return read_glaciers(config.glaciers, aoi_wgs84=the_aoi.geometry_wgs84, margin_m=margin + 1000.0, crs=crs)
+
+
+@contextmanager
+def _no_space_guard(work: Path) -> Iterator[None]:
+    """Turn a full disk while writing the run's intermediate files into one :class:`OutputError`
+    (the work folder is removed: a run that cannot write cannot be resumed either)."""
+    import shutil
+
+    from .engine import disk_full
+
+    try:
+        yield
+    except Exception as exc:
+        try:
+            free = shutil.disk_usage(work).free
+        except OSError:
+            free = None
+        if not (disk_full(exc) or (free is not None and free < 1 << 20)):
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+        with suppress(OSError):
+            work.parent.rmdir()  # the work base, when this run made it and nothing else is in it
+        raise OutputError(f"no space left in {work.parent.parent} for the run's intermediate files; free some "
+                          "space or choose another --out") from None
 
 
 def _work_folder(work_dir: str | Path | None, config: DetectConfig, the_aoi: Aoi, resume: bool) -> Path:

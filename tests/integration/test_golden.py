@@ -12,6 +12,8 @@ split; fixed seed). Every output file is reduced to a digest of what a user can 
   as WKB, read back with pyogrio (``.dbf`` headers and GeoPackage metadata carry write dates);
 * GeoTIFFs: pixels, dtype, CRS, transform, nodata, band descriptions and tags;
 * PNG figures: decoded pixels (not the metadata chunk with the matplotlib version);
+* ``inventory.qgz``: the names and contents of its members; ``report.html``: its text without the
+  run's time stamp and folders;
 * everything else (CSV, ``.prj``, ``.cpg``): the raw bytes.
 
 A refactor must keep this test passing. A deliberate change of the outputs regenerates the manifest
@@ -60,6 +62,9 @@ def _normalize(obj: Any, folders: dict[str, str]) -> Any:
 def _table_digest(gdf: Any) -> str:
     import shapely
 
+    if "geometry" not in gdf.columns:  # a table without geometry (the GeoPackage's layer_styles)
+        table = gdf.drop(columns=[c for c in ("update_time",) if c in gdf.columns])  # a write date
+        return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
     geom = gdf.geometry
     attrs = gdf.drop(columns=geom.name)
     h = hashlib.sha256()
@@ -103,6 +108,16 @@ def file_digests(folder: Path, folders: dict[str, str]) -> dict[str, str]:
         elif suffix == ".png":
             px = np.ascontiguousarray(imread(path))
             out[rel] = _sha(repr(px.shape).encode() + px.tobytes())
+        elif suffix == ".qgz":  # a zip: its members' names and contents (the zip headers carry dates)
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                out[rel] = _sha(b"".join(n.encode() + zf.read(n) for n in sorted(zf.namelist())))
+        elif suffix == ".html":  # the report: its text without the run's time stamp and folders
+            import re
+
+            text = re.sub(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[^<\s]*", "<time>", path.read_text(encoding="utf-8"))
+            out[rel] = _sha(str(_normalize(text, folders)).encode())
         else:
             out[rel] = _sha(path.read_bytes())
     return out

@@ -84,7 +84,7 @@ def test_processing_algorithms_run_headless(qgis_available, installed_plugin, tm
     assert search["ok"], search
     assert search["result"]["N_SCENES"] == "2"
     scenes = json.loads((tmp_path / "scenes.json").read_text())
-    assert sorted(scenes) == ["2017", "2018", "2019"] and len(scenes["2019"]["scenes"]) == 1
+    assert sorted(scenes) == ["2017", "2018", "2019", "plan"] and len(scenes["2019"]["scenes"]) == 1
 
     assert detect["ok"], detect
     assert (out / "inventory.qgz").exists() and detect["result"]["PROJECT"] == str(out / "inventory.qgz")

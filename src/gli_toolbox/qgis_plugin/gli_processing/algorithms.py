@@ -339,6 +339,8 @@ class SearchAlgorithm(_GliAlgorithm):
             raise QgsProcessingException("gli search gave no scene list; see the log") from None
         n = 0
         for year, entry in doc.items():
+            if not str(year).isdigit():  # the run's "plan" beside the years
+                continue
             scenes = entry.get("scenes", [])
             n += len(scenes)
             feedback.pushInfo(f"{year}: {len(scenes)} scenes")

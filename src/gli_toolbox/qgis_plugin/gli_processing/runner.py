@@ -66,10 +66,12 @@ def child_env() -> dict[str, str]:
 
 
 def staging_dirs(out: Path | None) -> set[Path]:
-    """Hidden staging folders gli creates next to ``--out`` while writing (``.<out>.partial-*``)."""
+    """Hidden folders gli creates next to ``--out`` while it works: staging (``.<out>.partial-*``) and
+    the chunk results kept for ``--resume`` (``.<out>.gli-work``), which a canceled run from QGIS does
+    not need."""
     if out is None or not out.parent.exists():
         return set()
-    return set(out.parent.glob(f".{out.name}.partial-*"))
+    return set(out.parent.glob(f".{out.name}.partial-*")) | set(out.parent.glob(f".{out.name}.gli-work"))
 
 
 @dataclass
