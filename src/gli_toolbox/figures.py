@@ -26,6 +26,8 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import MaxNLocator
 
+from .styles import OKABE_ITO as _OKABE_ITO
+from .styles import STATUS_STYLES
 from .tracking import TrackResult
 
 logger = logging.getLogger(__name__)
@@ -38,27 +40,14 @@ __all__ = [
 #: Resolution of saved figures (dots per inch).
 DPI = 200
 
-#: The Okabe & Ito (2008) colour-blind-safe palette, by name.
-OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
-    "grey": "#999999",
-}
+#: The Okabe & Ito (2008) colour-blind-safe palette, by name (one home: :mod:`gli_toolbox.styles`).
+OKABE_ITO = {k: v.upper() for k, v in _OKABE_ITO.items()}
 
-#: Colour of each lake status (Okabe-Ito): gain blue, loss vermillion, new green, gone black,
-#: unchanged grey, unknown yellow. ``merged``/``split`` are kept for series tracked before the
-#: status rework.
-STATUS_COLOURS = {
-    "new": OKABE_ITO["bluish_green"],
-    "vanished": OKABE_ITO["black"],
-    "growing": OKABE_ITO["blue"],
-    "shrinking": OKABE_ITO["vermillion"],
-    "stable": OKABE_ITO["grey"],
-    "not_observed": OKABE_ITO["yellow"],
-    "not_assessed": OKABE_ITO["sky_blue"],
-    "merged": OKABE_ITO["reddish_purple"],
-    "split": OKABE_ITO["orange"],
-}
+#: Colour of each lake status: the same as in the QGIS styles (:data:`gli_toolbox.styles.STATUS_STYLES`),
+#: so the report, the interactive map and QGIS agree (growing vermillion, shrinking blue, stable
+#: green, new orange, vanished purple, not observed grey). ``not_assessed`` is white with a black edge
+#: in QGIS; on a white figure it is drawn light grey.
+STATUS_COLOURS = {k: ("#DDDDDD" if k == "not_assessed" else colour.upper()) for k, (colour, _) in STATUS_STYLES.items()}
 _STATUS_ORDER = ("new", "growing", "stable", "shrinking", "vanished", "not_observed", "not_assessed", "merged", "split")
 
 #: Water class raster values, their names and colours (contract of the yearly composite).
@@ -78,7 +67,7 @@ def status_colour(status: str) -> str:
     """Colour of a lake status; unknown statuses are dark grey.
 
     >>> status_colour("growing"), status_colour("something else")
-    ('#0072B2', '#4D4D4D')
+    ('#D55E00', '#4D4D4D')
     """
     return STATUS_COLOURS.get(str(status), "#4D4D4D")
 

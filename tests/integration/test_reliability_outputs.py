@@ -353,10 +353,10 @@ def test_disk_full_while_writing_gives_one_line_and_keeps_earlier_outputs(tiny_d
     assert res.exit_code == 1
     lines = [line for line in res.output.splitlines() if line.startswith("Error")]
     # the run fails where the disk fills: its intermediate chunk files beside --out, or the outputs
-    assert lines in ([f"Error: no space left in {tiny_disk} for the run's intermediate files; free some space or "
-                      "choose another --out"],
-                     [f"Error: no space left in {out} while writing the outputs; free some space or choose "
-                      f"another --out (nothing in {out} was changed)"])
+    assert lines in ([(f"Error: no space left in {tiny_disk} for the run's intermediate files; free some space or "
+                       "choose another --out")],
+                     [(f"Error: no space left in {out} while writing the outputs; free some space or choose "
+                       f"another --out (nothing in {out} was changed)")])
     assert "Traceback" not in res.output and "sqlite" not in res.output.lower()
     assert snapshot(out) == before  # earlier outputs intact, no staging leftovers
 
