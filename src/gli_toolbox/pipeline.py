@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -69,20 +68,6 @@ def _no_scene_reason(p: YearPlan, config: DetectConfig) -> str:
         f"{p.year}: no {config.collection} scenes intersect the AOI between {p.start[:10]} and {p.end[:10]} "
         f"with cloud cover <= {config.max_cloud_pct:g}%"
     )
-
-
-def _software() -> dict[str, str]:
-    from importlib.metadata import version
-
-    import rasterio
-
-    out = {"python": platform.python_version(), "gdal": rasterio.__gdal_version__}
-    for pkg in ("gli-toolbox", "odc-stac", "pystac-client", "rasterio", "numpy", "geopandas"):
-        try:
-            out[pkg] = version(pkg)
-        except Exception:  # noqa: BLE001
-            out[pkg] = "unknown"
-    return out
 
 
 @dataclass
@@ -696,14 +681,15 @@ def _run_record(the_aoi: Aoi, config: DetectConfig, zones: list[Any], zone_chunk
         "pixel_area_m2": abs(g.affine.a * g.affine.e),
         "chunks": len(zone_chunks[0][2]),
     }
-    from .records import DetectRecord, PeriodRecord, TrackingSummary
+    from .records import DetectRecord, PeriodRecord, TrackingSummary, software_versions
 
     years = {k: PeriodRecord(**{**v, "season": tuple(v["season"])}, failures=list(incomplete.get(k, [])))
              for k, v in years_record.items()}
     for k, lines in incomplete.items():  # a period with failures but no entry of its own (per-scene dates)
         years.setdefault(k, PeriodRecord(failures=list(lines)))
     record = DetectRecord(
-        software=_software(),
+        software=software_versions(("gli-toolbox", "odc-stac", "pystac-client", "rasterio", "numpy", "geopandas",
+                                    "dask", "distributed"), full=True),
         warnings=list(log.warnings),
         notes=list(log.notes),
         parameters=config.to_dict(),
