@@ -38,11 +38,16 @@ sys.path.insert(0, str(HERE))
 import make_region
 
 
+#: Sensor noise of the synthetic bands (``make_region --noise-dn``): 2 DN compress like real COGs.
+NOISE_DN = 2.0
+
+
 def _region(data: Path, name: str, **kw: object) -> Path:
+    name = f"{name}-n{NOISE_DN:g}"
     out = data / name
     if not (out / "items.json").exists():
         t = time.perf_counter()
-        make_region.make_region(out, **kw)  # type: ignore[arg-type]
+        make_region.make_region(out, noise_dn=NOISE_DN, **kw)  # type: ignore[arg-type]
         print(f"  (generated {name} in {time.perf_counter() - t:.0f} s)")
     return out
 
@@ -290,11 +295,15 @@ def bench_regional(data: Path, tile_px: int) -> None:
 
 
 def main() -> None:
+    global NOISE_DN
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/tmp/gli-bench"))
     ap.add_argument("--tile-px", type=int, default=4096)
     ap.add_argument("--only", choices=["floor", "memory", "workers", "years", "regional"], action="append")
+    ap.add_argument("--noise-dn", type=float, default=NOISE_DN,
+                    help="sensor noise of the synthetic bands (default 2 DN: compressed like real COGs; 0: smooth)")
     a = ap.parse_args()
+    NOISE_DN = a.noise_dn
     logging.disable(logging.WARNING)
     a.data.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

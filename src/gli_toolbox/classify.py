@@ -233,11 +233,12 @@ def _fused_kernels() -> dict[str, Any]:
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
     @jit
-    def _prologue(gd, nd, sd, c, mk, ins, nodata, offs, inv, snow_ndsi, snow_nir):  # pragma: no cover
+    def _prologue(gd, nd, sd, c, mk, ins, nodata, offs, inv, snow_ndsi, snow_nir, req_s):  # pragma: no cover
         sat = np.uint16(65535)
         g_ok = (gd != nodata) & (gd != sat)
         n_ok = (nd != nodata) & (nd != sat)
         s_ok = (sd != nodata) & (sd != sat)
+        g_ok &= s_ok | ~req_s  # SWIR1 required: a pixel without it is not clear
         # reflectance exactly as water.reflectance_table computes it
         g = (np.float32(gd) + offs) / inv
         n = (np.float32(nd) + offs) / inv
@@ -250,13 +251,13 @@ def _fused_kernels() -> dict[str, Any]:
         return g, n, s, s_ok, clear, snow
 
     @jit
-    def threshold_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir,  # pragma: no cover
+    def threshold_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir, req_s,  # pragma: no cover
                          lo, use_mndwi, thr, water_count, maybe_count, valid_count, snow_count):
         rows, cols = g_dn.shape
         for i in range(rows):
             for j in range(cols):
                 g, n, s, s_ok, clear, snow = _prologue(g_dn[i, j], n_dn[i, j], s_dn[i, j], scl[i, j], masked[i, j],
-                                                       inside[i, j], nodata, offs, inv, snow_ndsi, snow_nir)
+                                                       inside[i, j], nodata, offs, inv, snow_ndsi, snow_nir, req_s)
                 gf = max(g, lo)
                 other = max(s, lo) if use_mndwi else max(n, lo)
                 observed = clear & ~snow & (s_ok | ~use_mndwi)
@@ -267,14 +268,14 @@ def _fused_kernels() -> dict[str, Any]:
                 snow_count[i, j] += snow
 
     @jit
-    def multi_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir,  # pragma: no cover
+    def multi_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir, req_s,  # pragma: no cover
                      lo, seed_m, seed_n, seed_s1, grow_m, grow_n, grow_nir, grow_s1,
                      water_count, maybe_count, valid_count, snow_count):
         rows, cols = g_dn.shape
         for i in range(rows):
             for j in range(cols):
                 g, n, s, s_ok, clear, snow = _prologue(g_dn[i, j], n_dn[i, j], s_dn[i, j], scl[i, j], masked[i, j],
-                                                       inside[i, j], nodata, offs, inv, snow_ndsi, snow_nir)
+                                                       inside[i, j], nodata, offs, inv, snow_ndsi, snow_nir, req_s)
                 gf = max(g, lo)
                 nf = max(n, lo)
                 sf = max(s, lo)
@@ -305,6 +306,7 @@ def count_observations(
     threshold: float = 0.2,
     index: str = "ndwi",
     rule: MultiRule = DEFAULT_RULE,
+    require_swir16: bool = False,
     water_count: NDArray[np.integer],
     maybe_count: NDArray[np.integer],
     valid_count: NDArray[np.integer],
@@ -318,7 +320,9 @@ def count_observations(
     vectorized loop goes from DN to counts in one pass with no full-size temporary (about 3x a plain
     copy of the inputs, 20x faster than the previous full-array code: ``benchmarks/bench_kernel.py``);
     other inputs go block by block through the numpy path. Pixels outside ``inside`` (e.g. the AOI)
-    are not counted. Results equal the unfused calls bit for bit (tested).
+    are not counted. With ``require_swir16`` a pixel without a valid SWIR1 value is not clear (as
+    when the caller masks it, which the engine does: every method reads SWIR1 for the snow test).
+    Results equal the unfused calls bit for bit (tested).
 
     Examples
     --------
@@ -344,7 +348,7 @@ def count_observations(
         kernels = _fused_kernels()
         f32 = np.float32
         common = (np.uint16(nodata), f32(offset / scale), f32(1.0 / scale), f32(SNOW_MIN_NDSI), f32(SNOW_MIN_NIR),
-                  f32(MIN_REFLECTANCE))
+                  bool(require_swir16), f32(MIN_REFLECTANCE))
         if method == "multi":
             kernel = kernels["multi"]
             params: tuple[Any, ...] = (f32(rule.seed_mndwi), f32(rule.seed_ndwi), f32(rule.seed_max_swir16),
@@ -367,6 +371,9 @@ def count_observations(
         g, n, s1 = (np.take(table, d[sl]) for d in dns)
         sc = None if scl is None else scl[sl]
         mk = None if masked is None else masked[sl]
+        if require_swir16:
+            no_swir = ~np.isfinite(s1)
+            mk = no_swir if mk is None else mk | no_swir
         if method == "threshold":
             water, observed, snow = threshold_block(g, n, s1, scl=sc, masked=mk, threshold=threshold, index=index)
             maybe = water

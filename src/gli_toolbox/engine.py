@@ -153,6 +153,24 @@ def _classify(obs: Any, masked: NDArray[np.bool_], config: DetectConfig) -> tupl
     return water, maybe, observed, snow
 
 
+def _count_dn(group: Any, masked: NDArray[np.bool_] | None, inside: NDArray[np.bool_], config: DetectConfig,
+              counts: dict[str, NDArray[np.uint16]]) -> bool:
+    """Add one day (one reflectance group, scene classification or no cloud mask) to the counts from
+    its digital numbers (:func:`gli_toolbox.classify.count_observations`: the same counts as
+    :func:`_classify` on the reflectances, without float arrays); True when a pixel was observed."""
+    from .classify import count_observations
+
+    dn = group.dn
+    scl = dn.get("scl")
+    before = int(counts["valid"].sum(dtype=np.int64))  # counts only grow: observed anywhere <=> the sum grew
+    count_observations({b: dn[b] for b in ("green", "nir", "swir16")}, scale=group.scale, offset=group.offset,
+                       nodata=group.nodata, scl=None if scl is None else scl.astype(np.uint8, copy=False),
+                       masked=masked, inside=inside, method=config.method, threshold=config.ndwi_threshold,
+                       index=config.index, require_swir16=True, water_count=counts["water"],
+                       maybe_count=counts["maybe"], valid_count=counts["valid"], snow_count=counts["snow"])
+    return int(counts["valid"].sum(dtype=np.int64)) > before
+
+
 def _chunk_dem(config: DetectConfig, gbox: Any) -> Any:
     """The DEM around one chunk (the chunk plus ``dem_margin_m``, on the absolute 30 m lattice, so
     the values do not depend on where the chunk lies)."""
@@ -371,25 +389,33 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
             continue
         try:
             coarse = task.clouds.get(iso)
-            obs = load.read_day(scenes, gbox, need_swir=True, cloud_detector=config.cloud_detector,
-                                cloud_mask=None if coarse is None else functools.partial(_chunk_clouds, coarse, gbox))
+            groups, day_notes = load.read_day_dn(scenes, gbox, need_swir=True, cloud_detector=config.cloud_detector,
+                                                 coarse_clouds=coarse is not None)
+            fused = (not config.per_scene and len(groups) == 1 and not groups[0].s2cloudless
+                     and all(a.dtype == np.uint16 for b, a in groups[0].dn.items() if b != "scl"))
+            obs = None if fused else load.observation(
+                groups, gbox, need_swir=True, notes=day_notes,
+                cloud_mask=None if coarse is None else functools.partial(_chunk_clouds, coarse, gbox))
         except AssetReadError as exc:
             rec["failed"] = True
             failures.append({"day": iso, "scenes": ", ".join(s.id for s in scenes), "error": str(exc)})
             logger.warning("skipped %s in %s: %s", iso, task.describe(), exc)
             continue
-        for note in obs.notes:
+        for note in day_notes if obs is None else obs.notes:
             if note not in notes:
                 notes.append(note)
-        masked = ~obs.valid
+        shadow = None
         if dem is not None and config.terrain_shadows:
             shadow = _terrain_shadow_on(dem, scenes, gbox)
+            rec["sun"] = shadow_sun(scenes)
             if shadow is not None:
                 rec["shadow_px"] = int((shadow & inside).sum())
-                rec["sun"] = shadow_sun(scenes)
-                masked |= shadow
-            else:
-                rec["sun"] = shadow_sun(scenes)
+        if obs is None:  # the usual day: digital numbers straight to counts, one fused pass
+            rec["used"] = _count_dn(groups[0], shadow, inside, config, counts) if groups else False
+            continue
+        masked = ~obs.valid
+        if shadow is not None:
+            masked |= shadow
         water, maybe, observed, snow = _classify(obs, masked, config)
         observed &= inside
         water &= observed

@@ -28,7 +28,7 @@ from .water import offset_already_removed, scl_valid, to_reflectance
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Observation", "aoi_mask", "output_grid", "read_day", "utm_crs"]
+__all__ = ["DayGroup", "Observation", "aoi_mask", "observation", "output_grid", "read_day", "read_day_dn", "utm_crs"]
 
 
 @dataclass
@@ -276,12 +276,71 @@ def _over(tile: GeoBox, items: list[Any]) -> list[Any]:
             or Geometry(shapely.geometry.shape(it.geometry), "EPSG:4326").to_crs(tile.crs).geom.intersects(tbox)]
 
 
+@dataclass
+class DayGroup:
+    """Digital numbers of one day's items that share a reflectance rule, read over one chunk."""
+
+    items: list[Any]
+    dn: dict[str, NDArray[Any]]
+    """Band name -> DN on the chunk grid (``scl`` included when the items have it and it is used)."""
+    scale: float
+    offset: float
+    nodata: int
+    s2cloudless: bool
+    """Clouds of these items come from s2cloudless (no scene classification, or forced)."""
+
+
+def read_day_dn(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_detector: str = "auto",
+                coarse_clouds: bool = False) -> tuple[list[DayGroup], list[str]]:
+    """Read one acquisition day over ``tile`` as digital numbers: one :class:`DayGroup` per
+    reflectance rule (same-day tiles normally share one), and the notes for ``run.json``.
+
+    The DN are what :func:`read_bands` returns (mosaicked, nearest-neighbour on the tile's pixels);
+    the group's ``offset`` is the provider's rule, already corrected when the pixels show that the
+    offset was removed (:func:`gli_toolbox.water.offset_already_removed`). With ``coarse_clouds``
+    (the day's coarse cloud pass exists) the s2cloudless input bands are not read.
+
+    Raises
+    ------
+    AssetReadError
+        When a band file cannot be read; the caller skips the day and records it.
+    """
+    bands = ["green", "nir"] + (["swir16"] if need_swir else [])
+    by_rule: dict[tuple[Any, ...], list[Scene]] = defaultdict(list)
+    for s in scenes:
+        by_rule[providers.reflectance_rule(s.item).key()].append(s)
+    groups: list[DayGroup] = []
+    notes: list[str] = []
+    for group in by_rule.values():
+        items = _over(tile, [s.item for s in group])
+        if not items:
+            continue
+        rule = providers.reflectance_rule(items[0])
+        mp = mask_plan(items, bands, cloud_detector)
+        notes += mp.notes
+        keys = dict(mp.keys)
+        if mp.s2cloudless and coarse_clouds:  # the coarse pass has it: read only the bands the water test needs
+            keys = {b: k for b, k in keys.items() if b in bands}
+        dn = read_bands(items, tile, keys)
+        offset = rule.offset
+        if rule.verify_offset and offset != 0 and offset_already_removed(dn["green"], nodata=rule.nodata):
+            offset = 0.0
+            notes.append(
+                f"{', '.join(i.id for i in items)}: metadata say the -1000 DN offset is still in the pixels, "
+                "but the data show it was already removed; read without offset"
+            )
+        if "scl" not in keys and not mp.s2cloudless and cloud_detector != "none" and not any(items[0].id in n for n in notes):
+            notes.append(f"{items[0].id}: no scene classification; clouds and shadows are not masked")
+        groups.append(DayGroup(items, dn, rule.scale, offset, rule.nodata, mp.s2cloudless))
+    return groups, notes
+
+
 def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_detector: str = "auto",
              cloud_mask: Callable[[], Callable[[NDArray[np.float32]], NDArray[np.bool_]]] | None = None) -> Observation:
-    """Read one acquisition day (one or more tiles of the same pass) over ``tile``.
+    """Read one acquisition day (one or more tiles of the same pass) over ``tile`` as reflectance.
 
     Scenes are grouped by their reflectance rule (they normally share one), each group is read
-    and mosaicked by odc-stac (:func:`read_bands`), converted to reflectance, and the groups fused
+    and mosaicked (:func:`read_day_dn`), converted to reflectance, and the groups fused
     (first valid pixel). Clouds and shadows are masked as :func:`mask_plan` decides: with the scene
     classification; where an item has none (or ``cloud_detector="s2cloudless"``), with s2cloudless
     and projected cloud shadows (:mod:`gli_toolbox.clouds`). ``cloud_mask`` may supply that mask
@@ -294,50 +353,37 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
     AssetReadError
         When a band file cannot be read; the caller skips the day and records it.
     """
-    bands = ["green", "nir"] + (["swir16"] if need_swir else [])
-    groups: dict[tuple[Any, ...], list[Scene]] = defaultdict(list)
-    for s in scenes:
-        groups[providers.reflectance_rule(s.item).key()].append(s)
+    groups, notes = read_day_dn(scenes, tile, need_swir=need_swir, cloud_detector=cloud_detector,
+                                coarse_clouds=cloud_mask is not None)
+    return observation(groups, tile, need_swir=need_swir, notes=notes, cloud_mask=cloud_mask)
 
+
+def observation(groups: Sequence[DayGroup], tile: GeoBox, *, need_swir: bool, notes: list[str],
+                cloud_mask: Callable[[], Callable[[NDArray[np.float32]], NDArray[np.bool_]]] | None = None) -> Observation:
+    """Reflectance of one day from its :class:`DayGroup` s: converted, masked, fused (first valid group)."""
+    bands = ["green", "nir"] + (["swir16"] if need_swir else [])
     shape = tile.shape
     out: dict[str, NDArray[np.float32]] = {}
     scl_out: NDArray[np.uint8] | None = None
     valid: NDArray[np.bool_] | None = None
-    notes: list[str] = []
+    notes = list(notes)
     given: Callable[[NDArray[np.float32]], NDArray[np.bool_]] | None = None
-    for group in groups.values():
-        items = _over(tile, [s.item for s in group])
-        if not items:
-            continue
-        rule = providers.reflectance_rule(items[0])
-        mp = mask_plan(items, bands, cloud_detector)
-        notes += mp.notes
-        keys = dict(mp.keys)
-        if mp.s2cloudless and cloud_mask is not None:
-            given = cloud_mask() if given is None else given
-            if given is not None:  # the coarse pass has it: read only the bands the water test needs
-                keys = {b: k for b, k in keys.items() if b in bands}
-        dn = read_bands(items, tile, keys)
-        offset = rule.offset
-        if rule.verify_offset and offset != 0 and offset_already_removed(dn["green"], nodata=rule.nodata):
-            offset = 0.0
-            notes.append(
-                f"{', '.join(i.id for i in items)}: metadata say the -1000 DN offset is still in the pixels, "
-                "but the data show it was already removed; read without offset"
-            )
-        refl = {b: to_reflectance(dn[b], scale=rule.scale, offset=offset, nodata=rule.nodata) for b in keys if b != "scl"}
+    for g in groups:
+        items, dn = g.items, g.dn
+        refl = {b: to_reflectance(dn[b], scale=g.scale, offset=g.offset, nodata=g.nodata) for b in dn if b != "scl"}
         ok = np.isfinite(refl[bands[0]])
         for b in bands[1:]:
             ok &= np.isfinite(refl[b])
-        if mp.s2cloudless:
-            if given is not None:
+        if g.s2cloudless:
+            if cloud_mask is not None:
+                given = cloud_mask() if given is None else given
                 ok &= ~given(refl["nir"])
                 notes.append(f"{items[0].id}: no scene classification; clouds and shadows from s2cloudless")
             else:
                 mask, note = s2cloudless_mask(refl, items[0], float(abs(tile.affine.a)))
                 ok &= ~mask
                 notes.append(note)
-        if "scl" in keys:
+        if "scl" in dn:
             scl = dn["scl"].astype(np.uint8)
             ok &= scl_valid(scl)
             if scl_out is None:
@@ -345,8 +391,6 @@ def read_day(scenes: Sequence[Scene], tile: GeoBox, *, need_swir: bool, cloud_de
             else:
                 take_scl = (scl_out == 0) & (scl != 0)
                 scl_out[take_scl] = scl[take_scl]
-        elif not mp.s2cloudless and cloud_detector != "none" and not any(items[0].id in n for n in notes):
-            notes.append(f"{items[0].id}: no scene classification; clouds and shadows are not masked")
         if valid is None:  # the first group: take its arrays as they are (NaN where not ok)
             for b in bands:
                 out[b] = refl[b]

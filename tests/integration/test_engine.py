@@ -272,3 +272,26 @@ def test_cli_workers_start_a_local_cluster_with_the_same_outputs(tmp_path):
             np.testing.assert_array_equal(a.read(), b.read())
         la, lb = (gpd.read_file(o / f"lakes_{year}.shp") for o in outs.values())
         assert la.drop(columns="geometry").equals(lb.drop(columns="geometry"))
+
+
+@pytest.mark.parametrize("method", ["multi", "threshold"])
+def test_counts_from_digital_numbers_equal_counts_from_reflectance(method, monkeypatch, tmp_path):
+    """The usual day goes from digital numbers to counts in one fused pass (engine._count_dn); a run
+    that keeps per-scene masks takes the reflectance path (load.observation + classify_bands). Both
+    must give the same yearly counts, to the pixel, on the real L2A sample (SCL, baseline offsets)."""
+    kw = {k: v for k, v in BARBELLINO.items() if k != "aoi"}
+    calls = []
+    real = engine._count_dn
+    monkeypatch.setattr(engine, "_count_dn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fused = detect(BARBELLINO["aoi"], method=method, progress=False, work_dir=tmp_path / "a", **kw)
+    n_fused = len(calls)
+    refl = detect(BARBELLINO["aoi"], method=method, progress=False, work_dir=tmp_path / "b", per_scene=True, **kw)
+    assert n_fused >= 2 and len(calls) == n_fused  # every day of the first run was fused, none of the second
+    for year in (2017, 2019):
+        a, b = fused.masks[year], refl.masks[year]
+        assert a.valid_count.sum() > 0
+        np.testing.assert_array_equal(a.water_class, b.water_class)
+        np.testing.assert_array_equal(a.valid_count, b.valid_count)
+        for name in ("water", "snow"):
+            with rasterio.open(a.zones[0].paths[name]) as x, rasterio.open(b.zones[0].paths[name]) as y:
+                np.testing.assert_array_equal(x.read(1), y.read(1))
