@@ -41,7 +41,8 @@ from .water import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_RULE", "METHODS", "Method", "MultiRule", "classify_bands", "count_observations", "required_bands"]
+__all__ = ["DEFAULT_RULE", "METHODS", "Method", "MultiRule", "classify_bands", "count_observations", "required_bands",
+           "season_classes"]
 
 Method = Literal["threshold", "multi"]
 #: Accepted classification methods.
@@ -254,6 +255,7 @@ def _fused_kernels() -> dict[str, Any]:
     def threshold_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir, req_s,  # pragma: no cover
                          lo, use_mndwi, thr, water_count, maybe_count, valid_count, snow_count):
         rows, cols = g_dn.shape
+        n_obs = 0
         for i in range(rows):
             for j in range(cols):
                 g, n, s, s_ok, clear, snow = _prologue(g_dn[i, j], n_dn[i, j], s_dn[i, j], scl[i, j], masked[i, j],
@@ -266,12 +268,15 @@ def _fused_kernels() -> dict[str, Any]:
                 maybe_count[i, j] += water
                 valid_count[i, j] += observed
                 snow_count[i, j] += snow
+                n_obs += observed
+        return n_obs
 
     @jit
     def multi_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir, req_s,  # pragma: no cover
                      lo, seed_m, seed_n, seed_s1, grow_m, grow_n, grow_nir, grow_s1,
                      water_count, maybe_count, valid_count, snow_count):
         rows, cols = g_dn.shape
+        n_obs = 0
         for i in range(rows):
             for j in range(cols):
                 g, n, s, s_ok, clear, snow = _prologue(g_dn[i, j], n_dn[i, j], s_dn[i, j], scl[i, j], masked[i, j],
@@ -288,8 +293,29 @@ def _fused_kernels() -> dict[str, Any]:
                 maybe_count[i, j] += grow
                 valid_count[i, j] += observed
                 snow_count[i, j] += snow
+                n_obs += observed
+        return n_obs
 
-    _FUSED.update(threshold=threshold_kernel, multi=multi_kernel)
+    @jit
+    def season_kernel(water, maybe, valid, inside, need, out):  # pragma: no cover
+        rows, cols = valid.shape
+        n_inside = 0
+        n_water = 0
+        n_never = 0
+        for i in range(rows):
+            for j in range(cols):
+                v = valid[i, j]
+                ins = inside[i, j]
+                k = need[v]
+                c = np.uint8(1) if water[i, j] >= k else (np.uint8(2) if maybe[i, j] >= k else np.uint8(0))
+                c = c if (ins and v > 0) else np.uint8(255)
+                out[i, j] = c
+                n_inside += ins
+                n_water += c == 1
+                n_never += ins and v == 0
+        return n_inside, n_water, n_never
+
+    _FUSED.update(threshold=threshold_kernel, multi=multi_kernel, season=season_kernel)
     return _FUSED
 
 
@@ -312,8 +338,9 @@ def count_observations(
     valid_count: NDArray[np.integer],
     snow_count: NDArray[np.integer],
     block_px: int = BLOCK_PX,
-) -> None:
-    """Add one acquisition to the per-pixel counts, from digital numbers, in one cache-sized pass.
+) -> int:
+    """Add one acquisition to the per-pixel counts, from digital numbers, in one cache-sized pass;
+    return the number of pixels observed (clear, not snow, inside).
 
     The fused form of :func:`gli_toolbox.water.to_reflectance` (per band) followed by
     :func:`classify_bands` and ``count += mask``: for 2-D uint16 DN (and uint8 SCL) a Numba-compiled,
@@ -331,6 +358,7 @@ def count_observations(
     >>> counts = [np.zeros((1, 2), np.uint16) for _ in range(4)]
     >>> count_observations(dn, scale=1e-4, offset=0.0, method="multi", water_count=counts[0], maybe_count=counts[1],
     ...                    valid_count=counts[2], snow_count=counts[3])
+    2
     >>> [c.tolist() for c in counts]
     [[[1, 0]], [[1, 0]], [[1, 1]], [[0, 0]]]
     """
@@ -361,12 +389,14 @@ def count_observations(
         # absent masks: constant blocks (SCL 4 = vegetation: clear, not snow), allocated once per call
         const = {"scl": np.full((rows, shape[1]), 4, np.uint8), "masked": np.zeros((rows, shape[1]), bool),
                  "inside": np.ones((rows, shape[1]), bool)}
+        n_observed = 0
         for sl in row_blocks(shape, rows * shape[1]):
             n_rows = sl.stop - sl.start
             opt = [const[k][:n_rows] if a is None else a[sl] for k, a in (("scl", scl), ("masked", masked), ("inside", inside))]
-            kernel(*(d[sl] for d in dns), *opt, *common, *params,
-                   water_count[sl], maybe_count[sl], valid_count[sl], snow_count[sl])
-        return
+            n_observed += int(kernel(*(d[sl] for d in dns), *opt, *common, *params,
+                                     water_count[sl], maybe_count[sl], valid_count[sl], snow_count[sl]))
+        return n_observed
+    n_observed = 0
     for sl in row_blocks(shape, block_px):
         g, n, s1 = (np.take(table, d[sl]) for d in dns)
         sc = None if scl is None else scl[sl]
@@ -390,3 +420,40 @@ def count_observations(
         maybe_count[sl] += maybe
         valid_count[sl] += observed
         snow_count[sl] += snow
+        n_observed += int(np.count_nonzero(observed))
+    return n_observed
+
+
+def season_classes(
+    water_count: NDArray[np.integer],
+    maybe_count: NDArray[np.integer],
+    valid_count: NDArray[np.integer],
+    *,
+    inside: NDArray[np.bool_],
+    min_water_fraction: float = 0.5,
+) -> tuple[NDArray[np.uint8], dict[str, int]]:
+    """The season's class of each pixel from its counts, in one compiled pass, and its tallies.
+
+    The same classes as :func:`gli_toolbox.water.composite_classes` (1 water, 2 possible water,
+    0 not water, 255 never observed) with pixels outside ``inside`` set to 255 (tested equal); the
+    tallies are ``inside_px``, ``water_px`` (class 1) and ``never_observed_px`` (inside, never
+    validly observed).
+
+    >>> c, n = season_classes(np.array([[2, 0, 0, 0, 3]], np.uint8), np.array([[2, 2, 1, 0, 3]], np.uint8),
+    ...                       np.array([[3, 3, 3, 0, 3]], np.uint8), inside=np.array([[1, 1, 1, 1, 0]], bool))
+    >>> c.tolist(), n
+    ([[1, 2, 0, 255, 255]], {'inside_px': 4, 'water_px': 1, 'never_observed_px': 1})
+    """
+    top = int(valid_count.max()) if valid_count.size else 0
+    need = np.ceil(min_water_fraction * np.arange(top + 1) - 1e-9).astype(np.int64)
+    out = np.empty(valid_count.shape, np.uint8)
+    if valid_count.ndim != 2 or valid_count.size == 0:
+        from .water import composite_classes
+
+        out[...] = composite_classes(water_count, maybe_count, valid_count, min_water_fraction=min_water_fraction)
+        out[~inside] = 255
+        return out, {"inside_px": int(inside.sum()), "water_px": int((out == 1).sum()),
+                     "never_observed_px": int(((valid_count == 0) & inside).sum())}
+    n_in, n_water, n_never = _fused_kernels()["season"](water_count, maybe_count, valid_count,
+                                                        np.ascontiguousarray(inside, dtype=bool), need, out)
+    return out, {"inside_px": int(n_in), "water_px": int(n_water), "never_observed_px": int(n_never)}

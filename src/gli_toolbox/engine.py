@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .classify import season_classes
 from .config import DetectConfig
 from .grids import Chunk
-from .water import NEVER_OBSERVED, composite
+from .water import NEVER_OBSERVED
 
 logger = logging.getLogger(__name__)
 
@@ -162,13 +163,12 @@ def _count_dn(group: Any, masked: NDArray[np.bool_] | None, inside: NDArray[np.b
 
     dn = group.dn
     scl = dn.get("scl")
-    before = int(counts["valid"].sum(dtype=np.int64))  # counts only grow: observed anywhere <=> the sum grew
-    count_observations({b: dn[b] for b in ("green", "nir", "swir16")}, scale=group.scale, offset=group.offset,
+    n_observed = count_observations({b: dn[b] for b in ("green", "nir", "swir16")}, scale=group.scale, offset=group.offset,
                        nodata=group.nodata, scl=None if scl is None else scl.astype(np.uint8, copy=False),
                        masked=masked, inside=inside, method=config.method, threshold=config.ndwi_threshold,
                        index=config.index, require_swir16=True, water_count=counts["water"],
                        maybe_count=counts["maybe"], valid_count=counts["valid"], snow_count=counts["snow"])
-    return int(counts["valid"].sum(dtype=np.int64)) > before
+    return n_observed > 0
 
 
 def _chunk_dem(config: DetectConfig, gbox: Any) -> Any:
@@ -362,7 +362,9 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
     gbox = task.geobox()
     inside = grids.part_mask(gbox, task.part)
     shape = gbox.shape
-    counts = {k: np.zeros(shape, np.uint16) for k in ("water", "maybe", "valid", "snow")}
+    # a count grows by at most one a day: one byte per pixel for any season of fewer than 256 days
+    count_dtype = np.uint8 if len(task.days) < 256 else np.uint16
+    counts = {k: np.zeros(shape, count_dtype) for k in ("water", "maybe", "valid", "snow")}
     per_day: dict[str, NDArray[np.bool_]] = {}
     days: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
@@ -432,16 +434,10 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
                 per_day[f"day_{day.strftime('%Y%m%d')}_m"] = maybe
     # the season's composite, here in the task (parallel), so that assembling is only copying
     valid = counts["valid"]
-    wclass = composite(counts["water"], valid, min_water_fraction=config.min_water_fraction)
-    if not np.array_equal(counts["maybe"], counts["water"]):
-        maybe_class = composite(counts["maybe"], valid, min_water_fraction=config.min_water_fraction)
-        wclass[(wclass == 0) & (maybe_class == 1)] = 2  # only the permissive test passed
-    wclass[~inside] = NEVER_OBSERVED
-    summary = {"days": days, "notes": notes, "failures": failures, "inside_px": int(inside.sum()),
-               "water_px": int((wclass == 1).sum()), "never_observed_px": int(((valid == 0) & inside).sum())}
+    wclass, tallies = season_classes(counts["water"], counts["maybe"], valid, inside=inside,
+                                     min_water_fraction=config.min_water_fraction)
+    summary = {"days": days, "notes": notes, "failures": failures, **tallies}
     out = {"class": wclass, "nobs": valid, "water": counts["water"], "snow": counts["snow"]}
-    if max(int(v.max()) for v in out.values() if v.dtype != np.uint8) <= 255:  # < 256 days a season: 1 byte
-        out = {k: v.astype(np.uint8) for k, v in out.items()}
     _atomic_write(Path(task.path), lambda tmp: _save_npz(tmp, {**out, **per_day, **extra}))
 
     def write_summary(tmp: Path) -> None:

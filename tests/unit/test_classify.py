@@ -189,3 +189,36 @@ def test_fused_counts_on_real_pixels_match_the_numpy_path():
         want = _counts_numpy(dn, offset=-0.1, scl=scl, masked=None, inside=None, method=method, index="ndwi")
         assert all(np.array_equal(a, b) for a, b in zip(got, want))
         assert got[0].sum() > 150  # the reservoir
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("fraction", [0.5, 0.34, 1.0])
+def test_season_classes_equal_the_numpy_composite(dtype, fraction):
+    """The compiled season pass gives water.composite_classes, 255 outside, and the right tallies."""
+    from gli_toolbox.classify import season_classes
+    from gli_toolbox.water import composite_classes
+
+    rng = np.random.default_rng(7)
+    valid = rng.integers(0, 9, (97, 131)).astype(dtype)
+    maybe = (rng.random(valid.shape) * (valid + 1)).astype(dtype)
+    water = np.minimum(maybe, (rng.random(valid.shape) * (valid + 1)).astype(dtype))
+    inside = rng.random(valid.shape) > 0.2
+    got, tallies = season_classes(water, maybe, valid, inside=inside, min_water_fraction=fraction)
+    want = composite_classes(water, maybe, valid, min_water_fraction=fraction)
+    want[~inside] = 255
+    np.testing.assert_array_equal(got, want)
+    assert set(np.unique(got)) == {0, 1, 2, 255}
+    assert tallies == {"inside_px": int(inside.sum()), "water_px": int((want == 1).sum()),
+                       "never_observed_px": int(((valid == 0) & inside).sum())}
+
+
+def test_count_observations_returns_the_observed_pixels():
+    from gli_toolbox.classify import count_observations
+
+    rng = np.random.default_rng(3)
+    dn = {b: rng.integers(0, 3000, (40, 50)).astype(np.uint16) for b in ("green", "nir", "swir16")}
+    scl = rng.choice(np.array([0, 4, 6, 8, 9, 11], np.uint8), (40, 50))
+    counts = [np.zeros((40, 50), np.uint8) for _ in range(4)]
+    n = count_observations(dn, scale=1e-4, offset=0.0, scl=scl, method="multi", water_count=counts[0],
+                           maybe_count=counts[1], valid_count=counts[2], snow_count=counts[3])
+    assert n == int(counts[2].sum()) > 0
