@@ -105,6 +105,8 @@ def make_region(out: Path, *, tile_px: int, cols: int, rows: int, dates: int, ye
     items = []
     footprints = []
     half = cols // 2
+    # dates 20 days apart; more than 4 a season closer (5-day revisit), all within July-September
+    step = 20 if dates <= 4 else max(5, 80 // dates)
     for c in range(cols):
         west = c < half
         crs = "EPSG:32642" if west else "EPSG:32643"
@@ -122,7 +124,7 @@ def make_region(out: Path, *, tile_px: int, cols: int, rows: int, dates: int, ye
             footprints.append(foot)
             for year in years:
                 for d in range(dates):
-                    day = dt.date(year, 7, 10) + dt.timedelta(days=20 * d)
+                    day = dt.date(year, 7, 10) + dt.timedelta(days=step * d)
                     shift = (37 * d + 101 * (year % 7) + 13 * c + 7 * r) % 700
                     folder = out / f"{tile}_{day:%Y%m%d}"
                     folder.mkdir(exist_ok=True)

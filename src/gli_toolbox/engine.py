@@ -617,10 +617,12 @@ _LAYERS = {"class": ("uint8", 255), "nobs": ("uint16", None), "water": ("uint16"
            "snow": ("uint16", None), "elev": ("float32", float("nan")), "slope": ("float32", float("nan"))}
 
 
-def _create(path: Path, kind: str, *, crs: str, transform: Any, shape: tuple[int, int]) -> Any:
+def _create(path: Path, kind: str, *, crs: str, transform: Any, shape: tuple[int, int], count_dtype: str = "uint16") -> Any:
     import rasterio
 
     dtype, nodata = _LAYERS[kind]
+    if kind in ("nobs", "water", "snow"):
+        dtype = count_dtype
     h, w = shape
     profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": dtype, "crs": crs,
                                "transform": transform, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
@@ -651,6 +653,7 @@ def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *
     transform = zone_grid.affine
     labels = [season] + ([d.strftime("%Y%m%d") for d in days] if per_scene else [])
     kinds = ["class", "nobs", "water", "snow"]
+    count_dtype = "uint8" if len(days) < 256 else "uint16"  # the chunk tasks' counts (one byte below 256 days)
     out: dict[str, ZoneRasters] = {}
     dsts: dict[tuple[str, str], Any] = {}
     try:
@@ -660,7 +663,8 @@ def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *
                 paths.update({k: folder / f"{k}_{zone}.tif" for k in ("elev", "slope")})
             out[lab] = ZoneRasters(lab, zone, crs, transform, shape, part, paths, {"water_px": 0, "never_observed_px": 0, "inside_px": 0})  # type: ignore[arg-type]
             for k in kinds:
-                dsts[(lab, k)] = _create(paths[k], k, crs=crs, transform=transform, shape=shape)  # type: ignore[arg-type]
+                dsts[(lab, k)] = _create(paths[k], k, crs=crs, transform=transform, shape=shape,  # type: ignore[arg-type]
+                                         count_dtype=count_dtype)
         if with_dem:
             for k in ("elev", "slope"):
                 dsts[("", k)] = _create(folder / f"{k}_{zone}.tif", k, crs=crs, transform=transform, shape=shape)  # type: ignore[arg-type]
@@ -680,7 +684,7 @@ def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *
                 st[k] += int(s.get(k, 0))
             dsts[(season, "class")].write(z["class"], 1, window=win)
             for k in ("nobs", "water", "snow"):
-                dsts[(season, k)].write(z[k].astype(np.uint16), 1, window=win)
+                dsts[(season, k)].write(z[k].astype(count_dtype, copy=False), 1, window=win)
             if with_dem and "elev" in z:
                 dsts[("", "elev")].write(z["elev"], 1, window=win)
                 dsts[("", "slope")].write(z["slope"], 1, window=win)
@@ -694,8 +698,8 @@ def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *
                 if km in z:  # possible water of that day (seeded growth happens in lake extraction)
                     dcls[(dcls == 0) & z[km]] = 2
                 dsts[(lab, "class")].write(dcls, 1, window=win)
-                dsts[(lab, "nobs")].write(o.astype(np.uint16), 1, window=win)
-                dsts[(lab, "water")].write(w.astype(np.uint16), 1, window=win)
+                dsts[(lab, "nobs")].write(o.astype(count_dtype), 1, window=win)
+                dsts[(lab, "water")].write(w.astype(count_dtype), 1, window=win)
     finally:
         for d in dsts.values():
             d.close()

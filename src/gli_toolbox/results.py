@@ -85,16 +85,16 @@ class WaterMap:
 
     @property
     def valid_count(self) -> NDArray[np.uint16]:
-        return _read(self._single().paths["nobs"])
+        return _read(self._single().paths["nobs"]).astype(np.uint16, copy=False)
 
     @property
     def water_count(self) -> NDArray[np.uint16]:
-        return _read(self._single().paths["water"])
+        return _read(self._single().paths["water"]).astype(np.uint16, copy=False)
 
     @property
     def snow_count(self) -> NDArray[np.uint16] | None:
         p = self._single().paths.get("snow")
-        return None if p is None else _read(p)
+        return None if p is None else _read(p).astype(np.uint16, copy=False)
 
     @property
     def water_fraction(self) -> NDArray[np.float32]:
