@@ -341,6 +341,9 @@ def _tune_malloc() -> None:
 
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
+        # an explicit mmap threshold also freezes the trim threshold at 128 kB: freeing a chunk's bands
+        # would give their pages back to the system, to be faulted in and zeroed again for the next day
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to tune
         logger.debug("mallopt not available; malloc left as is")
 

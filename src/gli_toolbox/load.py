@@ -85,9 +85,33 @@ def _nested_window(src: Any, tile: GeoBox) -> tuple[Any, NDArray[np.int64], NDAr
     return Window(c0, r0, c1 - c0, r1 - r0), rows - r0, cols - c0
 
 
+_REPEAT: list[Any] = []
+
+
+def _repeat_kernel() -> Any:
+    """``out[i, j] = data[rows[i], cols[j]]`` compiled by Numba (cached on disk): one pass, about
+    twice as fast as two ``np.repeat`` (measured on 2048^2 px)."""
+    if not _REPEAT:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def repeat_pixels(data, rows, cols, out):  # pragma: no cover - compiled
+            for i in range(out.shape[0]):
+                row = data[rows[i]]
+                for j in range(out.shape[1]):
+                    out[i, j] = row[cols[j]]
+
+        _REPEAT.append(repeat_pixels)
+    return _REPEAT[0]
+
+
 def _upsample(data: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[Any]:
     """``data[rows][:, cols]`` for monotonic runs of repeated indices (pixel repetition): a slice when
-    nothing repeats, ``np.repeat`` (much faster than fancy indexing) when every index repeats ``f`` times."""
+    nothing repeats, else one compiled gather.
+
+    >>> _upsample(np.array([[1, 2], [3, 4]], np.uint16), np.array([0, 0, 1]), np.array([0, 1, 1])).tolist()
+    [[1, 2, 2], [1, 2, 2], [3, 4, 4]]
+    """
     if rows.size == 0 or cols.size == 0:
         return data[:0, :0]
     r0, c0 = int(rows[0]), int(cols[0])
@@ -95,8 +119,8 @@ def _upsample(data: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int6
     block = data[r0:r0 + nr, c0:c0 + nc]
     if nr == rows.size and nc == cols.size:
         return block
-    out = np.repeat(np.repeat(block, np.bincount(rows - r0, minlength=nr), axis=0),
-                    np.bincount(cols - c0, minlength=nc), axis=1)
+    out = np.empty((rows.size, cols.size), dtype=data.dtype)
+    _repeat_kernel()(data, rows.astype(np.int64), cols.astype(np.int64), out)
     return out
 
 
@@ -131,9 +155,11 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
             if acc is None and ok_r.all() and ok_c.all():
                 acc = data if sub.shape == data.shape else np.ascontiguousarray(sub)  # the window is the tile
                 continue
-            if acc is None:
-                acc = np.zeros((h, w), dtype=dtype)
             r0, c0 = int(np.argmax(ok_r)), int(np.argmax(ok_c))  # ok rows/cols are one contiguous run
+            if acc is None:  # the first item: its part of the tile, the rest nodata (0)
+                acc = np.zeros((h, w), dtype=dtype)
+                acc[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]] = sub
+                continue
             cur = acc[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]]
             take = (cur == 0) & (sub != 0)
             cur[take] = sub[take]
