@@ -3,14 +3,15 @@
 The unit of work is one chunk of one zone grid for one season (:class:`ChunkTask`): it reads every
 acquisition day of the season over its window (odc-stac, inside the task), masks clouds, shadows
 and snow, classifies water and counts, per pixel, valid, water, "maybe water" and snow
-observations. It writes these counts to a compressed ``.npz`` file in the run's work folder (then a
+observations. It writes these counts to a tiled GeoTIFF in the run's work folder (then a
 small ``.json`` summary, written last: its presence means "done", which is what ``--resume``
 trusts). Nothing of AOI size is ever in memory: peak memory is one chunk's bands times the number
 of workers.
 
-:func:`assemble` then streams the chunk files, chunk by chunk, into one tiled GeoTIFF per zone and
-period (``class``, ``nobs``, ``water``, ``snow``, and ``elev``/``slope`` with a DEM): the yearly
-composite rasters that lake extraction reads (contract with :mod:`gli_toolbox.stitch`).
+:func:`assemble` then makes one virtual mosaic (GDAL ``.vrt``) per zone, period and layer
+(``class``, ``nobs``, ``water``, ``snow``) over the chunk files, and streams the optional per-day
+and DEM layers (``elev``/``slope``) into tiled GeoTIFFs: the yearly composite rasters that lake
+extraction reads (contract with :mod:`gli_toolbox.stitch`).
 
 Tasks are plain functions of picklable arguments, so the same code runs in-process
 (:class:`SerialRunner`, the default: no cluster start-up, nothing to configure) and on any
@@ -111,8 +112,13 @@ class ChunkTask:
         return f"zone {self.zone} rows {c.row0}-{c.row0 + c.height} cols {c.col0}-{c.col0 + c.width}"
 
 
-def _summary_path(npz: str | Path) -> Path:
-    return Path(str(npz)[: -len(".npz")] + ".json")
+def _summary_path(chunk_file: str | Path) -> Path:
+    return Path(chunk_file).with_suffix(".json")
+
+
+def _extra_path(chunk_file: str | Path) -> Path:
+    """The chunk's per-day layers and DEM (``--per-scene``, ``--dem``), beside its GeoTIFF."""
+    return Path(chunk_file).with_suffix(".extra.npz")
 
 
 def done_summary(task: ChunkTask) -> dict[str, Any] | None:
@@ -441,13 +447,38 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
                                      min_water_fraction=config.min_water_fraction)
     summary = {"days": days, "notes": notes, "failures": failures, **tallies}
     out = {"class": wclass, "nobs": valid, "water": counts["water"], "snow": counts["snow"]}
-    _atomic_write(Path(task.path), lambda tmp: _save_npz(tmp, {**out, **per_day, **extra}))
+    _atomic_write(Path(task.path), lambda tmp: _write_chunk(tmp, out, crs=task.crs, transform=gbox.affine))
+    if per_day or extra:
+        _atomic_write(_extra_path(task.path), lambda tmp: _save_npz(tmp, {**per_day, **extra}))
 
     def write_summary(tmp: Path) -> None:
         tmp.write_text(json.dumps(summary), encoding="utf-8")
 
     _atomic_write(_summary_path(task.path), write_summary)
     return summary
+
+
+#: The season layers of a chunk file, in band order (contract with :func:`assemble`).
+SEASON_LAYERS = ("class", "nobs", "water", "snow")
+
+
+def _write_chunk(path: Path, layers: dict[str, NDArray[Any]], *, crs: str, transform: Any) -> None:
+    """The chunk's season layers as one tiled, deflated GeoTIFF (a band per layer, in
+    :data:`SEASON_LAYERS` order, the counts' type: one byte below 256 days). The zone rasters are
+    virtual mosaics of these files (:func:`assemble`), so they are compressed once, here, in parallel."""
+    import rasterio
+
+    dtype = np.result_type(*(layers[k].dtype for k in SEASON_LAYERS))
+    h, w = layers["class"].shape
+    profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": len(SEASON_LAYERS),
+                               "dtype": dtype.name, "crs": crs, "transform": transform, "compress": "deflate",
+                               "zlevel": 1, "interleave": "band"}
+    if h >= 256 and w >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as dst:
+        for i, k in enumerate(SEASON_LAYERS, start=1):
+            dst.write(layers[k].astype(dtype, copy=False), i)
+            dst.set_band_description(i, k)
 
 
 def _save_npz(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
@@ -638,14 +669,46 @@ def _create(path: Path, kind: str, *, crs: str, transform: Any, shape: tuple[int
     return rasterio.open(path, "w", **profile)
 
 
+def _write_vrt(path: Path, band: int, sources: Sequence[tuple[str, Any]], *, dtype: str, nodata: int | None,
+               crs: str, transform: Any, shape: tuple[int, int]) -> None:
+    """A GDAL virtual raster of one band of the chunk files, each placed at its window; areas of no
+    chunk (failed, or outside the AOI) read as ``nodata`` (or 0)."""
+    from xml.sax.saxutils import escape
+
+    from rasterio.crs import CRS
+
+    gdal_type = {"uint8": "Byte", "uint16": "UInt16"}[dtype]
+    h, w = shape
+    lines = [f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">',
+             f'  <SRS dataAxisToSRSAxisMapping="1,2">{escape(CRS.from_user_input(crs).to_wkt())}</SRS>',
+             "  <GeoTransform>" + ", ".join(repr(float(v)) for v in transform.to_gdal()) + "</GeoTransform>",
+             f'  <VRTRasterBand dataType="{gdal_type}" band="1" blockXSize="256" blockYSize="256">']
+    if nodata is not None:
+        lines.append(f"    <NoDataValue>{nodata}</NoDataValue>")
+    for src, c in sources:
+        rel = os.path.relpath(src, path.parent)
+        lines += ["    <SimpleSource>",
+                  f'      <SourceFilename relativeToVRT="1">{escape(rel)}</SourceFilename>',
+                  f"      <SourceBand>{band}</SourceBand>",
+                  f'      <SrcRect xOff="0" yOff="0" xSize="{c.width}" ySize="{c.height}"/>',
+                  f'      <DstRect xOff="{c.col0}" yOff="{c.row0}" xSize="{c.width}" ySize="{c.height}"/>',
+                  "    </SimpleSource>"]
+    lines += ["  </VRTRasterBand>", "</VRTDataset>", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines), encoding="utf-8"))
+
+
 def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *, zone_grid: Any, part: Any,
              days: Sequence[dt.date], folder: Path, per_scene: bool, with_dem: bool) -> dict[str, ZoneRasters]:
-    """Stream the chunk results of one season on one zone into per-period tiled GeoTIFFs.
+    """The per-period rasters of one season on one zone from its chunk results.
 
-    ``summaries`` holds the chunks that finished (by path); the others (failed) stay class 255 and
-    ``nobs`` 0. ``days`` are the season's acquisition days (one period each with ``per_scene``).
-    Returns one :class:`ZoneRasters` per period label (the season, and each day with ``per_scene``).
-    Memory: one chunk at a time.
+    The season layers (``class``, ``nobs``, ``water``, ``snow``) are GDAL virtual rasters (``.vrt``)
+    over the chunks' GeoTIFFs, written by the chunk tasks: nothing is copied or compressed again.
+    ``summaries`` holds the chunks that finished (by path); the others (failed) are not in the mosaic
+    and read as class 255 and ``nobs`` 0. ``days`` are the season's acquisition days (one period each
+    with ``per_scene``); those day layers and the DEM layers are streamed, chunk by chunk, into tiled
+    GeoTIFFs. Returns one :class:`ZoneRasters` per period label (the season, and each day with
+    ``per_scene``). Memory: one chunk at a time.
     """
     from rasterio.windows import Window
 
@@ -658,36 +721,37 @@ def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *
     kinds = ["class", "nobs", "water", "snow"]
     count_dtype = "uint8" if len(days) < 256 else "uint16"  # the chunk tasks' counts (one byte below 256 days)
     out: dict[str, ZoneRasters] = {}
+    done = [t for t in tasks if t.path in summaries and summaries[t.path].get("inside_px", 1)]
+    season_paths = {k: folder / season / f"{k}_{zone}.vrt" for k in kinds}
+    for i, k in enumerate(SEASON_LAYERS, start=1):
+        _write_vrt(season_paths[k], i, [(t.path, t.chunk) for t in done], dtype="uint8" if k == "class" else count_dtype,
+                   nodata=NEVER_OBSERVED if k == "class" else None, crs=crs, transform=transform, shape=shape)  # type: ignore[arg-type]
+    stats = {"water_px": 0, "never_observed_px": 0, "inside_px": 0}
+    for t in done:
+        for k in stats:
+            stats[k] += int(summaries[t.path].get(k, 0))
+    dem_paths = {k: folder / f"{k}_{zone}.tif" for k in ("elev", "slope")} if with_dem else {}
+    out[season] = ZoneRasters(season, zone, crs, transform, shape, part, {**season_paths, **dem_paths}, stats)  # type: ignore[arg-type]
+    if not (per_scene or with_dem):
+        return out
     dsts: dict[tuple[str, str], Any] = {}
     try:
-        for lab in labels:
+        for lab in labels[1:]:
             paths = {k: folder / lab / f"{k}_{zone}.tif" for k in kinds}
-            if with_dem:
-                paths.update({k: folder / f"{k}_{zone}.tif" for k in ("elev", "slope")})
-            out[lab] = ZoneRasters(lab, zone, crs, transform, shape, part, paths, {"water_px": 0, "never_observed_px": 0, "inside_px": 0})  # type: ignore[arg-type]
+            out[lab] = ZoneRasters(lab, zone, crs, transform, shape, part, {**paths, **dem_paths},  # type: ignore[arg-type]
+                                   {"water_px": 0, "never_observed_px": 0, "inside_px": 0})
             for k in kinds:
                 dsts[(lab, k)] = _create(paths[k], k, crs=crs, transform=transform, shape=shape,  # type: ignore[arg-type]
                                          count_dtype=count_dtype)
-        if with_dem:
-            for k in ("elev", "slope"):
-                dsts[("", k)] = _create(folder / f"{k}_{zone}.tif", k, crs=crs, transform=transform, shape=shape)  # type: ignore[arg-type]
-        for t in tasks:
+        for k, p in dem_paths.items():
+            dsts[("", k)] = _create(p, k, crs=crs, transform=transform, shape=shape)  # type: ignore[arg-type]
+        for t in done:
             c = t.chunk
             win = Window(c.col0, c.row0, c.width, c.height)
-            if t.path not in summaries:
-                dsts[(season, "class")].write(np.full((c.height, c.width), NEVER_OBSERVED, np.uint8), 1, window=win)
-                continue  # a failed chunk: never observed (its area is counted by the caller)
-            s = summaries[t.path]
-            if not s.get("inside_px", 1):
+            if not _extra_path(t.path).exists():
                 continue
-            with np.load(t.path) as zf:
+            with np.load(_extra_path(t.path)) as zf:
                 z = {k: zf[k] for k in zf.files}  # each access of an NpzFile decompresses again
-            st = out[season].stats
-            for k in ("water_px", "never_observed_px", "inside_px"):
-                st[k] += int(s.get(k, 0))
-            dsts[(season, "class")].write(z["class"], 1, window=win)
-            for k in ("nobs", "water", "snow"):
-                dsts[(season, k)].write(z[k].astype(count_dtype, copy=False), 1, window=win)
             if with_dem and "elev" in z:
                 dsts[("", "elev")].write(z["elev"], 1, window=win)
                 dsts[("", "slope")].write(z["slope"], 1, window=win)

@@ -537,7 +537,7 @@ def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Ch
             over = tuple((d, tuple(s for s in v if feet[s.id].intersects(box))) for d, v in days)
             t = ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped,
                           tuple((d, v) for d, v in over if v),
-                          str(work / "chunks" / key / z.label / f"{c.name}.npz"), clouds)
+                          str(work / "chunks" / key / z.label / f"{c.name}.tif"), clouds)
             ts.append(t)
             if cloud_days:
                 blocks |= cloud_blocks(t.geobox())
