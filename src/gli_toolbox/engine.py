@@ -462,8 +462,25 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
 SEASON_LAYERS = ("class", "nobs", "water", "snow")
 
 
+@functools.lru_cache(maxsize=1)
+def _chunk_compression() -> dict[str, Any]:
+    """Zstandard level 1 when this GDAL has it (5x faster to write than deflate, and smaller, on
+    chunk layers: docs/performance.md), else deflate level 1."""
+    from rasterio.io import MemoryFile
+
+    try:
+        from affine import Affine
+
+        with MemoryFile() as mem, mem.open(driver="GTiff", height=1, width=1, count=1, dtype="uint8", crs="EPSG:32643",
+                                           transform=Affine(10, 0, 0, 0, -10, 0), compress="zstd", zstd_level=1) as dst:
+            dst.write(np.zeros((1, 1, 1), np.uint8))
+        return {"compress": "zstd", "zstd_level": 1}
+    except Exception:  # noqa: BLE001 - a GDAL built without ZSTD
+        return {"compress": "deflate", "zlevel": 1}
+
+
 def _write_chunk(path: Path, layers: dict[str, NDArray[Any]], *, crs: str, transform: Any) -> None:
-    """The chunk's season layers as one tiled, deflated GeoTIFF (a band per layer, in
+    """The chunk's season layers as one tiled, compressed GeoTIFF (a band per layer, in
     :data:`SEASON_LAYERS` order, the counts' type: one byte below 256 days). The zone rasters are
     virtual mosaics of these files (:func:`assemble`), so they are compressed once, here, in parallel."""
     import rasterio
@@ -471,8 +488,8 @@ def _write_chunk(path: Path, layers: dict[str, NDArray[Any]], *, crs: str, trans
     dtype = np.result_type(*(layers[k].dtype for k in SEASON_LAYERS))
     h, w = layers["class"].shape
     profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": len(SEASON_LAYERS),
-                               "dtype": dtype.name, "crs": crs, "transform": transform, "compress": "deflate",
-                               "zlevel": 1, "interleave": "band"}
+                               "dtype": dtype.name, "crs": crs, "transform": transform, "interleave": "band",
+                               **_chunk_compression()}
     if h >= 256 and w >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     with rasterio.open(path, "w", **profile) as dst:
