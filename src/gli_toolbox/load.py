@@ -124,18 +124,23 @@ def _upsample(data: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int6
     return out
 
 
-def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> dict[str, NDArray[Any]]:
+def _read_direct(items: Sequence[Any], tile: GeoBox,
+                 keys: dict[str, str]) -> tuple[dict[str, NDArray[Any]], list[Any]]:
     """Decode only the tile's window of each asset with rasterio, upsampled by pixel repetition,
-    same-day items mosaicked (first non-zero pixel). Raises :class:`_NotAligned` when an asset is on
-    another CRS or lattice."""
+    same-day items mosaicked (first non-zero pixel); return the bands and the items that are on
+    another CRS or lattice (not read: a tile of the neighbouring UTM zone). Raises
+    :class:`_NotAligned` when an item is on the tile's lattice for one band but not for another."""
     import rasterio
 
     h, w = tile.shape
     out: dict[str, NDArray[Any]] = {}
-    for b, k in keys.items():
+    others: list[Any] = []
+    for i_band, (b, k) in enumerate(keys.items()):
         acc: NDArray[Any] | None = None
         dtype: Any = None
         for it in items:
+            if any(it is o for o in others):
+                continue
             href = it.assets[k].href
             try:
                 with rasterio.open(href) as src:
@@ -146,6 +151,9 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
                     win, rows, cols = nested
                     data = src.read(1, window=win)
             except _NotAligned:
+                if i_band == 0:
+                    others.append(it)
+                    continue
                 raise
             except Exception as exc:  # GDAL raises many types; read_bands retries and describes them
                 raise _AssetFailure(f"{it.id} asset {k}", href) from exc
@@ -166,7 +174,7 @@ def _read_direct(items: Sequence[Any], tile: GeoBox, keys: dict[str, str]) -> di
         if acc is None:
             acc = np.zeros((h, w), dtype=dtype or np.uint16)
         out[b] = acc
-    return out
+    return out, others
 
 
 class _AssetFailure(Exception):
@@ -219,13 +227,26 @@ def _read_once(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], resampl
     if resampling == "nearest":
         try:
             with rasterio.Env(**env):
-                return _read_direct(items, tile, keys)
+                out, others = _read_direct(items, tile, keys)
+                if not others or not any((a == 0).any() for a in out.values()):
+                    return out  # the tile's own zone covers it: the other zone's tiles are not needed
+                # gaps (tile edge at a zone border): filled from the other zone's tiles, reprojected
+                fill = _read_odc(others, tile, keys, resampling)
+            for b, a in out.items():
+                take = (a == 0) & (fill[b] != 0)
+                a[take] = fill[b][take]
+            return out
         except _NotAligned:
             pass
     with rasterio.Env(**env):
-        ds = odc.stac.load(items, bands=list(keys.values()), geobox=tile, groupby="solar_day",
-                           resampling=resampling, stac_cfg=_stac_cfg(keys), fail_on_error=True)
-        return {b: ds[k].isel(time=0).values for b, k in keys.items()}  # pixels are read here
+        return _read_odc(items, tile, keys, resampling)
+
+
+def _read_odc(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], resampling: str) -> dict[str, NDArray[Any]]:
+    """odc-stac's reading of ``items`` onto ``tile`` (any CRS and lattice), fused by solar day."""
+    ds = odc.stac.load(items, bands=list(keys.values()), geobox=tile, groupby="solar_day",
+                       resampling=resampling, stac_cfg=_stac_cfg(keys), fail_on_error=True)
+    return {b: ds[k].isel(time=0).values for b, k in keys.items()}  # pixels are read here
 
 
 @dataclass

@@ -90,3 +90,35 @@ def test_two_tiles_of_one_day_are_one_observation(tmp_path, other_zone):
         assert a_split == pytest.approx(a_whole)
         np.testing.assert_array_equal(split.masks[2019].water_class, whole.masks[2019].water_class)
     assert len(split.lakes[2019]) == len(whole.lakes[2019]) == 1
+
+
+def test_tiles_of_the_neighbouring_zone_are_read_only_for_gaps(tmp_path, monkeypatch):
+    """A chunk covered by a tile of its own zone is read directly; a tile of the neighbouring zone
+    (reprojected by odc-stac, slow) is read only where the own zone leaves a gap, and fills it."""
+    from odc.geo.geobox import GeoBox
+
+    from gli_toolbox import load
+
+    cat = pystac.Catalog.from_file(str(ROOT / "sample_data/catalog.json"))
+    whole = next(i for i in cat.get_items(recursive=True) if i.id == ITEM)
+    whole.make_asset_hrefs_absolute()
+    feats = json.loads(_split_catalog(tmp_path, other_zone=True).read_text())["features"]
+    west, east_33n = (pystac.Item.from_dict(f) for f in feats)
+    with rasterio.open(whole.assets["green"].get_absolute_href()) as src:
+        tile = GeoBox((src.height, src.width), src.transform, src.crs)
+    keys = {"green": "green", "swir16": "swir16", "scl": "scl"}
+    calls = []
+    real = load._read_odc
+    monkeypatch.setattr(load, "_read_odc", lambda items, *a: calls.append([i.id for i in items]) or real(items, *a))
+
+    alone = load.read_bands([whole], tile, keys)
+    covered = load.read_bands([east_33n, whole], tile, keys)
+    assert calls == []  # the own zone's tile covers the chunk: the other zone's is not read
+    for b in keys:
+        np.testing.assert_array_equal(covered[b], alone[b])
+
+    halves = load.read_bands([west, east_33n], tile, keys)
+    assert calls == [[east_33n.id]]  # only the other zone's tile, once
+    for b in keys:
+        assert (alone[b] != 0).all() and (halves[b] != 0).mean() > 0.97  # the east half filled
+        np.testing.assert_array_equal(halves[b][:, :12], alone[b][:, :12])  # the west half: the same pixels
