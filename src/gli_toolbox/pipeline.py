@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -264,11 +264,14 @@ def detect(
     def seen(maps: dict[Any, WaterMap]) -> Callable[[Any, Any], bool]:
         return lambda period, geom: period in maps and maps[period].observed_share(geom, out_crs) >= 0.5
 
-    tracking = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
-    lakes = {y: _sorted(g) for y, g in tracking.layers.items()}
-    if config.per_scene and scene_lakes:
-        tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
-        scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
+    with ExitStack() as open_counts:  # count rasters open while tracking asks about vanished lakes
+        for m in [*masks.values(), *scene_masks.values()]:
+            open_counts.enter_context(m.open_counts())
+        tracking = track(lakes, pixel_m=config.resolution_m, observed=seen(dict(masks)))
+        lakes = {y: _sorted(g) for y, g in tracking.layers.items()}
+        if config.per_scene and scene_lakes:
+            tracking = track(scene_lakes, pixel_m=config.resolution_m, observed=seen(dict(scene_masks)))
+            scene_lakes = {k: _sorted(g) for k, g in tracking.layers.items()}
     if len(tracking.periods) < 2:  # a failure or a gap is not "stable": say so, claim no status
         log.add_warning(f"only one period ({', '.join(str(p) for p in tracking.periods)}) has lakes: lake change "
                         "needs two periods, so the change status is 'not_assessed'")

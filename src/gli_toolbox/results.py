@@ -1,13 +1,16 @@
 """What a detection run returns: :class:`DetectResult` and the per-period :class:`WaterMap`.
 
-Water maps are backed by the run's composite rasters on disk (one tiled GeoTIFF per UTM zone part
-and period), not by arrays in memory: a map of a whole region costs a few paths, and
+Water maps are backed by the run's composite rasters on disk (one raster per UTM zone part, period
+and layer), not by arrays in memory: a map of a whole region costs a few paths, and
 :meth:`WaterMap.observed_share` reads only the window under the geometry it is asked about.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +68,29 @@ class WaterMap:
 
     label: str
     zones: list[ZoneMap]
+    _open: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @contextlib.contextmanager
+    def open_counts(self) -> Iterator[WaterMap]:
+        """Keep the observation-count rasters open for many :meth:`observed_share` calls (tracking
+        asks for every lake that vanished); they are closed on exit."""
+        self._open = {}
+        try:
+            yield self
+        finally:
+            opened, self._open = self._open, None
+            for ds in opened.values():
+                ds.close()
+
+    def _counts(self, z: ZoneMap) -> Any:
+        import rasterio
+
+        if self._open is None:
+            return rasterio.open(z.paths["nobs"])
+        key = str(z.paths["nobs"])
+        if key not in self._open:
+            self._open[key] = rasterio.open(z.paths["nobs"])
+        return contextlib.nullcontext(self._open[key])
 
     @property
     def crs(self) -> str:
@@ -109,7 +135,6 @@ class WaterMap:
         ``geom`` is in ``crs`` (default: the CRS of the first zone, the lake layers' CRS). Only the
         window of the raster under the geometry is read.
         """
-        import rasterio
         import rasterio.features
         from rasterio.windows import Window, from_bounds
 
@@ -128,7 +153,7 @@ class WaterMap:
             if c1 <= c0 or r1 <= r0:
                 continue
             window = Window(c0, r0, c1 - c0, r1 - r0)
-            with rasterio.open(z.paths["nobs"]) as src:
+            with self._counts(z) as src:
                 nobs = src.read(1, window=window)
             inside = rasterio.features.geometry_mask([g], out_shape=nobs.shape,
                                                      transform=z.transform * Affine.translation(c0, r0), invert=True)
@@ -138,9 +163,17 @@ class WaterMap:
 
 
 def _to_crs(geom: BaseGeometry, src: Any, dst: Any) -> BaseGeometry:
-    import geopandas as gpd
+    import shapely
 
-    return gpd.GeoSeries([geom], crs=src).to_crs(dst).iloc[0]
+    return shapely.transform(geom, _transformer(str(src), str(dst)), interleaved=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _transformer(src: str, dst: str) -> Any:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(src, dst, always_xy=True)
+    return lambda x, y: t.transform(x, y)
 
 
 @dataclass
