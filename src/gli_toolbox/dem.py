@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -22,7 +23,8 @@ from .errors import ConfigError, StacError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEM_COLLECTION", "Dem", "dem_grid", "load_dem", "read_dem_file", "read_dem_stac"]
+__all__ = ["DEM_COLLECTION", "Dem", "dem_grid", "find_dem_items", "load_dem", "read_dem_file", "read_dem_items",
+           "read_dem_stac"]
 
 #: Copernicus DEM GLO-30 on Planetary Computer and Earth Search v1.
 DEM_COLLECTION = "cop-dem-glo-30"
@@ -89,9 +91,9 @@ def read_dem_file(path: str | Path, target: GeoBox) -> NDArray[np.float32]:
     return out
 
 
-def read_dem_stac(stac: str, target: GeoBox) -> NDArray[np.float32]:
-    """Copernicus DEM GLO-30 tiles from the STAC API (or local catalog) mosaicked onto ``target``."""
-    import odc.stac
+def find_dem_items(stac: str, bounds_lonlat: tuple[float, float, float, float]) -> list[Any]:
+    """The Copernicus DEM GLO-30 items of the STAC API (or local catalog) over ``bounds_lonlat``
+    (one search for a whole zone part: the chunk tasks then read from these items)."""
     from shapely.geometry import box
 
     from . import search
@@ -99,21 +101,45 @@ def read_dem_stac(stac: str, target: GeoBox) -> NDArray[np.float32]:
     source = search.open_source(stac)
     if DEM_COLLECTION not in source.collections() and source.is_local:
         raise StacError(f"{stac} has no {DEM_COLLECTION} collection; pass --dem PATH to a DEM file")
-    lonlat = target.extent.to_crs("EPSG:4326").geom
-    items = source.search(collection=DEM_COLLECTION, intersects=box(*lonlat.bounds),
+    items = source.search(collection=DEM_COLLECTION, intersects=box(*bounds_lonlat),
                           start="1900-01-01T00:00:00Z", end="2100-01-01T00:00:00Z", max_cloud_pct=None)
     if not items:
         raise StacError(f"no {DEM_COLLECTION} tiles found at {stac} for the area; pass --dem PATH to a DEM file")
-    key = "data" if "data" in items[0].assets else next(iter(items[0].assets))
-    ds = odc.stac.load(items, bands=[key], geobox=target, resampling="bilinear", dtype="float32",
-                       groupby="id", stac_cfg={"*": {"assets": {key: {"data_type": "float32", "nodata": np.nan}}}})
-    arr = ds[key].values
-    # tiles do not overlap except on edges: take the first finite value along the item axis
+    return list(items)
+
+
+def read_dem_items(items: Sequence[Any], target: GeoBox) -> NDArray[np.float32]:
+    """The DEM ``items`` mosaicked onto ``target`` (bilinear), NaN where none covers it; transient
+    network failures are retried (:mod:`gli_toolbox.retry`)."""
+    import odc.stac
+    from shapely.geometry import box, shape
+
+    from . import retry
+
+    lonlat = box(*target.extent.to_crs("EPSG:4326").geom.bounds)
+    over = [it for it in items if it.geometry is None or shape(it.geometry).intersects(lonlat)]
     elev = np.full(target.shape, np.nan, dtype=np.float32)
+    if not over:
+        return elev
+    key = "data" if "data" in over[0].assets else next(iter(over[0].assets))
+
+    def load() -> Any:
+        with rasterio.Env(**retry.gdal_env(over)):
+            ds = odc.stac.load(over, bands=[key], geobox=target, resampling="bilinear", dtype="float32", groupby="id",
+                               stac_cfg={"*": {"assets": {key: {"data_type": "float32", "nodata": np.nan}}}})
+            return ds[key].values
+
+    arr = retry.call_with_retry(load, what=f"reading {DEM_COLLECTION} {', '.join(i.id for i in over)}")
+    # tiles do not overlap except on edges: take the first finite value along the item axis
     for layer in arr:
         take = np.isnan(elev) & np.isfinite(layer)
         elev[take] = layer[take]
     return elev
+
+
+def read_dem_stac(stac: str, target: GeoBox) -> NDArray[np.float32]:
+    """Copernicus DEM GLO-30 tiles from the STAC API (or local catalog) mosaicked onto ``target``."""
+    return read_dem_items(find_dem_items(stac, target.extent.to_crs("EPSG:4326").geom.bounds), target)
 
 
 def load_dem(source: str, grid: GeoBox, *, stac: str, margin_m: float = 5000.0, resolution_m: float = 30.0) -> Dem:

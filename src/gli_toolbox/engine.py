@@ -94,6 +94,8 @@ class ChunkTask:
     path: str
     clouds: dict[str, str] = field(default_factory=dict)
     """Per day (ISO date): path of the day's coarse cloud + shadow mask (L1C), read by window."""
+    dem_items: tuple[Any, ...] = ()
+    """With ``--dem auto``: the DEM items over the chunk (searched once per zone part, not per chunk)."""
 
     @property
     def key(self) -> str:
@@ -177,14 +179,14 @@ def _count_dn(group: Any, masked: NDArray[np.bool_] | None, inside: NDArray[np.b
     return n_observed > 0
 
 
-def _chunk_dem(config: DetectConfig, gbox: Any) -> Any:
+def _chunk_dem(config: DetectConfig, gbox: Any, dem_items: Sequence[Any] = ()) -> Any:
     """The DEM around one chunk (the chunk plus ``dem_margin_m``, on the absolute 30 m lattice, so
-    the values do not depend on where the chunk lies)."""
-    from .dem import Dem, dem_grid, read_dem_file, read_dem_stac
+    the values do not depend on where the chunk lies); ``--dem auto`` reads ``dem_items``."""
+    from .dem import Dem, dem_grid, read_dem_file, read_dem_items
 
     target = dem_grid(gbox, margin_m=config.dem_margin_m)
     assert config.dem is not None
-    elev = read_dem_stac(config.stac, target) if config.dem == "auto" else read_dem_file(config.dem, target)
+    elev = read_dem_items(dem_items, target) if config.dem == "auto" else read_dem_file(config.dem, target)
     return Dem(elev, target, config.dem)
 
 
@@ -384,7 +386,7 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
     if config.dem and inside.any():
         from . import terrain
 
-        dem = _chunk_dem(config, gbox)
+        dem = _chunk_dem(config, gbox, task.dem_items)
         extra["elev"] = dem.on(gbox)
         extra["slope"] = dem.on(gbox, terrain.slope_deg(dem.elevation, transform=dem.geobox.affine))
     for day, scenes in task.days:
@@ -596,7 +598,11 @@ class DaskRunner:
     def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
         from dask.distributed import as_completed
 
-        futures = {self.client.submit(fn, t, key=t.key, retries=CHUNK_RETRIES, pure=False): t for t in tasks}
+        # largest first (pixels x days): the small chunks at the AOI's edges then fill the workers'
+        # last gaps instead of leaving one worker alone with a big chunk at the end
+        order = sorted(tasks, key=lambda t: -(t.chunk.height * t.chunk.width * max(len(t.days), 1)))
+        futures = {self.client.submit(fn, t, key=t.key, retries=CHUNK_RETRIES, pure=False,
+                                      priority=len(order) - i): t for i, t in enumerate(order)}
         for fut in as_completed(futures):
             t = futures.pop(fut)
             if fut.status == "finished":

@@ -511,6 +511,22 @@ class _SeasonOutcome:
         return list(dict.fromkeys(lines)) + self.failed_chunks
 
 
+def _zone_dem_items(config: DetectConfig, grid: Any) -> list[Any]:
+    """``--dem auto``: the DEM items over a zone grid plus the DEM margin: one search per zone part
+    and season (the chunk tasks get the items over their own window, instead of one search each)."""
+    if config.dem != "auto":
+        return []
+    from .dem import dem_grid, find_dem_items
+
+    return find_dem_items(config.stac, dem_grid(grid, margin_m=config.dem_margin_m).extent.to_crs("EPSG:4326").geom.bounds)
+
+
+def _items_over(items: list[Any], target: Any) -> tuple[Any, ...]:
+    """The items whose footprint touches ``target`` (a GeoBox)."""
+    lonlat = shapely.geometry.box(*target.extent.to_crs("EPSG:4326").geom.bounds)
+    return tuple(it for it in items if it.geometry is None or shapely.geometry.shape(it.geometry).intersects(lonlat))
+
+
 def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Chunk]]], config: DetectConfig,
            work: Path) -> tuple[list[list[ChunkTask]], list[CloudTask]]:
     """The chunk tasks of one season (per zone) and the day cloud passes they read (L1C days)."""
@@ -527,6 +543,7 @@ def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Ch
     for z, part, cs in zone_chunks:
         a = z.grid.affine
         ts = []
+        dem_items = _zone_dem_items(config, z.grid)
         clouds = {d.isoformat(): str(work / "clouds" / key / z.label / d.isoformat()) for d, _ in cloud_days}
         blocks: set[tuple[int, int]] = set()
         # each task carries only the scenes over its chunk (item metadata, a few kB each)
@@ -541,6 +558,10 @@ def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Ch
             t = ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped,
                           tuple((d, v) for d, v in over if v),
                           str(work / "chunks" / key / z.label / f"{c.name}.tif"), clouds)
+            if dem_items:
+                from .dem import dem_grid
+
+                t = replace(t, dem_items=_items_over(dem_items, dem_grid(t.geobox(), margin_m=config.dem_margin_m)))
             ts.append(t)
             if cloud_days:
                 blocks |= cloud_blocks(t.geobox())

@@ -104,3 +104,4 @@ def test_dem_outside_area_is_one_line_error(tmp_path):
     out = tmp_path / "out"
     res = run("--dem", tmp_path / "far.tif", "--out", out)
     assert res.exit_code != 0 and "covers only" in res.output and not out.exists()
+

@@ -295,3 +295,38 @@ def test_counts_from_digital_numbers_equal_counts_from_reflectance(method, monke
         for name in ("water", "snow"):
             with rasterio.open(a.zones[0].paths[name]) as x, rasterio.open(b.zones[0].paths[name]) as y:
                 np.testing.assert_array_equal(x.read(1), y.read(1))
+
+
+def test_dem_auto_searches_once_per_zone_and_season_not_per_chunk(two_zone_region, monkeypatch, tmp_path):
+    """--dem auto: the chunk tasks read the DEM items found by one search per zone part and season
+    (plus the up-front coverage check per zone), whatever the number of chunks, and every lake gets
+    the DEM's elevation (a flat 3000 m surface in geographic coordinates over both zones)."""
+    from affine import Affine
+
+    from gli_toolbox import dem
+
+    aoi = json.loads((two_zone_region / "aoi.geojson").read_text())["features"][0]["geometry"]
+    from shapely.geometry import box, shape
+
+    x0, y0, x1, y1 = shape(aoi).buffer(0.2).bounds
+    res_deg = 0.0003
+    w, h = int((x1 - x0) / res_deg), int((y1 - y0) / res_deg)
+    with rasterio.open(tmp_path / "dem.tif", "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=Affine(res_deg, 0, x0, 0, -res_deg, y1)) as dst:
+        dst.write(np.full((1, h, w), 3000.0, np.float32))
+    feats = json.loads((two_zone_region / "items.json").read_text())["features"]
+    feats.append({"type": "Feature", "stac_version": "1.0.0", "id": "dem_flat", "collection": "cop-dem-glo-30",
+                  "geometry": box(x0, y0, x1, y1).__geo_interface__, "bbox": [x0, y0, x1, y1], "links": [],
+                  "properties": {"datetime": "2021-04-22T00:00:00Z"},
+                  "assets": {"data": {"href": str(tmp_path / "dem.tif"), "type": "image/tiff", "roles": ["data"]}}})
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    searches = []
+    real = dem.find_dem_items
+    monkeypatch.setattr(dem, "find_dem_items", lambda *a, **k: searches.append(a) or real(*a, **k))
+    res = detect(str(two_zone_region / "aoi.geojson"), years=(2019,), stac=str(items), collection="synthetic-l2a",
+                 dem="auto", chunk_px=128, progress=False, work_dir=tmp_path / "w")
+    assert res.run["grid"]["chunks"] >= 6
+    assert len(searches) == 2 * 2  # per zone: the coverage check and the season's tasks, not one per chunk
+    g = res.lakes[2019]
+    assert len(g) > 5 and (g.elev_m == pytest.approx(3000.0)).all()
