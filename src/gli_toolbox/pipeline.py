@@ -91,16 +91,17 @@ class RunEstimate:
         """Human-readable plan (the first lines of ``gli detect``)."""
         return [
             (f"plan: {self.scenes} scenes on {self.days} days; {len(self.zones)} UTM zone part(s) "
-            f"({', '.join(self.zones)}), {self.chunks} chunks, {self.pixels / 1e6:,.1f} Mpx of 10 m grid"),
+            f"({', '.join(self.zones)}), {self.chunks} chunks, {_pixels(self.pixels)} of 10 m grid"),
             (f"plan: about {_size(self.bytes_to_read)} of band data to read; estimated "
             f"{_duration(self.seconds)} on {self.workers} worker(s)"),
         ]
 
 
 #: Throughput of one worker, in pixel-days per second (one pixel of one acquisition day: read the
-#: bands, mask, classify and count), measured by benchmarks/bench_pipeline.py on the 2-core
-#: reference machine of docs/performance.md. Used only for the estimate in the plan.
-PIXEL_DAYS_PER_S_PER_WORKER = 4.0e6
+#: bands, mask, classify and count). ``benchmarks/bench_engine.py --only floor`` measures about 6e7
+#: for the chunk tasks on local COGs (a 12-scene season of a 4096^2 tile, docs/performance.md); half
+#: of that leaves room for network reads and lake extraction. Used only for the estimate in the plan.
+PIXEL_DAYS_PER_S_PER_WORKER = 3.0e7
 #: Decoded bytes per 10 m pixel and day: green + NIR (uint16 at 10 m) + SWIR1 + SCL (at 20 m).
 BYTES_PER_PIXEL_DAY = 2 + 2 + 2 / 4 + 1 / 4
 
@@ -112,6 +113,15 @@ def _size(n: float) -> str:
     ('0.8 MB', '3.2 GB')
     """
     return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
+def _pixels(n: float) -> str:
+    """Human-readable pixel count.
+
+    >>> _pixels(1008), _pixels(16_777_216)
+    ('1.0 kpx', '16.8 Mpx')
+    """
+    return f"{n / 1e6:,.1f} Mpx" if n >= 1e6 else f"{n / 1e3:,.1f} kpx"
 
 
 def _duration(seconds: float) -> str:
