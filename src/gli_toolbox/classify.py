@@ -224,8 +224,8 @@ def _fused_kernels() -> dict[str, Any]:
     (:func:`gli_toolbox.water.reflectance_table`, :func:`gli_toolbox.water.threshold_block`,
     :func:`multi_block`): the same reflectance arithmetic, NaN-free validity from the DN, the floor,
     normalized differences, the same float32 cuts; no fast-math, so the counts are bit-identical
-    (tested). The loops are branch-free so that LLVM vectorizes them (``error_model="numpy"``: a
-    division by zero gives inf/NaN as in numpy instead of raising).
+    (tested). The per-pixel tests are branch-free so that LLVM vectorizes them (``error_model="numpy"``:
+    a division by zero gives inf/NaN as in numpy instead of raising).
     """
     if _FUSED:
         return _FUSED
@@ -234,61 +234,45 @@ def _fused_kernels() -> dict[str, Any]:
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
     @jit
-    def _prologue(gd, nd, sd, c, mk, ins, nodata, offs, inv, snow_ndsi, snow_nir, req_s):  # pragma: no cover
-        sat = np.uint16(65535)
-        g_ok = (gd != nodata) & (gd != sat)
-        n_ok = (nd != nodata) & (nd != sat)
-        s_ok = (sd != nodata) & (sd != sat)
-        g_ok &= s_ok | ~req_s  # SWIR1 required: a pixel without it is not clear
-        # reflectance exactly as water.reflectance_table computes it
-        g = (np.float32(gd) + offs) / inv
-        n = (np.float32(nd) + offs) / inv
-        s = (np.float32(sd) + offs) / inv
-        den = g + s
-        snow = (n > snow_nir) & s_ok & (den != np.float32(0.0)) & ((g - s) / den > snow_ndsi)
-        # water.SCL_MASKED: 0 1 3 8 9 10; snow/ice 11
-        clear = g_ok & n_ok & (c != 0) & (c != 1) & (c != 3) & (c != 8) & (c != 9) & (c != 10) & ~mk & ins
-        snow = (snow | (c == 11)) & clear
-        return g, n, s, s_ok, clear, snow
-
-    @jit
-    def threshold_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir, req_s,  # pragma: no cover
-                         lo, use_mndwi, thr, water_count, maybe_count, valid_count, snow_count):
-        rows, cols = g_dn.shape
-        n_obs = 0
-        for i in range(rows):
-            for j in range(cols):
-                g, n, s, s_ok, clear, snow = _prologue(g_dn[i, j], n_dn[i, j], s_dn[i, j], scl[i, j], masked[i, j],
-                                                       inside[i, j], nodata, offs, inv, snow_ndsi, snow_nir, req_s)
-                gf = max(g, lo)
-                other = max(s, lo) if use_mndwi else max(n, lo)
-                observed = clear & ~snow & (s_ok | ~use_mndwi)
-                water = observed & ((gf - other) / (gf + other) > thr)
-                water_count[i, j] += water
-                maybe_count[i, j] += water
-                valid_count[i, j] += observed
-                snow_count[i, j] += snow
-                n_obs += observed
-        return n_obs
-
-    @jit
-    def multi_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir, req_s,  # pragma: no cover
-                     lo, seed_m, seed_n, seed_s1, grow_m, grow_n, grow_nir, grow_s1,
+    def count_kernel(g_dn, n_dn, s_dn, scl, masked, inside, nodata, offs, inv, snow_ndsi, snow_nir, req_s,  # pragma: no cover
+                     lo, multi, use_mndwi, thr, seed_m, seed_n, seed_s1, grow_m, grow_n, grow_nir, grow_s1,
                      water_count, maybe_count, valid_count, snow_count):
+        # one kernel for both methods, calling no other compiled function: Numba caches on disk only
+        # functions that call none (a closure calling another was compiled again in every process)
         rows, cols = g_dn.shape
         n_obs = 0
+        sat = np.uint16(65535)
         for i in range(rows):
             for j in range(cols):
-                g, n, s, s_ok, clear, snow = _prologue(g_dn[i, j], n_dn[i, j], s_dn[i, j], scl[i, j], masked[i, j],
-                                                       inside[i, j], nodata, offs, inv, snow_ndsi, snow_nir, req_s)
+                gd, nd, sd, c = g_dn[i, j], n_dn[i, j], s_dn[i, j], scl[i, j]
+                g_ok = (gd != nodata) & (gd != sat)
+                n_ok = (nd != nodata) & (nd != sat)
+                s_ok = (sd != nodata) & (sd != sat)
+                g_ok &= s_ok | ~req_s  # SWIR1 required: a pixel without it is not clear
+                # reflectance exactly as water.reflectance_table computes it
+                g = (np.float32(gd) + offs) / inv
+                n = (np.float32(nd) + offs) / inv
+                s = (np.float32(sd) + offs) / inv
+                den = g + s
+                snow = (n > snow_nir) & s_ok & (den != np.float32(0.0)) & ((g - s) / den > snow_ndsi)
+                # water.SCL_MASKED: 0 1 3 8 9 10; snow/ice 11
+                clear = (g_ok & n_ok & (c != 0) & (c != 1) & (c != 3) & (c != 8) & (c != 9) & (c != 10)
+                         & ~masked[i, j] & inside[i, j])
+                snow = (snow | (c == 11)) & clear
                 gf = max(g, lo)
                 nf = max(n, lo)
                 sf = max(s, lo)
-                observed = clear & ~snow & s_ok
-                ndwi = (gf - nf) / (gf + nf)
-                mndwi = (gf - sf) / (gf + sf)
-                seed = observed & (mndwi > seed_m) & (ndwi > seed_n) & (sf < seed_s1)
-                grow = seed | (observed & (mndwi > grow_m) & (ndwi > grow_n) & (nf < grow_nir) & (sf < grow_s1))
+                if multi:  # loop-invariant: LLVM hoists it out of the loop
+                    observed = clear & ~snow & s_ok
+                    ndwi = (gf - nf) / (gf + nf)
+                    mndwi = (gf - sf) / (gf + sf)
+                    seed = observed & (mndwi > seed_m) & (ndwi > seed_n) & (sf < seed_s1)
+                    grow = seed | (observed & (mndwi > grow_m) & (ndwi > grow_n) & (nf < grow_nir) & (sf < grow_s1))
+                else:
+                    other = sf if use_mndwi else nf
+                    observed = clear & ~snow & (s_ok | ~use_mndwi)
+                    seed = observed & ((gf - other) / (gf + other) > thr)
+                    grow = seed
                 water_count[i, j] += seed
                 maybe_count[i, j] += grow
                 valid_count[i, j] += observed
@@ -315,7 +299,7 @@ def _fused_kernels() -> dict[str, Any]:
                 n_never += ins and v == 0
         return n_inside, n_water, n_never
 
-    _FUSED.update(threshold=threshold_kernel, multi=multi_kernel, season=season_kernel)
+    _FUSED.update(count=count_kernel, season=season_kernel)
     return _FUSED
 
 
@@ -377,14 +361,11 @@ def count_observations(
         f32 = np.float32
         common = (np.uint16(nodata), f32(offset / scale), f32(1.0 / scale), f32(SNOW_MIN_NDSI), f32(SNOW_MIN_NIR),
                   bool(require_swir16), f32(MIN_REFLECTANCE))
-        if method == "multi":
-            kernel = kernels["multi"]
-            params: tuple[Any, ...] = (f32(rule.seed_mndwi), f32(rule.seed_ndwi), f32(rule.seed_max_swir16),
-                                       f32(rule.grow_mndwi), f32(rule.grow_ndwi), f32(rule.grow_max_nir),
-                                       f32(rule.grow_max_swir16))
-        else:
-            kernel = kernels["threshold"]
-            params = (index == "mndwi", f32(threshold))
+        kernel = kernels["count"]
+        params: tuple[Any, ...] = (method == "multi", index == "mndwi", f32(threshold),
+                                   f32(rule.seed_mndwi), f32(rule.seed_ndwi), f32(rule.seed_max_swir16),
+                                   f32(rule.grow_mndwi), f32(rule.grow_ndwi), f32(rule.grow_max_nir),
+                                   f32(rule.grow_max_swir16))
         rows = max(1, _FUSED_BLOCK_PX // max(shape[1], 1))
         # absent masks: constant blocks (SCL 4 = vegetation: clear, not snow), allocated once per call
         const = {"scl": np.full((rows, shape[1]), 4, np.uint8), "masked": np.zeros((rows, shape[1]), bool),
