@@ -109,9 +109,11 @@ BYTES_PER_PIXEL_DAY = 2 + 2 + 2 / 4 + 1 / 4
 def _size(n: float) -> str:
     """Human-readable byte count.
 
-    >>> _size(843_885), _size(3.2e9)
-    ('0.8 MB', '3.2 GB')
+    >>> _size(843_885), _size(3.2e9), _size(52_000_000)
+    ('844 kB', '3.2 GB', '52.0 MB')
     """
+    if n < 1e6:
+        return f"{n / 1e3:,.0f} kB"
     return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
 
 
