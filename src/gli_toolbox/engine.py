@@ -600,7 +600,7 @@ class DaskRunner:
 
         # largest first (pixels x days): the small chunks at the AOI's edges then fill the workers'
         # last gaps instead of leaving one worker alone with a big chunk at the end
-        order = sorted(tasks, key=lambda t: -(t.chunk.height * t.chunk.width * max(len(t.days), 1)))
+        order = sorted(tasks, key=lambda t: -_task_size(t))
         futures = {self.client.submit(fn, t, key=t.key, retries=CHUNK_RETRIES, pure=False,
                                       priority=len(order) - i): t for i, t in enumerate(order)}
         for fut in as_completed(futures):
@@ -618,6 +618,12 @@ class DaskRunner:
                 obj.close()
             except Exception as exc:  # noqa: BLE001 - closing a cluster that already went away
                 logger.debug("closing %s: %s", obj, exc)
+
+
+def _task_size(task: Any) -> int:
+    """Pixels times days of a chunk task (0 for other tasks: they keep their order)."""
+    c = getattr(task, "chunk", None)
+    return 0 if c is None else c.height * c.width * max(len(task.days), 1)
 
 
 def make_runner(*, client: Any = None, scheduler: str | None = None, workers: int | None = None) -> SerialRunner | DaskRunner:
