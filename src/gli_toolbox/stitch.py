@@ -260,8 +260,12 @@ _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their glob
 _ONE_CHUNK = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 
-def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> NDArray[np.bool_]:
-    cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
+def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool,
+           cls: NDArray[np.uint8] | None = None) -> NDArray[np.bool_]:
+    """The seeded water of a chunk (class 1, and class 2 connected to it); ``cls``: its class window
+    if already read."""
+    if cls is None:
+        cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     if seeded is None:  # no class 2 anywhere: water is class 1
         return cls == WATER
     lab, n = _water_candidates(cls)
@@ -270,45 +274,94 @@ def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -
     return table[lab]
 
 
-def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> dict[str, Any]:
+def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool, max_hole_px: int,
+               ) -> dict[str, Any]:
+    """Background components (8-connected) of the seeded water of a chunk. Those complete within the
+    chunk of at most ``max_hole_px`` are holes: their pixels are returned (``holes``, flat indices in
+    the chunk; few: each hole is at most ``max_hole_px`` and enclosed by water), so that the lake pass
+    needs no background labelling. Those on chunk edges are joined across chunks; the pixels of the
+    ones that may still be holes (small so far, not on the raster border) come back in ``maybe``."""
     bg, n = ndimage.label(~_water(src, ch, seeded, provisional), structure=_EIGHT)
     ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
-    size = np.bincount(bg.ravel(), minlength=n + 1)[ids]
+    size = np.bincount(bg.ravel(), minlength=n + 1)
     ny, nx = src.grid.shape
     border = np.zeros(n + 1, dtype=bool)
     for on, line in ((ch.r0 == 0, bg[0]), (ch.r1 == ny, bg[-1]), (ch.c0 == 0, bg[:, 0]), (ch.c1 == nx, bg[:, -1])):
         if on:
             border[line] = True
-    return {"ids": ids, "size": size, "flag": border[ids], "edges": _edges(bg)}
+    kind = np.zeros(n + 1, dtype=np.int8)  # 1: a hole; 2: on a chunk edge, a hole if small once joined
+    kind[size <= max_hole_px] = 1
+    kind[ids] = np.where((size[ids] <= max_hole_px) & ~border[ids], 2, 0)
+    kind[0] = 0
+    at = np.flatnonzero(kind[bg]).astype(np.int32)
+    k = kind[bg.ravel()[at]]
+    return {"ids": ids, "size": size[ids], "flag": border[ids], "edges": _edges(bg), "holes": at[k == 1],
+            "maybe": (at[k == 2], bg.ravel()[at[k == 2]])}
 
 
-def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None,
-            provisional: bool) -> NDArray[np.bool_]:
-    water = _water(src, ch, seeded, provisional)
-    if fill is not None:
-        max_hole_px, (ids, flags) = fill
-        bg, n = ndimage.label(~water, structure=_EIGHT)
-        table = np.bincount(bg.ravel(), minlength=n + 1) <= max_hole_px  # inside the chunk: not on the border
-        if ids is _ONE_CHUNK[0]:  # one chunk: its edges are the raster border, never holes
-            ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
-            flags = np.zeros(len(ids), dtype=bool)
-        table[ids] = flags
-        table[0] = False
-        water |= table[bg]
-    if "inside" in src.layers:
-        water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
-    return water
+def _hole_pixels(res: Mapping[str, Any], table: _Table) -> NDArray[np.int32]:
+    """The hole pixels of a chunk: those of its complete holes and of its edge components that are
+    holes once joined across chunks (``table``: the decision for its edge labels)."""
+    at, lab = res["maybe"]
+    ids, flags = table
+    yes = at[flags[np.searchsorted(ids, lab)]] if len(at) else at
+    return np.sort(np.concatenate([res["holes"], yes])) if len(yes) else res["holes"]
 
 
-def _polygon(g: Mapping[str, Any]) -> Any:
-    """A shapely polygon from a GeoJSON-like polygon of ``rasterio.features.shapes``, through numpy
-    (``shapely.geometry.shape`` walks the coordinates in Python, 10x slower on large lakes).
+def _polygon(g: Mapping[str, Any], dx: float = 0.0, dy: float = 0.0) -> Any:
+    """A shapely polygon from a GeoJSON-like polygon of ``rasterio.features.shapes``, moved by
+    ``(dx, dy)``, through numpy (``shapely.geometry.shape`` walks the coordinates in Python, 10x
+    slower on large lakes).
 
     >>> _polygon({"type": "Polygon", "coordinates": [[(0, 0), (2, 0), (2, 2), (0, 0)]]}).area
     2.0
     """
-    rings = [shapely.linearrings(np.asarray(r, dtype=np.float64)) for r in g["coordinates"]]
+    off = np.array([dx, dy])
+    rings = [shapely.linearrings(np.asarray(r, dtype=np.float64) + off) for r in g["coordinates"]]
     return shapely.polygons(rings[0], holes=rings[1:] or None)
+
+
+def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], slices: Sequence[Any], r0: int, c0: int,
+              ) -> dict[int, Any]:
+    """The polygon of each of ``labels`` (4-connected components of ``lab``), in pixel coordinates of
+    the grid (``r0, c0``: the window's first row and column), from one ``rasterio.features.shapes``
+    call.
+
+    GDAL scans every pixel of the raster it polygonizes, and a chunk is mostly land: the labels'
+    bounding boxes (``slices``: ``scipy.ndimage.find_objects``) are packed on shelves of a small
+    canvas, one pixel apart, and each polygon is moved back by whole pixels (the same vertices).
+
+    >>> lab = np.array([[1, 0, 0], [0, 0, 2], [0, 0, 2]], dtype=np.int32)
+    >>> p = _polygons(lab, np.array([1, 2]), ndimage.find_objects(lab), 10, 20)
+    >>> p[2].bounds
+    (22.0, 11.0, 23.0, 13.0)
+    """
+    out: dict[int, Any] = {}
+    if len(labels) == 0:
+        return out
+    boxes = [slices[lb - 1] for lb in labels]
+    hs = np.array([rs.stop - rs.start for rs, _ in boxes])
+    ws = np.array([cs.stop - cs.start for _, cs in boxes])
+    width = max(int(ws.max()), math.isqrt(int(((hs + 1) * (ws + 1)).sum())))
+    at = np.zeros((len(labels), 2), dtype=np.int64)  # (row, column) of each box on the canvas
+    x = y = shelf = 0
+    for k in np.argsort(-hs, kind="stable"):  # shelves of decreasing height
+        if x + ws[k] > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        at[k] = y, x
+        x += int(ws[k]) + 1
+        shelf = max(shelf, int(hs[k]))
+    canvas = np.zeros((y + shelf, width), dtype=lab.dtype)
+    for k, lb in enumerate(labels):
+        rs, cs = boxes[k]
+        win = lab[rs, cs]
+        canvas[at[k, 0]:at[k, 0] + hs[k], at[k, 1]:at[k, 1] + ws[k]][win == lb] = lb
+    index = {int(lb): k for k, lb in enumerate(labels)}
+    for g, v in rasterio.features.shapes(canvas, mask=canvas > 0, connectivity=4):
+        k = index[int(v)]
+        rs, cs = boxes[k]
+        out[int(v)] = _polygon(g, float(c0 + cs.start - at[k, 1]), float(r0 + rs.start - at[k, 0]))
+    return out
 
 
 def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any], labels: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -320,43 +373,70 @@ def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any], labels: NDArr
     return out
 
 
-def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None,
+def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[np.int32] | None, max_hole_px: int,
                min_px: int, zone_join: bool) -> dict[str, Any]:
     """Label the filled water of a chunk. Lakes complete within the chunk are finished here (stats,
     terrain medians and polygons from one polygonization call, in pixel coordinates of the grid);
     for labels on edges shared with other chunks ("parts") it returns stats, masks and terrain values
-    to be joined. ``zone_join`` keeps edge lakes below ``min_px``, their terrain values and the
-    never-observed pixels they touch (for joining across zone borders)."""
+    to be joined. ``holes``: the hole pixels found by the hole pass (``None``: the chunk is the whole
+    grid, holes are found here). ``zone_join`` keeps edge lakes below ``min_px``, their terrain
+    values and the never-observed pixels they touch (for joining across zone borders).
+
+    What is labelled is the candidates (class 1 or 2) plus the holes, not the seeded water: no
+    relabelling of the candidates is needed. Its components are exactly the lakes and the candidate
+    components without a seed: distinct candidate components are not 4-adjacent, and one 4-adjacent
+    to a hole lies in that hole (both are background of the water, 8-connected). A component is a
+    lake if it holds a class-1 pixel or, ``zone_join`` (provisional seeds), touches a never-observed
+    pixel (``water`` below; decided once joined for parts). An AOI mask (``inside``) can cut a lake
+    into pieces without a class-1 pixel: then the seeded water itself is labelled."""
     nx = src.grid.shape[1]
-    water = _filled(src, ch, seeded, fill, zone_join)
+    halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
+    cls = halo[1:-1, 1:-1]
+    exact = "inside" in src.layers
+    if holes is None and max_hole_px > 0:  # one chunk: its holes are all complete within it
+        holes = _hole_pass(src, ch, seeded, zone_join, max_hole_px)["holes"]
+    one = cls == WATER
+    water = _water(src, ch, seeded, zone_join, cls) if exact else one | (cls == MAYBE_WATER)
+    if holes is not None and len(holes):
+        water.reshape(-1)[holes] = True
+    if exact:
+        water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
     lab, n = ndimage.label(water, structure=_FOUR)
     del water
     seeds = np.zeros(n + 1, dtype=bool)  # holds a class-1 pixel (multi-zone: decided when joining)
-    seeds[lab[src.read("class", ch.r0, ch.r1, ch.c0, ch.c1) == WATER]] = True
+    seeds[lab[one]] = True
+    del one
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=True)
     out: dict[str, Any] = {"ids": ids, "edges": _edges(lab)}
     if n == 0:
         return out
     size = np.bincount(lab.ravel(), minlength=n + 1)
     # edge: a 4-neighbour never observed / outside the AOI / beyond the raster (halo: across chunks)
-    bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
-    if "inside" in src.layers:
+    bad = halo == NEVER_OBSERVED
+    del halo, cls
+    if exact:
         bad |= ~src.read_halo("inside", ch.r0, ch.r1, ch.c0, ch.c1, False)
     edge = np.zeros(n + 1, dtype=bool)
     h, w = lab.shape
     contacts: list[NDArray[np.int64]] = []
-    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        m = bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] & (lab > 0)
-        if m.any():
-            ls = lab[m]
-            edge[ls] = True
-            if zone_join:  # the never-observed/outside pixels touched: another zone may observe them
+    if zone_join:
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            m = bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] & (lab > 0)
+            if m.any():  # the never-observed/outside pixels touched: another zone may observe them
+                ls = lab[m]
+                edge[ls] = True
                 rr, cc = np.nonzero(m)
                 contacts.append(np.column_stack([ls, rr + ch.r0 + dr, cc + ch.c0 + dc]).astype(np.int64))
+    else:
+        near = bad[:-2, 1:-1] | bad[2:, 1:-1] | bad[1:-1, :-2] | bad[1:-1, 2:]
+        near &= lab > 0
+        edge[lab[near]] = True
+        del near
     del bad
     part = np.zeros(n + 1, dtype=bool)
     part[ids] = True
-    whole = ~part & ((size >= min_px) | (edge & zone_join))
+    lake = np.ones(n + 1, dtype=bool) if exact else seeds | (edge & zone_join)
+    whole = ~part & lake & ((size >= min_px) | (edge & zone_join))
     whole[0] = False
     wanted = np.flatnonzero(whole | part)  # labels reported (the others are dropped here, for good)
     if wanted.size == 0:
@@ -385,11 +465,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
         if w_.any():
             elev[w_], slope[w_] = lake_terrain(lab, dem, slp, index=wanted[w_])
     # one polygonization call for all lakes complete within this chunk
-    geoms: dict[int, Any] = {}
-    if whole.any():
-        for g, v in rasterio.features.shapes(lab, mask=whole[lab], connectivity=4,
-                                             transform=Affine.translation(ch.c0, ch.r0)):
-            geoms[int(v)] = _polygon(g)
+    geoms = _polygons(lab, wanted[whole[wanted]], slices, ch.r0, ch.c0)
     cts: dict[int, NDArray[np.int64]] = {}
     if contacts:
         cat = np.unique(np.concatenate(contacts), axis=0)  # sorted by label
@@ -412,7 +488,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
         vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
         if part[lb]:
             parts.append({"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
-                          "seed": bool(seeds[lb]),
+                          "seed": bool(seeds[lb]), "water": bool(lake[lb]),
                           "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": np.packbits(m, axis=None),
                           "values": vals,
                           "bbox": (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)})
@@ -582,10 +658,8 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     chunks = _chunks(grid.shape, max(int(chunk_px), 1))
     min_px = int(np.ceil(params.min_area_m2 / grid.pixel_area - 1e-9))
     max_hole_px = int(params.hole_m2 // grid.pixel_area)
-    if len(chunks) == 1:  # all decisions are local: straight to the lake pass
-        seeded: list[Any] = [_ONE_CHUNK]
-        fills: list[Any] = [(max_hole_px, _ONE_CHUNK) if max_hole_px > 0 else None]
-        return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
+    if len(chunks) == 1:  # all decisions are local: straight to the lake pass (which finds the holes)
+        return _lake_stage(src, params, chunks, [_ONE_CHUNK], [None], max_hole_px, min_px, zone_join, client)
     # 1. seeds: components of class 1|2 holding a class-1 pixel
     res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
     offsets, comp, k = _union(chunks, res)
@@ -596,26 +670,29 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     del res
 
     # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
-    fills = [None] * len(chunks)
+    holes: list[NDArray[np.int32]] = [np.zeros(0, np.int32)] * len(chunks)
     if max_hole_px > 0:
-        res = _run(_hole_pass, src, chunks, [(s, zone_join) for s in seeded], client)
+        res = _run(_hole_pass, src, chunks, [(s, zone_join, max_hole_px) for s in seeded], client)
         offsets, comp, k = _union(chunks, res, eight=True)
         size = np.zeros(k, dtype=np.int64)
         np.add.at(size, comp, np.concatenate([r["size"] for r in res]).astype(np.int64))
         border = np.zeros(k, dtype=bool)
         border[comp[np.concatenate([r["flag"] for r in res])]] = True
-        fills = [(max_hole_px, t) for t in _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)]
+        tables = _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)
+        holes = [_hole_pixels(r, t) for r, t in zip(res, tables)]
         del res
 
-    return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
+    return _lake_stage(src, params, chunks, seeded, holes, max_hole_px, min_px, zone_join, client)
 
 
-def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seeded: Sequence[Any], fills: Sequence[Any],
-                min_px: int, zone_join: bool, client: Any) -> _ZoneLakes:
+def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seeded: Sequence[Any],
+                holes: Sequence[NDArray[np.int32] | None], max_hole_px: int, min_px: int, zone_join: bool,
+                client: Any) -> _ZoneLakes:
     """3. lakes: complete ones come finished from their chunk; parts are joined here."""
     grid = src.grid
     terrain = "elev" in src.layers and "slope" in src.layers
-    res = _run(_lake_pass, src, chunks, [(s, f, min_px, zone_join) for s, f in zip(seeded, fills)], client)
+    res = _run(_lake_pass, src, chunks, [(s, h, max_hole_px, min_px, zone_join) for s, h in zip(seeded, holes)],
+               client)
     offsets, comp, _ = _union(chunks, res)
     cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope", "seed")}
     geoms: list[Any] = []
@@ -637,8 +714,8 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
             q = int(comp[offsets[c.index] + np.searchsorted(r["ids"], rec["label"])])
             parts.setdefault(q, []).append(rec)
     del res
-    joined = [_join_parts(plist, terrain) for plist in parts.values()
-              if sum(p["size"] for p in plist) >= min_px or (zone_join and any(p["edge"] for p in plist))]
+    joined = [_join_parts(plist, terrain) for plist in parts.values() if any(p["water"] for p in plist)
+              and (sum(p["size"] for p in plist) >= min_px or (zone_join and any(p["edge"] for p in plist)))]
     del parts
     for rec in joined:
         i = len(geoms)
