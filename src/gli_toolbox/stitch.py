@@ -226,6 +226,88 @@ def _edge_ids(lab: NDArray[np.integer], ch: _Chunk, shape: tuple[int, int], *, i
     return ids[ids > 0].astype(np.int64)
 
 
+_KERNELS: dict[str, Callable[..., Any]] = {}
+
+
+def _kernels() -> dict[str, Callable[..., Any]]:
+    """One-pass loops over a chunk's labels, compiled by Numba on first use (cached on disk): each
+    replaces several numpy passes over the whole chunk (``bincount``, gathers, ``find_objects``,
+    ``minimum.at``), which cost as much as the labelling itself. Integer bookkeeping only: the same
+    numbers as the numpy operations they replace."""
+    if _KERNELS:
+        return _KERNELS
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+
+    @jit
+    def label_stats(lab, n, one, bad, nobs, has_nobs):  # pragma: no cover  (compiled)
+        h, w = lab.shape
+        size = np.zeros(n + 1, dtype=np.int64)
+        seed = np.zeros(n + 1, dtype=np.bool_)
+        edge = np.zeros(n + 1, dtype=np.bool_)
+        low = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        box = np.zeros((n + 1, 4), dtype=np.int64)
+        col = np.zeros(n + 1, dtype=np.int64)
+        for i in range(h):
+            for j in range(w):
+                q = lab[i, j]
+                if q == 0:
+                    continue
+                if size[q] == 0:  # the first pixel in raster-scan order
+                    box[q, 0], box[q, 2], col[q] = i, j, j
+                size[q] += 1
+                box[q, 1] = i + 1
+                box[q, 2] = min(box[q, 2], j)
+                box[q, 3] = max(box[q, 3], j + 1)
+                if one[i, j]:
+                    seed[q] = True
+                if bad[i, j + 1] or bad[i + 2, j + 1] or bad[i + 1, j] or bad[i + 1, j + 2]:
+                    edge[q] = True
+                if has_nobs and nobs[i, j] < low[q]:
+                    low[q] = nobs[i, j]
+        return size, seed, edge, low, box, col
+
+    @jit
+    def label_counts(lab, n):  # pragma: no cover  (compiled)
+        out = np.zeros(n + 1, dtype=np.int64)
+        for q in lab.ravel():
+            out[q] += 1
+        return out
+
+    @jit
+    def pick(lab, kind, total):  # pragma: no cover  (compiled)
+        at = np.empty(total, dtype=np.int32)
+        labels = np.empty(total, dtype=np.int32)
+        flat = lab.ravel()
+        k = 0
+        for p in range(flat.size):
+            if kind[flat[p]] != 0:
+                at[k] = p
+                labels[k] = flat[p]
+                k += 1
+        return at, labels
+
+    _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick)
+    return _KERNELS
+
+
+def _label_stats(lab: NDArray[np.int32], n: int, one: NDArray[np.bool_], bad: NDArray[np.bool_],
+                 nobs: NDArray[np.integer] | None) -> tuple[NDArray[Any], ...]:
+    """Per label ``0..n`` of a chunk, in one pass: pixel count, holds a ``one`` pixel, has a
+    4-neighbour ``bad`` (``bad`` is the chunk grown by one pixel on each side), fewest ``nobs``,
+    bounding box ``(row0, row1, col0, col1)`` and the column of its first pixel (on ``row0``).
+
+    >>> lab = np.array([[0, 1, 1], [2, 0, 1]], dtype=np.int32)
+    >>> bad = np.zeros((4, 5), dtype=bool); bad[3, 1] = True
+    >>> size, seed, edge, low, box, col = _label_stats(lab, 2, lab == 2, bad, None)
+    >>> size.tolist(), seed.tolist(), edge.tolist(), box[1].tolist(), col.tolist()
+    ([0, 3, 1], [False, False, True], [False, False, True], [0, 2, 1, 3], [0, 1, 0])
+    """
+    has = nobs is not None
+    return tuple(_kernels()["label_stats"](lab, n, one, bad, nobs if has else np.zeros((1, 1), np.uint16), has))
+
+
 def _water_candidates(cls: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
     return ndimage.label((cls == WATER) | (cls == MAYBE_WATER), structure=_FOUR)
 
@@ -283,7 +365,7 @@ def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: boo
     ones that may still be holes (small so far, not on the raster border) come back in ``maybe``."""
     bg, n = ndimage.label(~_water(src, ch, seeded, provisional), structure=_EIGHT)
     ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
-    size = np.bincount(bg.ravel(), minlength=n + 1)
+    size = _kernels()["label_counts"](bg, n)
     ny, nx = src.grid.shape
     border = np.zeros(n + 1, dtype=bool)
     for on, line in ((ch.r0 == 0, bg[0]), (ch.r1 == ny, bg[-1]), (ch.c0 == 0, bg[:, 0]), (ch.c1 == nx, bg[:, -1])):
@@ -293,10 +375,10 @@ def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: boo
     kind[size <= max_hole_px] = 1
     kind[ids] = np.where((size[ids] <= max_hole_px) & ~border[ids], 2, 0)
     kind[0] = 0
-    at = np.flatnonzero(kind[bg]).astype(np.int32)
-    k = kind[bg.ravel()[at]]
+    at, labels = _kernels()["pick"](bg, kind, int(size[kind != 0].sum()))
+    k = kind[labels]
     return {"ids": ids, "size": size[ids], "flag": border[ids], "edges": _edges(bg), "holes": at[k == 1],
-            "maybe": (at[k == 2], bg.ravel()[at[k == 2]])}
+            "maybe": (at[k == 2], labels[k == 2])}
 
 
 def _hole_pixels(res: Mapping[str, Any], table: _Table) -> NDArray[np.int32]:
@@ -321,27 +403,27 @@ def _polygon(g: Mapping[str, Any], dx: float = 0.0, dy: float = 0.0) -> Any:
     return shapely.polygons(rings[0], holes=rings[1:] or None)
 
 
-def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], slices: Sequence[Any], r0: int, c0: int,
+def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], boxes: NDArray[np.int64], r0: int, c0: int,
               ) -> dict[int, Any]:
     """The polygon of each of ``labels`` (4-connected components of ``lab``), in pixel coordinates of
     the grid (``r0, c0``: the window's first row and column), from one ``rasterio.features.shapes``
     call.
 
     GDAL scans every pixel of the raster it polygonizes, and a chunk is mostly land: the labels'
-    bounding boxes (``slices``: ``scipy.ndimage.find_objects``) are packed on shelves of a small
-    canvas, one pixel apart, and each polygon is moved back by whole pixels (the same vertices).
+    bounding boxes (``boxes``: rows ``row0, row1, col0, col1`` in the window) are packed on shelves
+    of a small canvas, one pixel apart, and each polygon is moved back by whole pixels (the same
+    vertices).
 
     >>> lab = np.array([[1, 0, 0], [0, 0, 2], [0, 0, 2]], dtype=np.int32)
-    >>> p = _polygons(lab, np.array([1, 2]), ndimage.find_objects(lab), 10, 20)
+    >>> p = _polygons(lab, np.array([1, 2]), np.array([[0, 1, 0, 1], [1, 3, 2, 3]]), 10, 20)
     >>> p[2].bounds
     (22.0, 11.0, 23.0, 13.0)
     """
     out: dict[int, Any] = {}
     if len(labels) == 0:
         return out
-    boxes = [slices[lb - 1] for lb in labels]
-    hs = np.array([rs.stop - rs.start for rs, _ in boxes])
-    ws = np.array([cs.stop - cs.start for _, cs in boxes])
+    hs = boxes[:, 1] - boxes[:, 0]
+    ws = boxes[:, 3] - boxes[:, 2]
     width = max(int(ws.max()), math.isqrt(int(((hs + 1) * (ws + 1)).sum())))
     at = np.zeros((len(labels), 2), dtype=np.int64)  # (row, column) of each box on the canvas
     x = y = shelf = 0
@@ -353,23 +435,12 @@ def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], slices: Sequenc
         shelf = max(shelf, int(hs[k]))
     canvas = np.zeros((y + shelf, width), dtype=lab.dtype)
     for k, lb in enumerate(labels):
-        rs, cs = boxes[k]
-        win = lab[rs, cs]
-        canvas[at[k, 0]:at[k, 0] + hs[k], at[k, 1]:at[k, 1] + ws[k]][win == lb] = lb
+        b0, b1, b2, b3 = boxes[k]
+        canvas[at[k, 0]:at[k, 0] + hs[k], at[k, 1]:at[k, 1] + ws[k]][lab[b0:b1, b2:b3] == lb] = lb
     index = {int(lb): k for k, lb in enumerate(labels)}
     for g, v in rasterio.features.shapes(canvas, mask=canvas > 0, connectivity=4):
         k = index[int(v)]
-        rs, cs = boxes[k]
-        out[int(v)] = _polygon(g, float(c0 + cs.start - at[k, 1]), float(r0 + rs.start - at[k, 0]))
-    return out
-
-
-def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any], labels: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Column (within the chunk) of the first pixel of each label on its first row."""
-    out = np.empty(len(labels), dtype=np.int64)
-    for k, lb in enumerate(labels):
-        rs, cs = slices[lb - 1]
-        out[k] = cs.start + int(np.argmax(lab[rs.start, cs] == lb))
+        out[int(v)] = _polygon(g, float(c0 + boxes[k, 2] - at[k, 1]), float(r0 + boxes[k, 0] - at[k, 0]))
     return out
 
 
@@ -403,35 +474,28 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[n
         water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
     lab, n = ndimage.label(water, structure=_FOUR)
     del water
-    seeds = np.zeros(n + 1, dtype=bool)  # holds a class-1 pixel (multi-zone: decided when joining)
-    seeds[lab[one]] = True
-    del one
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=True)
     out: dict[str, Any] = {"ids": ids, "edges": _edges(lab)}
     if n == 0:
         return out
-    size = np.bincount(lab.ravel(), minlength=n + 1)
     # edge: a 4-neighbour never observed / outside the AOI / beyond the raster (halo: across chunks)
     bad = halo == NEVER_OBSERVED
     del halo, cls
     if exact:
         bad |= ~src.read_halo("inside", ch.r0, ch.r1, ch.c0, ch.c1, False)
-    edge = np.zeros(n + 1, dtype=bool)
-    h, w = lab.shape
+    has_nobs = "nobs" in src.layers
+    nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1) if has_nobs else None
+    # seeds: holds a class-1 pixel (multi-zone: decided when joining)
+    size, seeds, edge, low, box, col = _label_stats(lab, n, one, bad, nobs)
+    del one, nobs
     contacts: list[NDArray[np.int64]] = []
-    if zone_join:
+    if zone_join:  # the never-observed/outside pixels touched: another zone may observe them
+        h, w = lab.shape
         for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
             m = bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] & (lab > 0)
-            if m.any():  # the never-observed/outside pixels touched: another zone may observe them
-                ls = lab[m]
-                edge[ls] = True
+            if m.any():
                 rr, cc = np.nonzero(m)
-                contacts.append(np.column_stack([ls, rr + ch.r0 + dr, cc + ch.c0 + dc]).astype(np.int64))
-    else:
-        near = bad[:-2, 1:-1] | bad[2:, 1:-1] | bad[1:-1, :-2] | bad[1:-1, 2:]
-        near &= lab > 0
-        edge[lab[near]] = True
-        del near
+                contacts.append(np.column_stack([lab[m], rr + ch.r0 + dr, cc + ch.c0 + dc]).astype(np.int64))
     del bad
     part = np.zeros(n + 1, dtype=bool)
     part[ids] = True
@@ -441,18 +505,8 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[n
     wanted = np.flatnonzero(whole | part)  # labels reported (the others are dropped here, for good)
     if wanted.size == 0:
         return out
-    slices = ndimage.find_objects(lab)
-    r_start = np.array([slices[i - 1][0].start for i in wanted]) + ch.r0
-    first = r_start * nx + _first_pixels(lab, slices, wanted) + ch.c0
-    if "nobs" in src.layers:
-        nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1)
-        on = lab > 0
-        low = np.full(n + 1, np.iinfo(np.int64).max)
-        np.minimum.at(low, lab[on], nobs[on].astype(np.int64))  # over lake pixels only: no sort of the chunk
-        n_obs = low[wanted]
-        del on
-    else:
-        n_obs = np.ones(len(wanted), dtype=np.int64)
+    first = (box[wanted, 0] + ch.r0) * nx + col[wanted] + ch.c0
+    n_obs = low[wanted] if has_nobs else np.ones(len(wanted), dtype=np.int64)
     terrain = "elev" in src.layers and "slope" in src.layers
     elev = np.full(len(wanted), np.nan)
     slope = np.full(len(wanted), np.nan)
@@ -465,7 +519,8 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[n
         if w_.any():
             elev[w_], slope[w_] = lake_terrain(lab, dem, slp, index=wanted[w_])
     # one polygonization call for all lakes complete within this chunk
-    geoms = _polygons(lab, wanted[whole[wanted]], slices, ch.r0, ch.c0)
+    wl = wanted[whole[wanted]]
+    geoms = _polygons(lab, wl, box[wl], ch.r0, ch.c0)
     cts: dict[int, NDArray[np.int64]] = {}
     if contacts:
         cat = np.unique(np.concatenate(contacts), axis=0)  # sorted by label
@@ -483,7 +538,7 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[n
     for k, lb in enumerate(wanted):
         if not (part[lb] or (zone_join and edge[lb])):
             continue
-        rs, cs = slices[lb - 1]
+        rs, cs = slice(*box[lb, :2]), slice(*box[lb, 2:])
         m = lab[rs, cs] == lb
         vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
         if part[lb]:
