@@ -288,7 +288,26 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 k += 1
         return at, labels
 
-    _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick)
+    @jit
+    def holding(lab, n, cls, value):  # pragma: no cover  (compiled)
+        out = np.zeros(n + 1, dtype=np.bool_)
+        h, w = lab.shape
+        for i in range(h):
+            for j in range(w):
+                if cls[i, j] == value:
+                    out[lab[i, j]] = True
+        return out
+
+    @jit
+    def lookup(table, lab):  # pragma: no cover  (compiled)
+        out = np.empty(lab.shape, dtype=np.bool_)
+        h, w = lab.shape
+        for i in range(h):
+            for j in range(w):
+                out[i, j] = table[lab[i, j]]
+        return out
+
+    _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick, holding=holding, lookup=lookup)
     return _KERNELS
 
 
@@ -316,8 +335,7 @@ def _local_seeds(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[
                  provisional: bool) -> NDArray[np.bool_]:
     """Per label: holds a class-1 pixel (or, ``provisional``, touches a never-observed/outside pixel:
     in a multi-zone run its seed may lie across the zone border; decided when the zones are joined)."""
-    seed = np.zeros(n + 1, dtype=bool)
-    seed[lab[cls == WATER]] = True
+    seed = _kernels()["holding"](lab, n, cls, WATER)
     if provisional:
         bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
         h, w = lab.shape
@@ -353,7 +371,7 @@ def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool,
     lab, n = _water_candidates(cls)
     table = _local_seeds(src, ch, cls, lab, n, provisional)  # complete within the chunk: the local answer
     table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
-    return table[lab]
+    return _kernels()["lookup"](table, lab)  # type: ignore[no-any-return]  (table[lab], 4x faster)
 
 
 def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool, max_hole_px: int,
@@ -403,6 +421,25 @@ def _polygon(g: Mapping[str, Any], dx: float = 0.0, dy: float = 0.0) -> Any:
     return shapely.polygons(rings[0], holes=rings[1:] or None)
 
 
+def _shelves(hs: NDArray[np.int64], ws: NDArray[np.int64], width: int) -> tuple[NDArray[np.int64], int, int]:
+    """Boxes of heights ``hs`` and widths ``ws`` on shelves of a canvas ``width`` wide, tallest first,
+    one pixel apart: their (row, column) on the canvas, its height and width.
+
+    >>> at, h, w = _shelves(np.array([2, 3, 1]), np.array([2, 2, 2]), 5)
+    >>> at.tolist(), h, w
+    ([[0, 3], [0, 0], [4, 0]], 5, 5)
+    """
+    at = np.zeros((len(hs), 2), dtype=np.int64)
+    x = y = shelf = 0
+    for k in np.argsort(-hs, kind="stable"):
+        if x + ws[k] > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        at[k] = y, x
+        x += int(ws[k]) + 1
+        shelf = max(shelf, int(hs[k]))
+    return at, y + shelf, width
+
+
 def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], boxes: NDArray[np.int64], r0: int, c0: int,
               ) -> dict[int, Any]:
     """The polygon of each of ``labels`` (4-connected components of ``lab``), in pixel coordinates of
@@ -424,16 +461,10 @@ def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], boxes: NDArray[
         return out
     hs = boxes[:, 1] - boxes[:, 0]
     ws = boxes[:, 3] - boxes[:, 2]
-    width = max(int(ws.max()), math.isqrt(int(((hs + 1) * (ws + 1)).sum())))
-    at = np.zeros((len(labels), 2), dtype=np.int64)  # (row, column) of each box on the canvas
-    x = y = shelf = 0
-    for k in np.argsort(-hs, kind="stable"):  # shelves of decreasing height
-        if x + ws[k] > width:
-            x, y, shelf = 0, y + shelf + 1, 0
-        at[k] = y, x
-        x += int(ws[k]) + 1
-        shelf = max(shelf, int(hs[k]))
-    canvas = np.zeros((y + shelf, width), dtype=lab.dtype)
+    side = math.isqrt(int(((hs + 1) * (ws + 1)).sum()))
+    at, height, width = min((_shelves(hs, ws, max(int(ws.max()), w)) for w in (0, side * 3 // 4, side)),
+                            key=lambda p: p[1] * p[2])
+    canvas = np.zeros((height, width), dtype=lab.dtype)
     for k, lb in enumerate(labels):
         b0, b1, b2, b3 = boxes[k]
         canvas[at[k, 0]:at[k, 0] + hs[k], at[k, 1]:at[k, 1] + ws[k]][lab[b0:b1, b2:b3] == lb] = lb
