@@ -11,12 +11,18 @@ reduction:
 1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1 pixel
    (hysteresis: seed and grow);
 2. *holes*: 8-connected components of the background of that water; those of at most
-   ``max_hole_m2`` not touching the raster border are filled;
-3. *lakes*: 4-connected components of the filled water with pixel counts, fewest observations, edge
-   contacts (read with a one-pixel halo) and terrain medians. Lakes complete within a chunk are
-   finished in their task, all polygonized by one ``rasterio.features.shapes`` call per chunk; the
-   parts of lakes cut by chunk borders come back as bit-packed masks, are pasted into the lake's
-   bounding window and polygonized once.
+   ``max_hole_m2`` not touching the raster border are filled. The pass returns the pixels of the
+   holes (few: each is small and enclosed by water), so the lake pass labels no background;
+3. *lakes*: 4-connected components of the candidates plus the holes (no relabelling of the seeded
+   water: those components are the lakes and the candidate components without a seed, told apart by
+   their class-1 pixel), with pixel counts, fewest observations, edge contacts (read with a one-pixel
+   halo) and terrain medians. Lakes complete within a chunk are finished in their task, all
+   polygonized by one ``rasterio.features.shapes`` call per chunk on a canvas where their bounding
+   boxes are packed (GDAL scans every pixel it is given); the parts of lakes cut by chunk borders
+   come back as bit-packed masks, are pasted into the lake's bounding window and polygonized once.
+
+The per-label bookkeeping of a chunk (counts, seeds, edge contacts, fewest observations, bounding
+boxes, hole pixels) is done by small loops compiled with Numba, one pass over the labels each.
 
 Only labels on chunk edges cross a chunk border, so only they enter the union-find
 (``scipy.sparse.csgraph.connected_components`` over the label pairs facing each other on the border
