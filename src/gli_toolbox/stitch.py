@@ -377,7 +377,8 @@ def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool,
     lab, n = _water_candidates(cls)
     table = _local_seeds(src, ch, cls, lab, n, provisional)  # complete within the chunk: the local answer
     table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
-    return _kernels()["lookup"](table, lab)  # type: ignore[no-any-return]  (table[lab], 4x faster)
+    # table[lab], compiled: 4x faster than numpy fancy indexing
+    return _kernels()["lookup"](table, lab)  # type: ignore[no-any-return]
 
 
 def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool, max_hole_px: int,
