@@ -313,7 +313,60 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 out[i, j] = table[lab[i, j]]
         return out
 
-    _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick, holding=holding, lookup=lookup)
+    @jit
+    def root(parent, x):  # pragma: no cover  (compiled)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    @jit
+    def fill_labels(lab, n, holes):  # pragma: no cover  (compiled)
+        h, w = lab.shape
+        nh = holes.size
+        parent = np.arange(n + 1 + nh)  # nodes: the labels 0..n, then one per hole pixel
+        for k in range(nh):
+            p = holes[k]
+            i, j = p // w, p % w
+            a = root(parent, n + 1 + k)
+            if lab[i, j] > 0:  # a candidate without a seed inside the hole
+                b = root(parent, lab[i, j])
+                parent[b] = a
+            for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                ii, jj = i + di, j + dj
+                if ii < 0 or ii >= h or jj < 0 or jj >= w:
+                    continue
+                if lab[ii, jj] > 0:
+                    b = root(parent, lab[ii, jj])
+                else:
+                    q = np.searchsorted(holes, ii * w + jj)
+                    if q >= nh or holes[q] != ii * w + jj:
+                        continue
+                    b = root(parent, n + 1 + q)
+                a = root(parent, a)
+                if a != b:
+                    parent[b] = a
+        new = np.zeros(n + 1 + nh, dtype=np.int32)
+        out = np.zeros((h, w), dtype=np.int32)
+        m = 0
+        k = 0
+        for i in range(h):  # numbered in raster-scan order of their first pixel, as scipy numbers them
+            for j in range(w):
+                if k < nh and holes[k] == i * w + j:
+                    r = root(parent, n + 1 + k)
+                    k += 1
+                elif lab[i, j] > 0:
+                    r = root(parent, lab[i, j])
+                else:
+                    continue
+                if new[r] == 0:
+                    m += 1
+                    new[r] = m
+                out[i, j] = new[r]
+        return out, m
+
+    _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick, holding=holding, lookup=lookup,
+                    fill_labels=fill_labels)
     return _KERNELS
 
 
@@ -374,7 +427,14 @@ def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool,
         cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     if seeded is None:  # no class 2 anywhere: water is class 1
         return cls == WATER
-    lab, n = _water_candidates(cls)
+    return _seeded(src, ch, cls, *_water_candidates(cls), seeded, provisional)
+
+
+def _seeded(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int,
+            seeded: _Table | None, provisional: bool) -> NDArray[np.bool_]:
+    """The seeded water from the candidate labels ``lab`` of a chunk."""
+    if seeded is None:  # no class 2 anywhere: water is class 1
+        return cls == WATER
     table = _local_seeds(src, ch, cls, lab, n, provisional)  # complete within the chunk: the local answer
     table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
     # table[lab], compiled: 4x faster than numpy fancy indexing
@@ -382,13 +442,20 @@ def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool,
 
 
 def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool, max_hole_px: int,
-               ) -> dict[str, Any]:
+               min_px: int) -> dict[str, Any]:
     """Background components (8-connected) of the seeded water of a chunk. Those complete within the
     chunk of at most ``max_hole_px`` are holes: their pixels are returned (``holes``, flat indices in
-    the chunk; few: each hole is at most ``max_hole_px`` and enclosed by water), so that the lake pass
-    needs no background labelling. Those on chunk edges are joined across chunks; the pixels of the
-    ones that may still be holes (small so far, not on the raster border) come back in ``maybe``."""
-    bg, n = ndimage.label(~_water(src, ch, seeded, provisional), structure=_EIGHT)
+    the chunk; few: each hole is at most ``max_hole_px`` and enclosed by water). Those on chunk edges
+    are joined across chunks; the pixels of the ones that may still be holes (small so far, not on
+    the raster border) come back in ``maybe``.
+
+    With the candidate labels at hand, the lake pass of the chunk follows (``lakes``), its labels
+    the candidate components merged through the holes (no second labelling), on the assumption that
+    none of the ``maybe`` components is a hole; the rare chunk where one is gets its lake pass again."""
+    halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
+    cls = halo[1:-1, 1:-1]
+    cand, nc = _water_candidates(cls)
+    bg, n = ndimage.label(~_seeded(src, ch, cls, cand, nc, seeded, provisional), structure=_EIGHT)
     ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
     size = _kernels()["label_counts"](bg, n)
     ny, nx = src.grid.shape
@@ -401,9 +468,17 @@ def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: boo
     kind[ids] = np.where((size[ids] <= max_hole_px) & ~border[ids], 2, 0)
     kind[0] = 0
     at, labels = _kernels()["pick"](bg, kind, int(size[kind != 0].sum()))
+    edges = _edges(bg)
+    del bg
     k = kind[labels]
-    return {"ids": ids, "size": size[ids], "flag": border[ids], "edges": _edges(bg), "holes": at[k == 1],
-            "maybe": (at[k == 2], labels[k == 2])}
+    holes = at[k == 1]
+    # candidates + holes: the candidate components merged through the holes (exactly what labelling
+    # them would give); an AOI mask labels the seeded water itself (see _lake_pass)
+    lab = None if "inside" in src.layers else _kernels()["fill_labels"](cand, nc, holes)
+    del cand
+    return {"ids": ids, "size": size[ids], "flag": border[ids], "edges": edges, "holes": holes,
+            "maybe": (at[k == 2], labels[k == 2]),
+            "lakes": _lake_pass(src, ch, seeded, holes, min_px, provisional, halo=halo, labelled=lab)}
 
 
 def _hole_pixels(res: Mapping[str, Any], table: _Table) -> NDArray[np.int32]:
@@ -482,14 +557,16 @@ def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], boxes: NDArray[
     return out
 
 
-def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[np.int32] | None, max_hole_px: int,
-               min_px: int, zone_join: bool) -> dict[str, Any]:
+def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[np.int32], min_px: int,
+               zone_join: bool, *, halo: NDArray[np.uint8] | None = None,
+               labelled: tuple[NDArray[np.int32], int] | None = None) -> dict[str, Any]:
     """Label the filled water of a chunk. Lakes complete within the chunk are finished here (stats,
     terrain medians and polygons from one polygonization call, in pixel coordinates of the grid);
     for labels on edges shared with other chunks ("parts") it returns stats, masks and terrain values
-    to be joined. ``holes``: the hole pixels found by the hole pass (``None``: the chunk is the whole
-    grid, holes are found here). ``zone_join`` keeps edge lakes below ``min_px``, their terrain
-    values and the never-observed pixels they touch (for joining across zone borders).
+    to be joined. ``holes``: the hole pixels (flat indices in the chunk). ``zone_join`` keeps edge
+    lakes below ``min_px``, their terrain values and the never-observed pixels they touch (for
+    joining across zone borders). ``halo``: the class window grown by one pixel, if already read;
+    ``labelled``: the labels of the candidates plus the holes and their number, if already known.
 
     What is labelled is the candidates (class 1 or 2) plus the holes, not the seeded water: no
     relabelling of the candidates is needed. Its components are exactly the lakes and the candidate
@@ -499,19 +576,20 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[n
     pixel (``water`` below; decided once joined for parts). An AOI mask (``inside``) can cut a lake
     into pieces without a class-1 pixel: then the seeded water itself is labelled."""
     nx = src.grid.shape[1]
-    halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
+    if halo is None:
+        halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
     cls = halo[1:-1, 1:-1]
     exact = "inside" in src.layers
-    if holes is None and max_hole_px > 0:  # one chunk: its holes are all complete within it
-        holes = _hole_pass(src, ch, seeded, zone_join, max_hole_px)["holes"]
     one = cls == WATER
-    water = _water(src, ch, seeded, zone_join, cls) if exact else one | (cls == MAYBE_WATER)
-    if holes is not None and len(holes):
-        water.reshape(-1)[holes] = True
-    if exact:
-        water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
-    lab, n = ndimage.label(water, structure=_FOUR)
-    del water
+    if labelled is None:
+        water = _water(src, ch, seeded, zone_join, cls) if exact else one | (cls == MAYBE_WATER)
+        if len(holes):
+            water.reshape(-1)[holes] = True
+        if exact:
+            water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
+        labelled = ndimage.label(water, structure=_FOUR)
+        del water
+    lab, n = labelled
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=True)
     out: dict[str, Any] = {"ids": ids, "edges": _edges(lab)}
     if n == 0:
@@ -751,21 +829,26 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     chunks = _chunks(grid.shape, max(int(chunk_px), 1))
     min_px = int(np.ceil(params.min_area_m2 / grid.pixel_area - 1e-9))
     max_hole_px = int(params.hole_m2 // grid.pixel_area)
-    if len(chunks) == 1:  # all decisions are local: straight to the lake pass (which finds the holes)
-        return _lake_stage(src, params, chunks, [_ONE_CHUNK], [None], max_hole_px, min_px, zone_join, client)
-    # 1. seeds: components of class 1|2 holding a class-1 pixel
-    res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
-    offsets, comp, k = _union(chunks, res)
-    comp_seed = np.zeros(k, dtype=bool)
-    comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
-    no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
-    seeded = [None] * len(chunks) if no_maybe else _tables(chunks, res, offsets, comp, comp_seed)
-    del res
+    if len(chunks) == 1:  # all decisions are local
+        seeded: list[_Table | None] = [_ONE_CHUNK]
+    else:
+        # 1. seeds: components of class 1|2 holding a class-1 pixel
+        res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
+        offsets, comp, k = _union(chunks, res)
+        comp_seed = np.zeros(k, dtype=bool)
+        comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
+        no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
+        seeded = [None] * len(chunks) if no_maybe else [*_tables(chunks, res, offsets, comp, comp_seed)]
+        del res
+    if max_hole_px <= 0:  # 3. lakes, without holes
+        return _lake_stage(src, params, chunks, _run(_lake_pass, src, chunks, [
+            (s, np.zeros(0, np.int32), min_px, zone_join) for s in seeded], client), min_px, zone_join)
 
-    # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
-    holes: list[NDArray[np.int32]] = [np.zeros(0, np.int32)] * len(chunks)
-    if max_hole_px > 0:
-        res = _run(_hole_pass, src, chunks, [(s, zone_join, max_hole_px) for s in seeded], client)
+    # 2. holes: 8-connected background components up to max_hole_px not touching the raster border,
+    # and 3. lakes in the same pass
+    res = _run(_hole_pass, src, chunks, [(s, zone_join, max_hole_px, min_px) for s in seeded], client)
+    lakes = [r.pop("lakes") for r in res]
+    if len(chunks) > 1:
         offsets, comp, k = _union(chunks, res, eight=True)
         size = np.zeros(k, dtype=np.int64)
         np.add.at(size, comp, np.concatenate([r["size"] for r in res]).astype(np.int64))
@@ -773,19 +856,23 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
         border[comp[np.concatenate([r["flag"] for r in res])]] = True
         tables = _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)
         holes = [_hole_pixels(r, t) for r, t in zip(res, tables)]
+        # a hole cut by a chunk border (rare): the lakes of its chunks again, with it filled
+        again = [c.index for c in chunks if len(holes[c.index]) > len(res[c.index]["holes"])]
         del res
+        if again:
+            redo = _run(_lake_pass, src, [chunks[i] for i in again],
+                        [(seeded[i], holes[i], min_px, zone_join) for i in again], client)
+            for i, r in zip(again, redo):
+                lakes[i] = r
+    return _lake_stage(src, params, chunks, lakes, min_px, zone_join)
 
-    return _lake_stage(src, params, chunks, seeded, holes, max_hole_px, min_px, zone_join, client)
 
-
-def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seeded: Sequence[Any],
-                holes: Sequence[NDArray[np.int32] | None], max_hole_px: int, min_px: int, zone_join: bool,
-                client: Any) -> _ZoneLakes:
-    """3. lakes: complete ones come finished from their chunk; parts are joined here."""
+def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], res: list[dict[str, Any]], min_px: int,
+                zone_join: bool) -> _ZoneLakes:
+    """3. lakes (``res``: the lake pass of each chunk): complete ones come finished from their chunk;
+    parts are joined here."""
     grid = src.grid
     terrain = "elev" in src.layers and "slope" in src.layers
-    res = _run(_lake_pass, src, chunks, [(s, h, max_hole_px, min_px, zone_join) for s, h in zip(seeded, holes)],
-               client)
     offsets, comp, _ = _union(chunks, res)
     cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope", "seed")}
     geoms: list[Any] = []
