@@ -4,25 +4,28 @@ The engine writes, per period and per UTM-zone part of the AOI, aligned rasters 
 grid (contract 3): ``class`` uint8 (0 land, 1 water, 2 possible water, 255 never observed or outside
 the AOI), ``nobs`` uint16 and optionally ``elev``/``slope`` float32. :func:`extract_zone_lakes`
 turns a list of them into one lake layer while holding only a few chunks in memory at a time; the
-in-memory :func:`gli_toolbox.lakes.extract_lakes` runs the same passes on one chunk. Three passes,
-each a map over chunks (tasks on a ``dask.distributed`` client when one is given) and a small
-reduction:
+in-memory :func:`gli_toolbox.lakes.extract_lakes` runs the same passes on one chunk. Three steps
+in two passes, each a map over chunks (tasks on a ``dask.distributed`` client when one is given)
+and a small reduction:
 
-1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1 pixel
-   (hysteresis: seed and grow);
-2. *holes*: 8-connected components of the background of that water; those of at most
-   ``max_hole_m2`` not touching the raster border are filled. The pass returns the pixels of the
-   holes (few: each is small and enclosed by water), so the lake pass labels no background;
-3. *lakes*: 4-connected components of the candidates plus the holes (no relabelling of the seeded
-   water: those components are the lakes and the candidate components without a seed, told apart by
-   their class-1 pixel), with pixel counts, fewest observations, edge contacts (read with a one-pixel
-   halo) and terrain medians. Lakes complete within a chunk are finished in their task, all
-   polygonized by one ``rasterio.features.shapes`` call per chunk on a canvas where their bounding
-   boxes are packed (GDAL scans every pixel it is given); the parts of lakes cut by chunk borders
-   come back as bit-packed masks, are pasted into the lake's bounding window and polygonized once.
+1. *seeds* (first pass): per chunk, 4-connected components of class 1 or 2 and whether they hold a
+   class-1 pixel (hysteresis: seed and grow);
+2. *holes* (second pass): 8-connected components of the background of that water; those of at
+   most ``max_hole_m2`` not touching the raster border are filled;
+3. *lakes* (same pass): 4-connected components of the candidates plus the holes, found by merging
+   the candidate components through the holes (no second labelling; those components are the lakes
+   and the candidate components without a seed, told apart by their class-1 pixel), with pixel
+   counts, fewest observations, edge contacts (read with a one-pixel halo) and terrain medians.
+   Lakes complete within a chunk are finished in their task, all polygonized by one
+   ``rasterio.features.shapes`` call per chunk on a canvas where their bounding boxes are packed
+   (GDAL scans every pixel it is given); the parts of lakes cut by chunk borders come back as
+   bit-packed masks, are pasted into the lake's bounding window and polygonized once. A hole cut by
+   a chunk border is only known after the reduction: the few chunks where one is filled do their
+   lake step again, given the hole pixels (few: each hole is small and enclosed by water).
 
 The per-label bookkeeping of a chunk (counts, seeds, edge contacts, fewest observations, bounding
-boxes, hole pixels) is done by small loops compiled with Numba, one pass over the labels each.
+boxes, hole pixels, the merge through holes) is done by small loops compiled with Numba, one pass
+over the labels each.
 
 Only labels on chunk edges cross a chunk border, so only they enter the union-find
 (``scipy.sparse.csgraph.connected_components`` over the label pairs facing each other on the border

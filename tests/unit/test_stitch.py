@@ -202,3 +202,16 @@ def test_packed_polygons_have_the_vertices_of_polygonizing_the_whole_window(lab,
     assert sorted(got) == sorted(want)
     for k, g in want.items():
         assert shapely.to_wkb(got[k]) == shapely.to_wkb(g)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cand=arrays(bool, st.tuples(st.integers(1, 20), st.integers(1, 20))), seed=st.integers(0, 999))
+def test_candidates_merged_through_holes_are_labelled_as_scipy_labels_them(cand, seed):
+    holes = np.flatnonzero(np.random.default_rng(seed).random(cand.size) < 0.2).astype(np.int32)
+    lab, n = ndimage.label(cand)
+    got, m = stitch._kernels()["fill_labels"](lab.astype(np.int32), n, holes)
+    filled = cand.copy()
+    filled.reshape(-1)[holes] = True
+    want, k = ndimage.label(filled)
+    assert m == k
+    assert np.array_equal(got, want)  # same components, same numbering (raster order of first pixel)
