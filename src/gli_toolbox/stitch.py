@@ -349,22 +349,33 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 a = root(parent, a)
                 if a != b:
                     parent[b] = a
-        new = np.zeros(n + 1 + nh, dtype=np.int32)
+        new = np.zeros(n + 1 + nh, dtype=np.int32)  # per root, its final number
+        of = np.zeros(n + 1, dtype=np.int32)  # per label, its final number once seen
         out = np.zeros((h, w), dtype=np.int32)
         m = 0
         k = 0
+        nxt = holes[0] if nh else -1
+        p = -1
         for i in range(h):  # numbered in raster-scan order of their first pixel, as scipy numbers them
             for j in range(w):
-                if k < nh and holes[k] == i * w + j:
+                p += 1
+                q = lab[i, j]
+                if p == nxt:
                     r = root(parent, n + 1 + k)
                     k += 1
-                elif lab[i, j] > 0:
-                    r = root(parent, lab[i, j])
-                else:
+                    nxt = holes[k] if k < nh else -1
+                elif q == 0:
                     continue
+                elif of[q] != 0:
+                    out[i, j] = of[q]
+                    continue
+                else:
+                    r = root(parent, q)
                 if new[r] == 0:
                     m += 1
                     new[r] = m
+                if q > 0:
+                    of[q] = new[r]
                 out[i, j] = new[r]
         return out, m
 
