@@ -52,6 +52,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -505,15 +506,16 @@ def _hole_pixels(res: Mapping[str, Any], table: _Table) -> NDArray[np.int32]:
 
 
 def _polygon(g: Mapping[str, Any], dx: float = 0.0, dy: float = 0.0) -> Any:
-    """A shapely polygon from a GeoJSON-like polygon of ``rasterio.features.shapes``, moved by
-    ``(dx, dy)``, through numpy (``shapely.geometry.shape`` walks the coordinates in Python, 10x
-    slower on large lakes).
+    """A shapely polygon from a GeoJSON-like polygon of ``rasterio.features.shapes`` (rings of
+    coordinate pairs), moved by ``(dx, dy)``, through numpy (``shapely.geometry.shape`` walks the
+    coordinates in Python, 10x slower on large lakes).
 
     >>> _polygon({"type": "Polygon", "coordinates": [[(0, 0), (2, 0), (2, 2), (0, 0)]]}).area
     2.0
     """
     off = np.array([dx, dy])
-    rings = [shapely.linearrings(np.asarray(r, dtype=np.float64) + off) for r in g["coordinates"]]
+    rings = [shapely.linearrings(np.fromiter(chain.from_iterable(r), np.float64, count=2 * len(r)).reshape(-1, 2) + off)
+             for r in g["coordinates"]]  # fromiter: 3x faster than asarray on a list of pairs
     return shapely.polygons(rings[0], holes=rings[1:] or None)
 
 
