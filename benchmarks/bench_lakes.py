@@ -11,8 +11,9 @@
    ``rasterio.features.shapes`` call per lake, kept in ``lakes_before.py``) against the new one on
    (a) the generated mask of 17,000 small square lakes of the previous benchmark and (b) the tiled
    real mask; the two layers must be identical.
-3. Labelling only, the choice of the union-find: our per-chunk ``scipy.ndimage.label`` + union of
-   border labels against ``dask_image.ndmeasure.label`` on the same chunks (threaded scheduler).
+3. Labelling only, the choice of the union-find: our seed pass (per chunk, the candidate components
+   on its edges, flooded from the edge pixels) + union of border labels against
+   ``dask_image.ndmeasure.label`` on the same chunks (threaded scheduler; it labels every component).
 4. Lake extraction and river flag from zone rasters against the code of an earlier commit
    (``--before``, default the one before the one-label lake pass; its ``stitch.py`` and
    ``rivers.py`` are taken with ``git show``), interleaved, best process time of ``--repeat`` runs
@@ -202,7 +203,7 @@ def labelling(chunk_px: int) -> None:
     from scipy import ndimage
 
     _, n_ref = ndimage.label(cand)
-    print(f"   ours (label per chunk + union of {n_ours} edge labels -> {k_edge} components): {t1 - t0:.2f} s")
+    print(f"   ours (edge components per chunk + union of {n_ours} edge labels -> {k_edge} components): {t1 - t0:.2f} s")
     print(f"   dask_image.ndmeasure.label ({int(n_dask)} objects; scipy on the whole array: {n_ref}):  {t2 - t1:.2f} s"
           f"  -> ratio dask-image/ours {(t2 - t1) / (t1 - t0):.2f}")
     print("   (dask-image also materialises the whole relabelled int32 array: 4 B/px, growing with the area)")

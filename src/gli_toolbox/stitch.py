@@ -8,8 +8,9 @@ in-memory :func:`gli_toolbox.lakes.extract_lakes` runs the same passes on one ch
 in two passes, each a map over chunks (tasks on a ``dask.distributed`` client when one is given)
 and a small reduction:
 
-1. *seeds* (first pass): per chunk, 4-connected components of class 1 or 2 and whether they hold a
-   class-1 pixel (hysteresis: seed and grow);
+1. *seeds* (first pass): per chunk, the 4-connected components of class 1 or 2 on its edges (found
+   by flooding from the edge pixels; the others are decided in the second pass) and whether they
+   hold a class-1 pixel (hysteresis: seed and grow);
 2. *holes* (second pass): 8-connected components of the background of that water; those of at
    most ``max_hole_m2`` not touching the raster border are filled;
 3. *lakes* (same pass): 4-connected components of the candidates plus the holes, found by merging
@@ -24,8 +25,8 @@ and a small reduction:
    lake step again, given the hole pixels (few: each hole is small and enclosed by water).
 
 The per-label bookkeeping of a chunk (counts, seeds, edge contacts, fewest observations, bounding
-boxes, hole pixels, the merge through holes) is done by small loops compiled with Numba, one pass
-over the labels each.
+boxes, hole pixels, the merge through holes) and the flooding of edge components are small loops
+compiled with Numba, one pass over the labels each.
 
 Only labels on chunk edges cross a chunk border, so only they enter the union-find
 (``scipy.sparse.csgraph.connected_components`` over the label pairs facing each other on the border
@@ -380,8 +381,44 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 out[i, j] = new[r]
         return out, m
 
+    @jit
+    def flood(cls, bad, provisional, lab, stack, i, j, m):  # pragma: no cover  (compiled)
+        h, w = cls.shape
+        lab[i, j] = m
+        stack[0] = i * w + j
+        top = 1
+        seed = False
+        while top > 0:
+            top -= 1
+            y, x = stack[top] // w, stack[top] % w
+            if cls[y, x] == 1:
+                seed = True
+            if provisional and (bad[y, x + 1] or bad[y + 2, x + 1] or bad[y + 1, x] or bad[y + 1, x + 2]):
+                seed = True
+            for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= yy < h and 0 <= xx < w and lab[yy, xx] == 0 and (cls[yy, xx] == 1 or cls[yy, xx] == 2):
+                    lab[yy, xx] = m
+                    stack[top] = yy * w + xx
+                    top += 1
+        return seed
+
+    @jit
+    def edge_components(cls, bad, provisional):  # pragma: no cover  (compiled)
+        h, w = cls.shape
+        lab = np.zeros((h, w), dtype=np.int32)
+        stack = np.empty(h * w, dtype=np.int32)
+        seed = np.zeros(2 * (h + w) + 1, dtype=np.bool_)
+        m = 0
+        for k in range(2 * (h + w)):  # the top and bottom rows, then the left and right columns
+            i, j = (0, k) if k < w else (h - 1, k - w) if k < 2 * w else (k - 2 * w, 0) if k < 2 * w + h \
+                else (k - 2 * w - h, w - 1)
+            if lab[i, j] == 0 and (cls[i, j] == 1 or cls[i, j] == 2):
+                m += 1
+                seed[m] = flood(cls, bad, provisional, lab, stack, i, j, m)
+        return lab, m, seed[:m + 1]
+
     _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick, holding=holding, lookup=lookup,
-                    fill_labels=fill_labels)
+                    fill_labels=fill_labels, edge_components=edge_components)
     return _KERNELS
 
 
@@ -420,21 +457,29 @@ def _local_seeds(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[
 
 
 def _seed_pass(src: _Source, ch: _Chunk, provisional: bool) -> dict[str, Any]:
-    cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
-    lab, n = _water_candidates(cls)
+    """The candidate components on the chunk's edges (only they take part in the union; the others
+    are decided in the next pass) and whether each holds a seed (see :func:`_local_seeds`). They are
+    found by flooding from the edge pixels (compiled): no labelling of the whole chunk."""
+    if provisional:
+        halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
+        cls, bad = halo[1:-1, 1:-1], halo == NEVER_OBSERVED
+    else:
+        cls, bad = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1), np.zeros((1, 1), dtype=bool)
+    lab, n, seed = _kernels()["edge_components"](cls, bad, provisional)
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=False)
-    return {"ids": ids, "flag": _local_seeds(src, ch, cls, lab, n, provisional)[ids],
-            "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
+    return {"ids": ids, "flag": seed[ids], "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
 
 
 _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their global decision)
-
+#: the seed decisions for a chunk: its seed-pass labels along its four edges, those labels and their
+#: global decision (another pass labels the chunk differently: edge pixels tell which is which)
+_Seeds = tuple[tuple[_Runs, ...], NDArray[np.int64], NDArray[np.bool_]]
 
 #: the chunk is the whole grid: every decision is local (no union pass needed)
-_ONE_CHUNK = (np.zeros(0, np.int64), np.zeros(0, bool))
+_ONE_CHUNK: _Seeds = ((), np.zeros(0, np.int64), np.zeros(0, bool))
 
 
-def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool,
+def _water(src: _Source, ch: _Chunk, seeded: _Seeds | None, provisional: bool,
            cls: NDArray[np.uint8] | None = None) -> NDArray[np.bool_]:
     """The seeded water of a chunk (class 1, and class 2 connected to it); ``cls``: its class window
     if already read."""
@@ -446,17 +491,21 @@ def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool,
 
 
 def _seeded(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int,
-            seeded: _Table | None, provisional: bool) -> NDArray[np.bool_]:
+            seeded: _Seeds | None, provisional: bool) -> NDArray[np.bool_]:
     """The seeded water from the candidate labels ``lab`` of a chunk."""
     if seeded is None:  # no class 2 anywhere: water is class 1
         return cls == WATER
     table = _local_seeds(src, ch, cls, lab, n, provisional)  # complete within the chunk: the local answer
-    table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
+    edges, ids, decision = seeded  # on chunk edges: the answer of the union across chunks
+    for runs, line in zip(edges, (lab[0], lab[-1], lab[:, 0], lab[:, -1])):
+        theirs = _unruns(runs)
+        on = theirs > 0
+        table[line[on]] = decision[np.searchsorted(ids, theirs[on])]
     # table[lab], compiled: 4x faster than numpy fancy indexing
     return _kernels()["lookup"](table, lab)  # type: ignore[no-any-return]
 
 
-def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool, max_hole_px: int,
+def _hole_pass(src: _Source, ch: _Chunk, seeded: _Seeds | None, provisional: bool, max_hole_px: int,
                min_px: int) -> dict[str, Any]:
     """Background components (8-connected) of the seeded water of a chunk. Those complete within the
     chunk of at most ``max_hole_px`` are holes: their pixels are returned (``holes``, flat indices in
@@ -573,7 +622,7 @@ def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], boxes: NDArray[
     return out
 
 
-def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, holes: NDArray[np.int32], min_px: int,
+def _lake_pass(src: _Source, ch: _Chunk, seeded: _Seeds | None, holes: NDArray[np.int32], min_px: int,
                zone_join: bool, *, halo: NDArray[np.uint8] | None = None,
                labelled: tuple[NDArray[np.int32], int] | None = None) -> dict[str, Any]:
     """Label the filled water of a chunk. Lakes complete within the chunk are finished here (stats,
@@ -846,7 +895,7 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     min_px = int(np.ceil(params.min_area_m2 / grid.pixel_area - 1e-9))
     max_hole_px = int(params.hole_m2 // grid.pixel_area)
     if len(chunks) == 1:  # all decisions are local
-        seeded: list[_Table | None] = [_ONE_CHUNK]
+        seeded: list[_Seeds | None] = [_ONE_CHUNK]
     else:
         # 1. seeds: components of class 1|2 holding a class-1 pixel
         res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
@@ -854,7 +903,8 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
         comp_seed = np.zeros(k, dtype=bool)
         comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
         no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
-        seeded = [None] * len(chunks) if no_maybe else [*_tables(chunks, res, offsets, comp, comp_seed)]
+        seeded = [None] * len(chunks) if no_maybe else [
+            (r["edges"], ids, flags) for r, (ids, flags) in zip(res, _tables(chunks, res, offsets, comp, comp_seed))]
         del res
     if max_hole_px <= 0:  # 3. lakes, without holes
         return _lake_stage(src, params, chunks, _run(_lake_pass, src, chunks, [
