@@ -466,7 +466,7 @@ def _seed_pass(src: _Source, ch: _Chunk, provisional: bool) -> dict[str, Any]:
     else:
         cls, bad = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1), np.zeros((1, 1), dtype=bool)
     lab, n, seed = _kernels()["edge_components"](cls, bad, provisional)
-    ids = _edge_ids(lab, ch, src.grid.shape, inner_only=False)
+    ids = np.arange(1, n + 1, dtype=np.int64)  # every one is on an edge
     return {"ids": ids, "flag": seed[ids], "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
 
 
