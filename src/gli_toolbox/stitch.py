@@ -318,13 +318,8 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 out[i, j] = table[lab[i, j]]
         return out
 
-    @jit
-    def root(parent, x):  # pragma: no cover  (compiled)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    # (no calls between compiled functions: a function calling another one defined here is not
+    # cached on disk by Numba, and would be compiled again in every process)
     @jit
     def fill_labels(lab, n, holes):  # pragma: no cover  (compiled)
         h, w = lab.shape
@@ -333,22 +328,27 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         for k in range(nh):
             p = holes[k]
             i, j = p // w, p % w
-            a = root(parent, n + 1 + k)
-            if lab[i, j] > 0:  # a candidate without a seed inside the hole
-                b = root(parent, lab[i, j])
-                parent[b] = a
-            for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-                ii, jj = i + di, j + dj
+            for d in range(5):  # the pixel's own candidate label (one without a seed inside the hole), its 4 neighbours
+                ii, jj = (i, j) if d == 0 else (i - 1, j) if d == 1 else (i + 1, j) if d == 2 else (i, j - 1) \
+                    if d == 3 else (i, j + 1)
                 if ii < 0 or ii >= h or jj < 0 or jj >= w:
                     continue
                 if lab[ii, jj] > 0:
-                    b = root(parent, lab[ii, jj])
+                    b = lab[ii, jj]
+                elif d == 0:
+                    continue
                 else:
                     q = np.searchsorted(holes, ii * w + jj)
                     if q >= nh or holes[q] != ii * w + jj:
                         continue
-                    b = root(parent, n + 1 + q)
-                a = root(parent, a)
+                    b = n + 1 + q
+                a = n + 1 + k
+                while parent[a] != a:  # roots, halving the paths
+                    parent[a] = parent[parent[a]]
+                    a = parent[a]
+                while parent[b] != b:
+                    parent[b] = parent[parent[b]]
+                    b = parent[b]
                 if a != b:
                     parent[b] = a
         new = np.zeros(n + 1 + nh, dtype=np.int32)  # per root, its final number
@@ -363,7 +363,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 p += 1
                 q = lab[i, j]
                 if p == nxt:
-                    r = root(parent, n + 1 + k)
+                    r = n + 1 + k
                     k += 1
                     nxt = holes[k] if k < nh else -1
                 elif q == 0:
@@ -372,7 +372,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                     out[i, j] = of[q]
                     continue
                 else:
-                    r = root(parent, q)
+                    r = q
+                while parent[r] != r:
+                    r = parent[r]
                 if new[r] == 0:
                     m += 1
                     new[r] = m
@@ -380,27 +382,6 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                     of[q] = new[r]
                 out[i, j] = new[r]
         return out, m
-
-    @jit
-    def flood(cls, bad, provisional, lab, stack, i, j, m):  # pragma: no cover  (compiled)
-        h, w = cls.shape
-        lab[i, j] = m
-        stack[0] = i * w + j
-        top = 1
-        seed = False
-        while top > 0:
-            top -= 1
-            y, x = stack[top] // w, stack[top] % w
-            if cls[y, x] == 1:
-                seed = True
-            if provisional and (bad[y, x + 1] or bad[y + 2, x + 1] or bad[y + 1, x] or bad[y + 1, x + 2]):
-                seed = True
-            for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= yy < h and 0 <= xx < w and lab[yy, xx] == 0 and (cls[yy, xx] == 1 or cls[yy, xx] == 2):
-                    lab[yy, xx] = m
-                    stack[top] = yy * w + xx
-                    top += 1
-        return seed
 
     @jit
     def edge_components(cls, bad, provisional):  # pragma: no cover  (compiled)
@@ -412,9 +393,24 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         for k in range(2 * (h + w)):  # the top and bottom rows, then the left and right columns
             i, j = (0, k) if k < w else (h - 1, k - w) if k < 2 * w else (k - 2 * w, 0) if k < 2 * w + h \
                 else (k - 2 * w - h, w - 1)
-            if lab[i, j] == 0 and (cls[i, j] == 1 or cls[i, j] == 2):
-                m += 1
-                seed[m] = flood(cls, bad, provisional, lab, stack, i, j, m)
+            if lab[i, j] != 0 or not (cls[i, j] == 1 or cls[i, j] == 2):
+                continue
+            m += 1  # flood this component
+            lab[i, j] = m
+            stack[0] = i * w + j
+            top = 1
+            while top > 0:
+                top -= 1
+                y, x = stack[top] // w, stack[top] % w
+                if cls[y, x] == 1:
+                    seed[m] = True
+                if provisional and (bad[y, x + 1] or bad[y + 2, x + 1] or bad[y + 1, x] or bad[y + 1, x + 2]):
+                    seed[m] = True
+                for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                    if 0 <= yy < h and 0 <= xx < w and lab[yy, xx] == 0 and (cls[yy, xx] == 1 or cls[yy, xx] == 2):
+                        lab[yy, xx] = m
+                        stack[top] = yy * w + xx
+                        top += 1
         return lab, m, seed[:m + 1]
 
     _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick, holding=holding, lookup=lookup,
