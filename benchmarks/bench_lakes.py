@@ -11,16 +11,25 @@
    ``rasterio.features.shapes`` call per lake, kept in ``lakes_before.py``) against the new one on
    (a) the generated mask of 17,000 small square lakes of the previous benchmark and (b) the tiled
    real mask; the two layers must be identical.
-3. Labelling only, the choice of the union-find: our per-chunk ``scipy.ndimage.label`` + union of
-   border labels against ``dask_image.ndmeasure.label`` on the same chunks (threaded scheduler).
+3. Labelling only, the choice of the union-find: our seed pass (per chunk, the candidate components
+   on its edges, flooded from the edge pixels) + union of border labels against
+   ``dask_image.ndmeasure.label`` on the same chunks (threaded scheduler; it labels every component).
+4. Lake extraction and river flag from zone rasters against the code of an earlier commit
+   (``--before``, default the one before the one-label lake pass; its ``stitch.py`` and
+   ``rivers.py`` are taken with ``git show``), interleaved, best process time of ``--repeat`` runs
+   each; the layers (fields, WKB of every outline) and the ``is_river`` flags must be identical.
+   Rasters: the Havel mask tiled 2x2 as written in part 1, or ``--zone CLASS.tif NOBS.tif`` (e.g.
+   the ``class``/``nobs`` rasters left in a run's work folder).
 
-Usage: .venv/bin/python benchmarks/bench_lakes.py [--chunk-px 1024] [--workdir DIR]
+Usage: .venv/bin/python benchmarks/bench_lakes.py [--chunk-px 1024] [--workdir DIR] [--skip memory,time,label,before]
+       [--before REV] [--zone CLASS.tif NOBS.tif] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import math
 import os
@@ -36,6 +45,9 @@ import numpy as np
 HAVEL = Path(__file__).resolve().parents[1].parent.parent / "shared" / "data" / "s2_l1c_havel_T33UUU_20170216"
 HAVEL_CANDIDATES = [HAVEL, Path("/work/shared/data/s2_l1c_havel_T33UUU_20170216")]
 PARAMS = {"min_area_m2": 300.0, "max_hole_m2": 300.0}
+ROOT = Path(__file__).resolve().parents[1]
+#: the last commit before the one-label lake pass, packed polygonization and compiled loops (part 4)
+BEFORE = "8408405"
 
 
 def havel_class() -> tuple[np.ndarray, object, object]:
@@ -191,10 +203,62 @@ def labelling(chunk_px: int) -> None:
     from scipy import ndimage
 
     _, n_ref = ndimage.label(cand)
-    print(f"   ours (label per chunk + union of {n_ours} edge labels -> {k_edge} components): {t1 - t0:.2f} s")
+    print(f"   ours (edge components per chunk + union of {n_ours} edge labels -> {k_edge} components): {t1 - t0:.2f} s")
     print(f"   dask_image.ndmeasure.label ({int(n_dask)} objects; scipy on the whole array: {n_ref}):  {t2 - t1:.2f} s"
           f"  -> ratio dask-image/ours {(t2 - t1) / (t1 - t0):.2f}")
     print("   (dask-image also materialises the whole relabelled int32 array: 4 B/px, growing with the area)")
+
+
+def module_at(rev: str, name: str, tmp: Path) -> object:
+    """``gli_toolbox.<name>`` as it was at commit ``rev`` (``git show``), imported as a sibling module
+    of the package so that its relative imports resolve to today's modules."""
+    code = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:src/gli_toolbox/{name}.py"], check=True,
+                          capture_output=True, text=True).stdout
+    path = tmp / f"{name}_{rev}.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location(f"gli_toolbox.{name}_{rev}", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def before_after(rev: str, paths: dict[str, str], chunk_px: int, repeat: int, tmp: Path) -> None:
+    import shapely
+
+    from gli_toolbox import rivers, stitch
+    from gli_toolbox.lakes import LakeParams
+
+    old_st, old_rv = module_at(rev, "stitch", tmp), module_at(rev, "rivers", tmp)
+    params = LakeParams(min_area_m2=5400.0, max_hole_m2=5400.0)  # the detect defaults
+    print(f"\n4. Lake extraction + river flag, {Path(paths['class']).name} (chunk_px={chunk_px}): commit {rev} vs now")
+
+    def run(st: object, rv: object) -> tuple[object, np.ndarray, float, float]:
+        zones = [st.ZoneRaster(paths["class"], paths.get("nobs"))]  # type: ignore[attr-defined]
+        t0 = time.process_time()
+        gdf = st.extract_zone_lakes(zones, params, attributes={"year": 2019}, chunk_px=chunk_px)  # type: ignore[attr-defined]
+        t1 = time.process_time()
+        flag = rv.is_river(gdf.geometry, pixel_size_m=10.0)  # type: ignore[attr-defined]
+        return gdf, flag, t1 - t0, time.process_time() - t1
+
+    old, new = run(old_st, old_rv), run(stitch, rivers)  # also compiles the kernels
+    a, b = old[0], new[0]
+    assert list(a.columns) == list(b.columns) and len(a) == len(b), "different layers"
+    for c in a.columns.drop("geometry"):
+        assert a[c].tolist() == b[c].tolist(), f"field {c} differs"
+    assert (shapely.to_wkb(a.geometry.values) == shapely.to_wkb(b.geometry.values)).all(), "outlines differ"
+    assert (old[1] == new[1]).all(), "is_river differs"
+    best = {"old": [math.inf, math.inf], "new": [math.inf, math.inf]}
+    for _ in range(repeat):
+        for key, mods in (("old", (old_st, old_rv)), ("new", (stitch, rivers))):
+            _, _, tl, tr = run(*mods)
+            best[key] = [min(best[key][0], tl), min(best[key][1], tr)]
+    (ol, orv), (nl, nrv) = best["old"], best["new"]
+    print(f"   {len(b)} lakes, {int(new[1].sum())} river-like: identical layers and flags")
+    print(f"   {'':>14} {'before s':>9} {'now s':>8} {'before/now':>10}   (process time, best of {repeat})")
+    for name, o, n in (("lakes", ol, nl), ("river flag", orv, nrv), ("both", ol + orv, nl + nrv)):
+        print(f"   {name:>14} {o:>9.3f} {n:>8.3f} {o / n:>10.2f}")
 
 
 def main() -> None:
@@ -202,7 +266,10 @@ def main() -> None:
     ap.add_argument("--chunk-px", type=int, default=1024)
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--child")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: memory,time,label")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: memory,time,label,before")
+    ap.add_argument("--before", default=BEFORE, help="commit to compare lake extraction and river flag with (part 4)")
+    ap.add_argument("--zone", nargs=2, metavar=("CLASS", "NOBS"), help="zone rasters for part 4")
+    ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
     if a.child:
         child(json.loads(a.child), a.chunk_px)
@@ -214,6 +281,9 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         if "memory" not in skip:
             memory(workdir, a.chunk_px)
+        if "before" not in skip:
+            paths = {"class": a.zone[0], "nobs": a.zone[1]} if a.zone else write_zone(workdir, 2)
+            before_after(a.before, paths, a.chunk_px, a.repeat, Path(tmp))
     if "time" not in skip:
         per_lake()
     if "label" not in skip:

@@ -4,19 +4,29 @@ The engine writes, per period and per UTM-zone part of the AOI, aligned rasters 
 grid (contract 3): ``class`` uint8 (0 land, 1 water, 2 possible water, 255 never observed or outside
 the AOI), ``nobs`` uint16 and optionally ``elev``/``slope`` float32. :func:`extract_zone_lakes`
 turns a list of them into one lake layer while holding only a few chunks in memory at a time; the
-in-memory :func:`gli_toolbox.lakes.extract_lakes` runs the same passes on one chunk. Three passes,
-each a map over chunks (tasks on a ``dask.distributed`` client when one is given) and a small
-reduction:
+in-memory :func:`gli_toolbox.lakes.extract_lakes` runs the same passes on one chunk. Three steps
+in two passes, each a map over chunks (tasks on a ``dask.distributed`` client when one is given)
+and a small reduction:
 
-1. *seeds*: per chunk, 4-connected components of class 1 or 2 and whether they hold a class-1 pixel
-   (hysteresis: seed and grow);
-2. *holes*: 8-connected components of the background of that water; those of at most
-   ``max_hole_m2`` not touching the raster border are filled;
-3. *lakes*: 4-connected components of the filled water with pixel counts, fewest observations, edge
-   contacts (read with a one-pixel halo) and terrain medians. Lakes complete within a chunk are
-   finished in their task, all polygonized by one ``rasterio.features.shapes`` call per chunk; the
-   parts of lakes cut by chunk borders come back as bit-packed masks, are pasted into the lake's
-   bounding window and polygonized once.
+1. *seeds* (first pass): per chunk, the 4-connected components of class 1 or 2 on its edges (found
+   by flooding from the edge pixels; the others are decided in the second pass) and whether they
+   hold a class-1 pixel (hysteresis: seed and grow);
+2. *holes* (second pass): 8-connected components of the background of that water; those of at
+   most ``max_hole_m2`` not touching the raster border are filled;
+3. *lakes* (same pass): 4-connected components of the candidates plus the holes, found by merging
+   the candidate components through the holes (no second labelling; those components are the lakes
+   and the candidate components without a seed, told apart by their class-1 pixel), with pixel
+   counts, fewest observations, edge contacts (read with a one-pixel halo) and terrain medians.
+   Lakes complete within a chunk are finished in their task, all polygonized by one
+   ``rasterio.features.shapes`` call per chunk on a canvas where their bounding boxes are packed
+   (GDAL scans every pixel it is given); the parts of lakes cut by chunk borders come back as
+   bit-packed masks, are pasted into the lake's bounding window and polygonized once. A hole cut by
+   a chunk border is only known after the reduction: the few chunks where one is filled do their
+   lake step again, given the hole pixels (few: each hole is small and enclosed by water).
+
+The per-label bookkeeping of a chunk (counts, seeds, edge contacts, fewest observations, bounding
+boxes, hole pixels, the merge through holes) and the flooding of edge components are small loops
+compiled with Numba, one pass over the labels each.
 
 Only labels on chunk edges cross a chunk border, so only they enter the union-find
 (``scipy.sparse.csgraph.connected_components`` over the label pairs facing each other on the border
@@ -43,6 +53,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +237,203 @@ def _edge_ids(lab: NDArray[np.integer], ch: _Chunk, shape: tuple[int, int], *, i
     return ids[ids > 0].astype(np.int64)
 
 
+_KERNELS: dict[str, Callable[..., Any]] = {}
+
+
+def _kernels() -> dict[str, Callable[..., Any]]:
+    """One-pass loops over a chunk's labels, compiled by Numba on first use (cached on disk): each
+    replaces several numpy passes over the whole chunk (``bincount``, gathers, ``find_objects``,
+    ``minimum.at``), which cost as much as the labelling itself. Integer bookkeeping only: the same
+    numbers as the numpy operations they replace."""
+    if _KERNELS:
+        return _KERNELS
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+
+    @jit
+    def label_stats(lab, n, one, bad, nobs, has_nobs):  # pragma: no cover  (compiled)
+        h, w = lab.shape
+        size = np.zeros(n + 1, dtype=np.int64)
+        seed = np.zeros(n + 1, dtype=np.bool_)
+        edge = np.zeros(n + 1, dtype=np.bool_)
+        low = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        box = np.zeros((n + 1, 4), dtype=np.int64)
+        col = np.zeros(n + 1, dtype=np.int64)
+        for i in range(h):
+            for j in range(w):
+                q = lab[i, j]
+                if q == 0:
+                    continue
+                if size[q] == 0:  # the first pixel in raster-scan order
+                    box[q, 0], box[q, 2], col[q] = i, j, j
+                size[q] += 1
+                box[q, 1] = i + 1
+                box[q, 2] = min(box[q, 2], j)
+                box[q, 3] = max(box[q, 3], j + 1)
+                if one[i, j]:
+                    seed[q] = True
+                if bad[i, j + 1] or bad[i + 2, j + 1] or bad[i + 1, j] or bad[i + 1, j + 2]:
+                    edge[q] = True
+                if has_nobs and nobs[i, j] < low[q]:
+                    low[q] = nobs[i, j]
+        return size, seed, edge, low, box, col
+
+    @jit
+    def label_counts(lab, n):  # pragma: no cover  (compiled)
+        out = np.zeros(n + 1, dtype=np.int64)
+        for q in lab.ravel():
+            out[q] += 1
+        return out
+
+    @jit
+    def pick(lab, kind, total):  # pragma: no cover  (compiled)
+        at = np.empty(total, dtype=np.int32)
+        labels = np.empty(total, dtype=np.int32)
+        flat = lab.ravel()
+        k = 0
+        for p in range(flat.size):
+            if kind[flat[p]] != 0:
+                at[k] = p
+                labels[k] = flat[p]
+                k += 1
+        return at, labels
+
+    @jit
+    def holding(lab, n, cls, value):  # pragma: no cover  (compiled)
+        out = np.zeros(n + 1, dtype=np.bool_)
+        h, w = lab.shape
+        for i in range(h):
+            for j in range(w):
+                if cls[i, j] == value:
+                    out[lab[i, j]] = True
+        return out
+
+    @jit
+    def lookup(table, lab):  # pragma: no cover  (compiled)
+        out = np.empty(lab.shape, dtype=np.bool_)
+        h, w = lab.shape
+        for i in range(h):
+            for j in range(w):
+                out[i, j] = table[lab[i, j]]
+        return out
+
+    # (no calls between compiled functions: a function calling another one defined here is not
+    # cached on disk by Numba, and would be compiled again in every process)
+    @jit
+    def fill_labels(lab, n, holes):  # pragma: no cover  (compiled)
+        h, w = lab.shape
+        nh = holes.size
+        parent = np.arange(n + 1 + nh)  # nodes: the labels 0..n, then one per hole pixel
+        for k in range(nh):
+            p = holes[k]
+            i, j = p // w, p % w
+            for d in range(5):  # the pixel's own candidate label (one without a seed inside the hole), its 4 neighbours
+                ii, jj = (i, j) if d == 0 else (i - 1, j) if d == 1 else (i + 1, j) if d == 2 else (i, j - 1) \
+                    if d == 3 else (i, j + 1)
+                if ii < 0 or ii >= h or jj < 0 or jj >= w:
+                    continue
+                if lab[ii, jj] > 0:
+                    b = lab[ii, jj]
+                elif d == 0:
+                    continue
+                else:
+                    q = np.searchsorted(holes, ii * w + jj)
+                    if q >= nh or holes[q] != ii * w + jj:
+                        continue
+                    b = n + 1 + q
+                a = n + 1 + k
+                while parent[a] != a:  # roots, halving the paths
+                    parent[a] = parent[parent[a]]
+                    a = parent[a]
+                while parent[b] != b:
+                    parent[b] = parent[parent[b]]
+                    b = parent[b]
+                if a != b:
+                    parent[b] = a
+        new = np.zeros(n + 1 + nh, dtype=np.int32)  # per root, its final number
+        of = np.zeros(n + 1, dtype=np.int32)  # per label, its final number once seen
+        out = np.zeros((h, w), dtype=np.int32)
+        m = 0
+        k = 0
+        nxt = holes[0] if nh else -1
+        p = -1
+        for i in range(h):  # numbered in raster-scan order of their first pixel, as scipy numbers them
+            for j in range(w):
+                p += 1
+                q = lab[i, j]
+                if p == nxt:
+                    r = n + 1 + k
+                    k += 1
+                    nxt = holes[k] if k < nh else -1
+                elif q == 0:
+                    continue
+                elif of[q] != 0:
+                    out[i, j] = of[q]
+                    continue
+                else:
+                    r = q
+                while parent[r] != r:
+                    r = parent[r]
+                if new[r] == 0:
+                    m += 1
+                    new[r] = m
+                if q > 0:
+                    of[q] = new[r]
+                out[i, j] = new[r]
+        return out, m
+
+    @jit
+    def edge_components(cls, bad, provisional):  # pragma: no cover  (compiled)
+        h, w = cls.shape
+        lab = np.zeros((h, w), dtype=np.int32)
+        stack = np.empty(h * w, dtype=np.int32)
+        seed = np.zeros(2 * (h + w) + 1, dtype=np.bool_)
+        m = 0
+        for k in range(2 * (h + w)):  # the top and bottom rows, then the left and right columns
+            i, j = (0, k) if k < w else (h - 1, k - w) if k < 2 * w else (k - 2 * w, 0) if k < 2 * w + h \
+                else (k - 2 * w - h, w - 1)
+            if lab[i, j] != 0 or not (cls[i, j] == 1 or cls[i, j] == 2):
+                continue
+            m += 1  # flood this component
+            lab[i, j] = m
+            stack[0] = i * w + j
+            top = 1
+            while top > 0:
+                top -= 1
+                y, x = stack[top] // w, stack[top] % w
+                if cls[y, x] == 1:
+                    seed[m] = True
+                if provisional and (bad[y, x + 1] or bad[y + 2, x + 1] or bad[y + 1, x] or bad[y + 1, x + 2]):
+                    seed[m] = True
+                for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                    if 0 <= yy < h and 0 <= xx < w and lab[yy, xx] == 0 and (cls[yy, xx] == 1 or cls[yy, xx] == 2):
+                        lab[yy, xx] = m
+                        stack[top] = yy * w + xx
+                        top += 1
+        return lab, m, seed[:m + 1]
+
+    _KERNELS.update(label_stats=label_stats, label_counts=label_counts, pick=pick, holding=holding, lookup=lookup,
+                    fill_labels=fill_labels, edge_components=edge_components)
+    return _KERNELS
+
+
+def _label_stats(lab: NDArray[np.int32], n: int, one: NDArray[np.bool_], bad: NDArray[np.bool_],
+                 nobs: NDArray[np.integer] | None) -> tuple[NDArray[Any], ...]:
+    """Per label ``0..n`` of a chunk, in one pass: pixel count, holds a ``one`` pixel, has a
+    4-neighbour ``bad`` (``bad`` is the chunk grown by one pixel on each side), fewest ``nobs``,
+    bounding box ``(row0, row1, col0, col1)`` and the column of its first pixel (on ``row0``).
+
+    >>> lab = np.array([[0, 1, 1], [2, 0, 1]], dtype=np.int32)
+    >>> bad = np.zeros((4, 5), dtype=bool); bad[3, 1] = True
+    >>> size, seed, edge, low, box, col = _label_stats(lab, 2, lab == 2, bad, None)
+    >>> size.tolist(), seed.tolist(), edge.tolist(), box[1].tolist(), col.tolist()
+    ([0, 3, 1], [False, False, True], [False, False, True], [0, 2, 1, 3], [0, 1, 0])
+    """
+    has = nobs is not None
+    return tuple(_kernels()["label_stats"](lab, n, one, bad, nobs if has else np.zeros((1, 1), np.uint16), has))
+
+
 def _water_candidates(cls: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
     return ndimage.label((cls == WATER) | (cls == MAYBE_WATER), structure=_FOUR)
 
@@ -234,8 +442,7 @@ def _local_seeds(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[
                  provisional: bool) -> NDArray[np.bool_]:
     """Per label: holds a class-1 pixel (or, ``provisional``, touches a never-observed/outside pixel:
     in a multi-zone run its seed may lie across the zone border; decided when the zones are joined)."""
-    seed = np.zeros(n + 1, dtype=bool)
-    seed[lab[cls == WATER]] = True
+    seed = _kernels()["holding"](lab, n, cls, WATER)
     if provisional:
         bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
         h, w = lab.shape
@@ -246,133 +453,237 @@ def _local_seeds(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[
 
 
 def _seed_pass(src: _Source, ch: _Chunk, provisional: bool) -> dict[str, Any]:
-    cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
-    lab, n = _water_candidates(cls)
-    ids = _edge_ids(lab, ch, src.grid.shape, inner_only=False)
-    return {"ids": ids, "flag": _local_seeds(src, ch, cls, lab, n, provisional)[ids],
-            "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
+    """The candidate components on the chunk's edges (only they take part in the union; the others
+    are decided in the next pass) and whether each holds a seed (see :func:`_local_seeds`). They are
+    found by flooding from the edge pixels (compiled): no labelling of the whole chunk."""
+    if provisional:
+        halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
+        cls, bad = halo[1:-1, 1:-1], halo == NEVER_OBSERVED
+    else:
+        cls, bad = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1), np.zeros((1, 1), dtype=bool)
+    lab, n, seed = _kernels()["edge_components"](cls, bad, provisional)
+    ids = np.arange(1, n + 1, dtype=np.int64)  # every one is on an edge
+    return {"ids": ids, "flag": seed[ids], "maybe": bool((cls == MAYBE_WATER).any()), "edges": _edges(lab)}
 
 
 _Table = tuple[NDArray[np.int64], NDArray[np.bool_]]  # (edge labels, their global decision)
-
+#: the seed decisions for a chunk: its seed-pass labels along its four edges, those labels and their
+#: global decision (another pass labels the chunk differently: edge pixels tell which is which)
+_Seeds = tuple[tuple[_Runs, ...], NDArray[np.int64], NDArray[np.bool_]]
 
 #: the chunk is the whole grid: every decision is local (no union pass needed)
-_ONE_CHUNK = (np.zeros(0, np.int64), np.zeros(0, bool))
+_ONE_CHUNK: _Seeds = ((), np.zeros(0, np.int64), np.zeros(0, bool))
 
 
-def _water(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> NDArray[np.bool_]:
-    cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
+def _water(src: _Source, ch: _Chunk, seeded: _Seeds | None, provisional: bool,
+           cls: NDArray[np.uint8] | None = None) -> NDArray[np.bool_]:
+    """The seeded water of a chunk (class 1, and class 2 connected to it); ``cls``: its class window
+    if already read."""
+    if cls is None:
+        cls = src.read("class", ch.r0, ch.r1, ch.c0, ch.c1)
     if seeded is None:  # no class 2 anywhere: water is class 1
         return cls == WATER
-    lab, n = _water_candidates(cls)
+    return _seeded(src, ch, cls, *_water_candidates(cls), seeded, provisional)
+
+
+def _seeded(src: _Source, ch: _Chunk, cls: NDArray[np.uint8], lab: NDArray[np.int32], n: int,
+            seeded: _Seeds | None, provisional: bool) -> NDArray[np.bool_]:
+    """The seeded water from the candidate labels ``lab`` of a chunk."""
+    if seeded is None:  # no class 2 anywhere: water is class 1
+        return cls == WATER
     table = _local_seeds(src, ch, cls, lab, n, provisional)  # complete within the chunk: the local answer
-    table[seeded[0]] = seeded[1]  # on chunk edges: the answer of the union across chunks
-    return table[lab]
+    edges, ids, decision = seeded  # on chunk edges: the answer of the union across chunks
+    for runs, line in zip(edges, (lab[0], lab[-1], lab[:, 0], lab[:, -1])):
+        theirs = _unruns(runs)
+        on = theirs > 0
+        table[line[on]] = decision[np.searchsorted(ids, theirs[on])]
+    # table[lab], compiled: 4x faster than numpy fancy indexing
+    return _kernels()["lookup"](table, lab)  # type: ignore[no-any-return]
 
 
-def _hole_pass(src: _Source, ch: _Chunk, seeded: _Table | None, provisional: bool) -> dict[str, Any]:
-    bg, n = ndimage.label(~_water(src, ch, seeded, provisional), structure=_EIGHT)
+def _hole_pass(src: _Source, ch: _Chunk, seeded: _Seeds | None, provisional: bool, max_hole_px: int,
+               min_px: int) -> dict[str, Any]:
+    """Background components (8-connected) of the seeded water of a chunk. Those complete within the
+    chunk of at most ``max_hole_px`` are holes: their pixels are returned (``holes``, flat indices in
+    the chunk; few: each hole is at most ``max_hole_px`` and enclosed by water). Those on chunk edges
+    are joined across chunks; the pixels of the ones that may still be holes (small so far, not on
+    the raster border) come back in ``maybe``.
+
+    With the candidate labels at hand, the lake pass of the chunk follows (``lakes``), its labels
+    the candidate components merged through the holes (no second labelling), on the assumption that
+    none of the ``maybe`` components is a hole; the rare chunk where one is gets its lake pass again."""
+    halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
+    cls = halo[1:-1, 1:-1]
+    cand, nc = _water_candidates(cls)
+    bg, n = ndimage.label(~_seeded(src, ch, cls, cand, nc, seeded, provisional), structure=_EIGHT)
     ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
-    size = np.bincount(bg.ravel(), minlength=n + 1)[ids]
+    size = _kernels()["label_counts"](bg, n)
     ny, nx = src.grid.shape
     border = np.zeros(n + 1, dtype=bool)
     for on, line in ((ch.r0 == 0, bg[0]), (ch.r1 == ny, bg[-1]), (ch.c0 == 0, bg[:, 0]), (ch.c1 == nx, bg[:, -1])):
         if on:
             border[line] = True
-    return {"ids": ids, "size": size, "flag": border[ids], "edges": _edges(bg)}
+    kind = np.zeros(n + 1, dtype=np.int8)  # 1: a hole; 2: on a chunk edge, a hole if small once joined
+    kind[size <= max_hole_px] = 1
+    kind[ids] = np.where((size[ids] <= max_hole_px) & ~border[ids], 2, 0)
+    kind[0] = 0
+    at, labels = _kernels()["pick"](bg, kind, int(size[kind != 0].sum()))
+    edges = _edges(bg)
+    del bg
+    k = kind[labels]
+    holes = at[k == 1]
+    # candidates + holes: the candidate components merged through the holes (exactly what labelling
+    # them would give); an AOI mask labels the seeded water itself (see _lake_pass)
+    lab = None if "inside" in src.layers else _kernels()["fill_labels"](cand, nc, holes)
+    del cand
+    return {"ids": ids, "size": size[ids], "flag": border[ids], "edges": edges, "holes": holes,
+            "maybe": (at[k == 2], labels[k == 2]),
+            "lakes": _lake_pass(src, ch, seeded, holes, min_px, provisional, halo=halo, labelled=lab)}
 
 
-def _filled(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None,
-            provisional: bool) -> NDArray[np.bool_]:
-    water = _water(src, ch, seeded, provisional)
-    if fill is not None:
-        max_hole_px, (ids, flags) = fill
-        bg, n = ndimage.label(~water, structure=_EIGHT)
-        table = np.bincount(bg.ravel(), minlength=n + 1) <= max_hole_px  # inside the chunk: not on the border
-        if ids is _ONE_CHUNK[0]:  # one chunk: its edges are the raster border, never holes
-            ids = _edge_ids(bg, ch, src.grid.shape, inner_only=False)
-            flags = np.zeros(len(ids), dtype=bool)
-        table[ids] = flags
-        table[0] = False
-        water |= table[bg]
-    if "inside" in src.layers:
-        water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
-    return water
+def _hole_pixels(res: Mapping[str, Any], table: _Table) -> NDArray[np.int32]:
+    """The hole pixels of a chunk: those of its complete holes and of its edge components that are
+    holes once joined across chunks (``table``: the decision for its edge labels)."""
+    at, lab = res["maybe"]
+    ids, flags = table
+    yes = at[flags[np.searchsorted(ids, lab)]] if len(at) else at
+    return np.sort(np.concatenate([res["holes"], yes])) if len(yes) else res["holes"]
 
 
-def _polygon(g: Mapping[str, Any]) -> Any:
-    """A shapely polygon from a GeoJSON-like polygon of ``rasterio.features.shapes``, through numpy
-    (``shapely.geometry.shape`` walks the coordinates in Python, 10x slower on large lakes).
+def _polygon(g: Mapping[str, Any], dx: float = 0.0, dy: float = 0.0) -> Any:
+    """A shapely polygon from a GeoJSON-like polygon of ``rasterio.features.shapes`` (rings of
+    coordinate pairs), moved by ``(dx, dy)``, through numpy (``shapely.geometry.shape`` walks the
+    coordinates in Python, 10x slower on large lakes).
 
     >>> _polygon({"type": "Polygon", "coordinates": [[(0, 0), (2, 0), (2, 2), (0, 0)]]}).area
     2.0
     """
-    rings = [shapely.linearrings(np.asarray(r, dtype=np.float64)) for r in g["coordinates"]]
+    off = np.array([dx, dy])
+    rings = [shapely.linearrings(np.fromiter(chain.from_iterable(r), np.float64, count=2 * len(r)).reshape(-1, 2) + off)
+             for r in g["coordinates"]]  # fromiter: 3x faster than asarray on a list of pairs
     return shapely.polygons(rings[0], holes=rings[1:] or None)
 
 
-def _first_pixels(lab: NDArray[np.integer], slices: Sequence[Any], labels: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Column (within the chunk) of the first pixel of each label on its first row."""
-    out = np.empty(len(labels), dtype=np.int64)
+def _shelves(hs: NDArray[np.int64], ws: NDArray[np.int64], width: int) -> tuple[NDArray[np.int64], int, int]:
+    """Boxes of heights ``hs`` and widths ``ws`` on shelves of a canvas ``width`` wide, tallest first,
+    one pixel apart: their (row, column) on the canvas, its height and width.
+
+    >>> at, h, w = _shelves(np.array([2, 3, 1]), np.array([2, 2, 2]), 5)
+    >>> at.tolist(), h, w
+    ([[0, 3], [0, 0], [4, 0]], 5, 5)
+    """
+    at = np.zeros((len(hs), 2), dtype=np.int64)
+    x = y = shelf = 0
+    for k in np.argsort(-hs, kind="stable"):
+        if x + ws[k] > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        at[k] = y, x
+        x += int(ws[k]) + 1
+        shelf = max(shelf, int(hs[k]))
+    return at, y + shelf, width
+
+
+def _polygons(lab: NDArray[np.int32], labels: NDArray[np.int64], boxes: NDArray[np.int64], r0: int, c0: int,
+              ) -> dict[int, Any]:
+    """The polygon of each of ``labels`` (4-connected components of ``lab``), in pixel coordinates of
+    the grid (``r0, c0``: the window's first row and column), from one ``rasterio.features.shapes``
+    call.
+
+    GDAL scans every pixel of the raster it polygonizes, and a chunk is mostly land: the labels'
+    bounding boxes (``boxes``: rows ``row0, row1, col0, col1`` in the window) are packed on shelves
+    of a small canvas, one pixel apart, and each polygon is moved back by whole pixels (the same
+    vertices).
+
+    >>> lab = np.array([[1, 0, 0], [0, 0, 2], [0, 0, 2]], dtype=np.int32)
+    >>> p = _polygons(lab, np.array([1, 2]), np.array([[0, 1, 0, 1], [1, 3, 2, 3]]), 10, 20)
+    >>> p[2].bounds
+    (22.0, 11.0, 23.0, 13.0)
+    """
+    out: dict[int, Any] = {}
+    if len(labels) == 0:
+        return out
+    hs = boxes[:, 1] - boxes[:, 0]
+    ws = boxes[:, 3] - boxes[:, 2]
+    side = math.isqrt(int(((hs + 1) * (ws + 1)).sum()))
+    at, height, width = min((_shelves(hs, ws, max(int(ws.max()), w)) for w in (0, side * 3 // 4, side)),
+                            key=lambda p: p[1] * p[2])
+    canvas = np.zeros((height, width), dtype=lab.dtype)
     for k, lb in enumerate(labels):
-        rs, cs = slices[lb - 1]
-        out[k] = cs.start + int(np.argmax(lab[rs.start, cs] == lb))
+        b0, b1, b2, b3 = boxes[k]
+        canvas[at[k, 0]:at[k, 0] + hs[k], at[k, 1]:at[k, 1] + ws[k]][lab[b0:b1, b2:b3] == lb] = lb
+    index = {int(lb): k for k, lb in enumerate(labels)}
+    for g, v in rasterio.features.shapes(canvas, mask=canvas > 0, connectivity=4):
+        k = index[int(v)]
+        out[int(v)] = _polygon(g, float(c0 + boxes[k, 2] - at[k, 1]), float(r0 + boxes[k, 0] - at[k, 0]))
     return out
 
 
-def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int, _Table] | None,
-               min_px: int, zone_join: bool) -> dict[str, Any]:
+def _lake_pass(src: _Source, ch: _Chunk, seeded: _Seeds | None, holes: NDArray[np.int32], min_px: int,
+               zone_join: bool, *, halo: NDArray[np.uint8] | None = None,
+               labelled: tuple[NDArray[np.int32], int] | None = None) -> dict[str, Any]:
     """Label the filled water of a chunk. Lakes complete within the chunk are finished here (stats,
     terrain medians and polygons from one polygonization call, in pixel coordinates of the grid);
     for labels on edges shared with other chunks ("parts") it returns stats, masks and terrain values
-    to be joined. ``zone_join`` keeps edge lakes below ``min_px``, their terrain values and the
-    never-observed pixels they touch (for joining across zone borders)."""
+    to be joined. ``holes``: the hole pixels (flat indices in the chunk). ``zone_join`` keeps edge
+    lakes below ``min_px``, their terrain values and the never-observed pixels they touch (for
+    joining across zone borders). ``halo``: the class window grown by one pixel, if already read;
+    ``labelled``: the labels of the candidates plus the holes and their number, if already known.
+
+    What is labelled is the candidates (class 1 or 2) plus the holes, not the seeded water: no
+    relabelling of the candidates is needed. Its components are exactly the lakes and the candidate
+    components without a seed: distinct candidate components are not 4-adjacent, and one 4-adjacent
+    to a hole lies in that hole (both are background of the water, 8-connected). A component is a
+    lake if it holds a class-1 pixel or, ``zone_join`` (provisional seeds), touches a never-observed
+    pixel (``water`` below; decided once joined for parts). An AOI mask (``inside``) can cut a lake
+    into pieces without a class-1 pixel: then the seeded water itself is labelled."""
     nx = src.grid.shape[1]
-    water = _filled(src, ch, seeded, fill, zone_join)
-    lab, n = ndimage.label(water, structure=_FOUR)
-    del water
-    seeds = np.zeros(n + 1, dtype=bool)  # holds a class-1 pixel (multi-zone: decided when joining)
-    seeds[lab[src.read("class", ch.r0, ch.r1, ch.c0, ch.c1) == WATER]] = True
+    if halo is None:
+        halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
+    cls = halo[1:-1, 1:-1]
+    exact = "inside" in src.layers
+    one = cls == WATER
+    if labelled is None:
+        water = _water(src, ch, seeded, zone_join, cls) if exact else one | (cls == MAYBE_WATER)
+        if len(holes):
+            water.reshape(-1)[holes] = True
+        if exact:
+            water &= src.read("inside", ch.r0, ch.r1, ch.c0, ch.c1)
+        labelled = ndimage.label(water, structure=_FOUR)
+        del water
+    lab, n = labelled
     ids = _edge_ids(lab, ch, src.grid.shape, inner_only=True)
     out: dict[str, Any] = {"ids": ids, "edges": _edges(lab)}
     if n == 0:
         return out
-    size = np.bincount(lab.ravel(), minlength=n + 1)
     # edge: a 4-neighbour never observed / outside the AOI / beyond the raster (halo: across chunks)
-    bad = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED) == NEVER_OBSERVED
-    if "inside" in src.layers:
+    bad = halo == NEVER_OBSERVED
+    del halo, cls
+    if exact:
         bad |= ~src.read_halo("inside", ch.r0, ch.r1, ch.c0, ch.c1, False)
-    edge = np.zeros(n + 1, dtype=bool)
-    h, w = lab.shape
+    has_nobs = "nobs" in src.layers
+    nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1) if has_nobs else None
+    # seeds: holds a class-1 pixel (multi-zone: decided when joining)
+    size, seeds, edge, low, box, col = _label_stats(lab, n, one, bad, nobs)
+    del one, nobs
     contacts: list[NDArray[np.int64]] = []
-    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        m = bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] & (lab > 0)
-        if m.any():
-            ls = lab[m]
-            edge[ls] = True
-            if zone_join:  # the never-observed/outside pixels touched: another zone may observe them
+    if zone_join:  # the never-observed/outside pixels touched: another zone may observe them
+        h, w = lab.shape
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            m = bad[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] & (lab > 0)
+            if m.any():
                 rr, cc = np.nonzero(m)
-                contacts.append(np.column_stack([ls, rr + ch.r0 + dr, cc + ch.c0 + dc]).astype(np.int64))
+                contacts.append(np.column_stack([lab[m], rr + ch.r0 + dr, cc + ch.c0 + dc]).astype(np.int64))
     del bad
     part = np.zeros(n + 1, dtype=bool)
     part[ids] = True
-    whole = ~part & ((size >= min_px) | (edge & zone_join))
+    lake = np.ones(n + 1, dtype=bool) if exact else seeds | (edge & zone_join)
+    whole = ~part & lake & ((size >= min_px) | (edge & zone_join))
     whole[0] = False
     wanted = np.flatnonzero(whole | part)  # labels reported (the others are dropped here, for good)
     if wanted.size == 0:
         return out
-    slices = ndimage.find_objects(lab)
-    r_start = np.array([slices[i - 1][0].start for i in wanted]) + ch.r0
-    first = r_start * nx + _first_pixels(lab, slices, wanted) + ch.c0
-    if "nobs" in src.layers:
-        nobs = src.read("nobs", ch.r0, ch.r1, ch.c0, ch.c1)
-        on = lab > 0
-        low = np.full(n + 1, np.iinfo(np.int64).max)
-        np.minimum.at(low, lab[on], nobs[on].astype(np.int64))  # over lake pixels only: no sort of the chunk
-        n_obs = low[wanted]
-        del on
-    else:
-        n_obs = np.ones(len(wanted), dtype=np.int64)
+    first = (box[wanted, 0] + ch.r0) * nx + col[wanted] + ch.c0
+    n_obs = low[wanted] if has_nobs else np.ones(len(wanted), dtype=np.int64)
     terrain = "elev" in src.layers and "slope" in src.layers
     elev = np.full(len(wanted), np.nan)
     slope = np.full(len(wanted), np.nan)
@@ -385,11 +696,8 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
         if w_.any():
             elev[w_], slope[w_] = lake_terrain(lab, dem, slp, index=wanted[w_])
     # one polygonization call for all lakes complete within this chunk
-    geoms: dict[int, Any] = {}
-    if whole.any():
-        for g, v in rasterio.features.shapes(lab, mask=whole[lab], connectivity=4,
-                                             transform=Affine.translation(ch.c0, ch.r0)):
-            geoms[int(v)] = _polygon(g)
+    wl = wanted[whole[wanted]]
+    geoms = _polygons(lab, wl, box[wl], ch.r0, ch.c0)
     cts: dict[int, NDArray[np.int64]] = {}
     if contacts:
         cat = np.unique(np.concatenate(contacts), axis=0)  # sorted by label
@@ -407,12 +715,12 @@ def _lake_pass(src: _Source, ch: _Chunk, seeded: _Table | None, fill: tuple[int,
     for k, lb in enumerate(wanted):
         if not (part[lb] or (zone_join and edge[lb])):
             continue
-        rs, cs = slices[lb - 1]
+        rs, cs = slice(*box[lb, :2]), slice(*box[lb, 2:])
         m = lab[rs, cs] == lb
         vals = (dem[rs, cs][m].astype(np.float64), slp[rs, cs][m].astype(np.float64)) if terrain else None
         if part[lb]:
             parts.append({"label": int(lb), "size": int(size[lb]), "first": int(first[k]), "edge": bool(edge[lb]),
-                          "seed": bool(seeds[lb]),
+                          "seed": bool(seeds[lb]), "water": bool(lake[lb]),
                           "n_obs": int(n_obs[k]), "contacts": cts.get(int(lb)), "mask": np.packbits(m, axis=None),
                           "values": vals,
                           "bbox": (rs.start + ch.r0, rs.stop + ch.r0, cs.start + ch.c0, cs.stop + ch.c0)})
@@ -582,40 +890,51 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
     chunks = _chunks(grid.shape, max(int(chunk_px), 1))
     min_px = int(np.ceil(params.min_area_m2 / grid.pixel_area - 1e-9))
     max_hole_px = int(params.hole_m2 // grid.pixel_area)
-    if len(chunks) == 1:  # all decisions are local: straight to the lake pass
-        seeded: list[Any] = [_ONE_CHUNK]
-        fills: list[Any] = [(max_hole_px, _ONE_CHUNK) if max_hole_px > 0 else None]
-        return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
-    # 1. seeds: components of class 1|2 holding a class-1 pixel
-    res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
-    offsets, comp, k = _union(chunks, res)
-    comp_seed = np.zeros(k, dtype=bool)
-    comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
-    no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
-    seeded = [None] * len(chunks) if no_maybe else _tables(chunks, res, offsets, comp, comp_seed)
-    del res
+    if len(chunks) == 1:  # all decisions are local
+        seeded: list[_Seeds | None] = [_ONE_CHUNK]
+    else:
+        # 1. seeds: components of class 1|2 holding a class-1 pixel
+        res = _run(_seed_pass, src, chunks, [(zone_join,)] * len(chunks), client)
+        offsets, comp, k = _union(chunks, res)
+        comp_seed = np.zeros(k, dtype=bool)
+        comp_seed[comp[np.concatenate([r["flag"] for r in res])]] = True
+        no_maybe = not any(r["maybe"] for r in res)  # then water is class 1: no table needed
+        seeded = [None] * len(chunks) if no_maybe else [
+            (r["edges"], ids, flags) for r, (ids, flags) in zip(res, _tables(chunks, res, offsets, comp, comp_seed))]
+        del res
+    if max_hole_px <= 0:  # 3. lakes, without holes
+        return _lake_stage(src, params, chunks, _run(_lake_pass, src, chunks, [
+            (s, np.zeros(0, np.int32), min_px, zone_join) for s in seeded], client), min_px, zone_join)
 
-    # 2. holes: 8-connected background components up to max_hole_px not touching the raster border
-    fills = [None] * len(chunks)
-    if max_hole_px > 0:
-        res = _run(_hole_pass, src, chunks, [(s, zone_join) for s in seeded], client)
+    # 2. holes: 8-connected background components up to max_hole_px not touching the raster border,
+    # and 3. lakes in the same pass
+    res = _run(_hole_pass, src, chunks, [(s, zone_join, max_hole_px, min_px) for s in seeded], client)
+    lakes = [r.pop("lakes") for r in res]
+    if len(chunks) > 1:
         offsets, comp, k = _union(chunks, res, eight=True)
         size = np.zeros(k, dtype=np.int64)
         np.add.at(size, comp, np.concatenate([r["size"] for r in res]).astype(np.int64))
         border = np.zeros(k, dtype=bool)
         border[comp[np.concatenate([r["flag"] for r in res])]] = True
-        fills = [(max_hole_px, t) for t in _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)]
+        tables = _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)
+        holes = [_hole_pixels(r, t) for r, t in zip(res, tables)]
+        # a hole cut by a chunk border (rare): the lakes of its chunks again, with it filled
+        again = [c.index for c in chunks if len(holes[c.index]) > len(res[c.index]["holes"])]
         del res
+        if again:
+            redo = _run(_lake_pass, src, [chunks[i] for i in again],
+                        [(seeded[i], holes[i], min_px, zone_join) for i in again], client)
+            for i, r in zip(again, redo):
+                lakes[i] = r
+    return _lake_stage(src, params, chunks, lakes, min_px, zone_join)
 
-    return _lake_stage(src, params, chunks, seeded, fills, min_px, zone_join, client)
 
-
-def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seeded: Sequence[Any], fills: Sequence[Any],
-                min_px: int, zone_join: bool, client: Any) -> _ZoneLakes:
-    """3. lakes: complete ones come finished from their chunk; parts are joined here."""
+def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], res: list[dict[str, Any]], min_px: int,
+                zone_join: bool) -> _ZoneLakes:
+    """3. lakes (``res``: the lake pass of each chunk): complete ones come finished from their chunk;
+    parts are joined here."""
     grid = src.grid
     terrain = "elev" in src.layers and "slope" in src.layers
-    res = _run(_lake_pass, src, chunks, [(s, f, min_px, zone_join) for s, f in zip(seeded, fills)], client)
     offsets, comp, _ = _union(chunks, res)
     cols: dict[str, list[Any]] = {f: [] for f in ("size", "first", "edge", "n_obs", "elev", "slope", "seed")}
     geoms: list[Any] = []
@@ -637,8 +956,8 @@ def _lake_stage(src: _Source, params: LakeParams, chunks: Sequence[_Chunk], seed
             q = int(comp[offsets[c.index] + np.searchsorted(r["ids"], rec["label"])])
             parts.setdefault(q, []).append(rec)
     del res
-    joined = [_join_parts(plist, terrain) for plist in parts.values()
-              if sum(p["size"] for p in plist) >= min_px or (zone_join and any(p["edge"] for p in plist))]
+    joined = [_join_parts(plist, terrain) for plist in parts.values() if any(p["water"] for p in plist)
+              and (sum(p["size"] for p in plist) >= min_px or (zone_join and any(p["edge"] for p in plist)))]
     del parts
     for rec in joined:
         i = len(geoms)

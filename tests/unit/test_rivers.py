@@ -73,3 +73,15 @@ def test_havel_river_sections_are_rivers_and_its_lakes_are_not():
     by_x = sorted(zip(centre.x, big))
     assert [bool(flag[i]) for _, i in by_x] == [True, True, False]
     assert flag.sum() == 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_distance_transform_equals_scipy_bit_for_bit(seed):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    mask = ndimage.binary_dilation(rng.random((rng.integers(3, 90), rng.integers(3, 90))) < 0.1 * (seed + 1),
+                                   iterations=seed % 3 + 1)
+    mask[0] = False  # at least one outside cell
+    got = np.sqrt(rivers._squared_edt(mask).astype(np.float64))
+    assert np.array_equal(got[mask], ndimage.distance_transform_edt(mask)[mask])

@@ -169,3 +169,49 @@ def test_background_is_eight_connected_across_chunk_borders_and_corners(flip, ch
     gdf = stitch.extract_grid_lakes(cls, nobs, transform=T, crs=CRS, params=params, chunk_px=chunk)
     check_against_reference(gdf, cls, nobs, min_px=1, hole_px=4)
     assert gdf.area_km2.sum() == pytest.approx(11e-4)  # the 2x2 inside is not a hole: not filled
+
+
+@settings(max_examples=100, deadline=None)
+@given(cls=classes, inside=arrays(bool, 18, elements=st.booleans()), chunk=st.integers(1, 9))
+def test_aoi_mask_keeps_every_piece_of_a_seeded_lake(cls, inside, chunk):
+    """The AOI cut comes after hysteresis and hole filling: a piece of a seeded lake left without a
+    class-1 pixel by the cut is still a lake (reference: scipy on the seeded water, then the cut)."""
+    aoi = np.resize(inside, cls.shape)
+    nobs = np.ones(cls.shape, np.uint16)
+    params = LakeParams(min_area_m2=100, max_hole_m2=0)
+    gdf = stitch.extract_grid_lakes(cls, nobs, transform=T, crs=CRS, params=params, aoi_mask=aoi, chunk_px=chunk)
+    cand, _ = ndimage.label((cls == 1) | (cls == 2))
+    seeds = np.unique(cand[cls == 1])
+    water = np.isin(cand, seeds[seeds > 0]) & aoi
+    _, n = ndimage.label(water)
+    assert len(gdf) == n
+    assert (as_raster(gdf, cls.shape) > 0).sum() == water.sum()
+
+
+@settings(max_examples=60, deadline=None)
+@given(lab=arrays(np.int32, st.tuples(st.integers(1, 25), st.integers(1, 25)), elements=st.integers(0, 6)),
+       origin=st.tuples(st.integers(0, 5000), st.integers(0, 5000)))
+def test_packed_polygons_have_the_vertices_of_polygonizing_the_whole_window(lab, origin):
+    lab, n = ndimage.label(lab > 0)  # 4-connected components, as the lake pass gives them
+    lab = lab.astype(np.int32)
+    labels = np.arange(1, n + 1)
+    boxes = np.array([[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in ndimage.find_objects(lab)]).reshape(-1, 4)
+    got = stitch._polygons(lab, labels, boxes, *origin)
+    want = {int(v): shapely.geometry.shape(g) for g, v in rasterio.features.shapes(
+        lab, mask=lab > 0, connectivity=4, transform=Affine.translation(origin[1], origin[0]))}
+    assert sorted(got) == sorted(want)
+    for k, g in want.items():
+        assert shapely.to_wkb(got[k]) == shapely.to_wkb(g)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cand=arrays(bool, st.tuples(st.integers(1, 20), st.integers(1, 20))), seed=st.integers(0, 999))
+def test_candidates_merged_through_holes_are_labelled_as_scipy_labels_them(cand, seed):
+    holes = np.flatnonzero(np.random.default_rng(seed).random(cand.size) < 0.2).astype(np.int32)
+    lab, n = ndimage.label(cand)
+    got, m = stitch._kernels()["fill_labels"](lab.astype(np.int32), n, holes)
+    filled = cand.copy()
+    filled.reshape(-1)[holes] = True
+    want, k = ndimage.label(filled)
+    assert m == k
+    assert np.array_equal(got, want)  # same components, same numbering (raster order of first pixel)
