@@ -21,8 +21,9 @@ and a small reduction:
    ``rasterio.features.shapes`` call per chunk on a canvas where their bounding boxes are packed
    (GDAL scans every pixel it is given); the parts of lakes cut by chunk borders come back as
    bit-packed masks, are pasted into the lake's bounding window and polygonized once. A hole cut by
-   a chunk border is only known after the reduction: the few chunks where one is filled do their
-   lake step again, given the hole pixels (few: each hole is small and enclosed by water).
+   a chunk border is only known after the reduction: chunks with background on their edges that
+   may be such a hole do their lake step after it (labelling the candidates plus the hole pixels,
+   which the hole pass returns; few: each hole is small and enclosed by water).
 
 The per-label bookkeeping of a chunk (counts, seeds, edge contacts, fewest observations, bounding
 boxes, hole pixels, the merge through holes) and the flooding of edge components are small loops
@@ -510,8 +511,8 @@ def _hole_pass(src: _Source, ch: _Chunk, seeded: _Seeds | None, provisional: boo
     the raster border) come back in ``maybe``.
 
     With the candidate labels at hand, the lake pass of the chunk follows (``lakes``), its labels
-    the candidate components merged through the holes (no second labelling), on the assumption that
-    none of the ``maybe`` components is a hole; the rare chunk where one is gets its lake pass again."""
+    the candidate components merged through the holes (no second labelling), unless there are
+    ``maybe`` components (``lakes`` is then ``None``: the lake pass runs after the union)."""
     halo = src.read_halo("class", ch.r0, ch.r1, ch.c0, ch.c1, NEVER_OBSERVED)
     cls = halo[1:-1, 1:-1]
     cand, nc = _water_candidates(cls)
@@ -532,13 +533,16 @@ def _hole_pass(src: _Source, ch: _Chunk, seeded: _Seeds | None, provisional: boo
     del bg
     k = kind[labels]
     holes = at[k == 1]
+    out = {"ids": ids, "size": size[ids], "flag": border[ids], "edges": edges, "holes": holes,
+           "maybe": (at[k == 2], labels[k == 2]), "lakes": None}
+    if (k == 2).any():  # its holes are known after the union only: the lake pass comes then
+        return out
     # candidates + holes: the candidate components merged through the holes (exactly what labelling
     # them would give); an AOI mask labels the seeded water itself (see _lake_pass)
     lab = None if "inside" in src.layers else _kernels()["fill_labels"](cand, nc, holes)
     del cand
-    return {"ids": ids, "size": size[ids], "flag": border[ids], "edges": edges, "holes": holes,
-            "maybe": (at[k == 2], labels[k == 2]),
-            "lakes": _lake_pass(src, ch, seeded, holes, min_px, provisional, halo=halo, labelled=lab)}
+    out["lakes"] = _lake_pass(src, ch, seeded, holes, min_px, provisional, halo=halo, labelled=lab)
+    return out
 
 
 def _hole_pixels(res: Mapping[str, Any], table: _Table) -> NDArray[np.int32]:
@@ -918,14 +922,14 @@ def _zone_lakes(src: _Source, params: LakeParams, *, chunk_px: int, client: Any,
         border[comp[np.concatenate([r["flag"] for r in res])]] = True
         tables = _tables(chunks, res, offsets, comp, (size <= max_hole_px) & ~border)
         holes = [_hole_pixels(r, t) for r, t in zip(res, tables)]
-        # a hole cut by a chunk border (rare): the lakes of its chunks again, with it filled
-        again = [c.index for c in chunks if len(holes[c.index]) > len(res[c.index]["holes"])]
         del res
-        if again:
-            redo = _run(_lake_pass, src, [chunks[i] for i in again],
-                        [(seeded[i], holes[i], min_px, zone_join) for i in again], client)
-            for i, r in zip(again, redo):
+        # chunks with background on their edges that may be a hole: their lake pass now, holes known
+        later = [c.index for c in chunks if lakes[c.index] is None]
+        if later:
+            for i, r in zip(later, _run(_lake_pass, src, [chunks[i] for i in later],
+                                        [(seeded[i], holes[i], min_px, zone_join) for i in later], client)):
                 lakes[i] = r
+    assert all(r is not None for r in lakes)  # one chunk: its edges are the raster border, never holes
     return _lake_stage(src, params, chunks, lakes, min_px, zone_join)
 
 
