@@ -242,9 +242,9 @@ def bench_workers(data: Path, tile_px: int, repeats: int = 3) -> None:
 
     from gli_toolbox.pipeline import detect
 
-    # the regional data set (4 tiles, 6 dates): enough chunk-days that the fixed costs do not dominate
-    region = _region(data, f"r{tile_px // 2}", tile_px=tile_px // 2, cols=2, rows=2, dates=3, years=[2019, 2020])
-    kw = {**_kw(region, (2019, 2020)), "chunk_px": 1024}
+    # 4 tiles of tile_px (4096: 67 Mpx), 6 dates, the default chunk size: tasks of the size a real run has
+    region = _region(data, f"r{tile_px}", tile_px=tile_px, cols=2, rows=2, dates=3, years=[2019, 2020])
+    kw = {**_kw(region, (2019, 2020)), "chunk_px": 2048}
     aoi = str(region / "aoi.geojson")
 
     def chunk_phase(**extra: object) -> float:
@@ -258,8 +258,13 @@ def bench_workers(data: Path, tile_px: int, repeats: int = 3) -> None:
                **{**kw, **extra})  # type: ignore[arg-type]
         return marks["last"] - marks["start"]
 
-    clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
-                                memory_limit="3GB") for n in (1, 2)}
+    import dask
+
+    from gli_toolbox.engine import WORKER_CONFIG
+
+    with dask.config.set(WORKER_CONFIG):  # the settings of the clusters `gli detect --workers N` starts
+        clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
+                                    memory_limit="3GB") for n in (1, 2)}
     clients = {n: Client(c) for n, c in clusters.items()}
     try:
         for n, client in clients.items():  # warm-up: imports and compiled kernels on the workers
@@ -272,7 +277,7 @@ def bench_workers(data: Path, tile_px: int, repeats: int = 3) -> None:
     finally:
         for c in [*clients.values(), *clusters.values()]:
             c.close()
-    print(f"workers: 4 tiles of {tile_px // 2}^2 px, 6 dates, chunk_px 1024, chunk phase (plan -> last chunk done), "
+    print(f"workers: 4 tiles of {tile_px}^2 px, 6 dates, chunk_px 2048, chunk phase (plan -> last chunk done), "
           f"best of {repeats}")
     print(f"  in-process {best[0]:6.2f} s (no cluster)")
     print(f"  1 worker  {best[1]:6.2f} s")
