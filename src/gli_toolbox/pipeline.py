@@ -258,13 +258,14 @@ def detect(
             on_plan(est)
         with _no_space_guard(work):
             outcomes = _run_tasks(plans, zone_chunks, config, work, runner, resume, progress, on_progress, log)
+        out_crs = config.crs or grids.utm_crs(*the_aoi.centre)
+        if len(zones) == 1:
+            out_crs = zones[0].crs
+        with _no_space_guard(work):  # lake extraction's chunk passes run on the same workers as the chunk tasks
+            periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene,
+                                      client=getattr(runner, "client", None))
     finally:
         runner.close()
-    out_crs = config.crs or grids.utm_crs(*the_aoi.centre)
-    if len(zones) == 1:
-        out_crs = zones[0].crs
-    with _no_space_guard(work):
-        periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene)
     lakes, masks, scene_lakes, scene_masks = periods.lakes, periods.masks, periods.scene_lakes, periods.scene_masks
     years_record, incomplete = periods.years_record, periods.incomplete
     if not lakes:
@@ -313,7 +314,7 @@ class _Periods:
 
 def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], config: DetectConfig,
                     glaciers: gpd.GeoDataFrame | None, out_crs: str, log: _RunLog,
-                    on_scene: Callable[[str], None] | None) -> _Periods:
+                    on_scene: Callable[[str], None] | None, *, client: Any = None) -> _Periods:
     """Lakes, water maps and the run record of every period, from the seasons' zone rasters."""
     lakes: dict[int, gpd.GeoDataFrame] = {}
     masks: dict[int, WaterMap] = {}
@@ -347,7 +348,8 @@ def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], 
         year_r = [r[str(p.year)] for r in rasters]
         masks[p.year] = _water_map(str(p.year), year_r)
         lakes[p.year] = _with_glaciers(
-            extract_period_lakes(year_r, config, {"year": p.year, "n_scenes": n_scenes}, out_crs=out_crs),
+            extract_period_lakes(year_r, config, {"year": p.year, "n_scenes": n_scenes}, out_crs=out_crs,
+                                 client=client),
             glaciers, config)
         if config.per_scene:
             for day in sorted(p.days):
@@ -358,7 +360,8 @@ def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], 
                 day_r = [r[label] for r in rasters if label in r]
                 scene_masks[label] = _water_map(label, day_r)
                 scene_lakes[label] = _with_glaciers(
-                    extract_period_lakes(day_r, config, {"year": p.year, "n_scenes": 1, "date": iso}, out_crs=out_crs),
+                    extract_period_lakes(day_r, config, {"year": p.year, "n_scenes": 1, "date": iso}, out_crs=out_crs,
+                                         client=client),
                     glaciers, config)
         logger.info("%s: %d lake(s), %.4f km2 from %d day(s) with valid observations", p.year, len(lakes[p.year]),
                     float(lakes[p.year]["area_km2"].sum()), n_scenes)
