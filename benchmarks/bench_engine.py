@@ -37,7 +37,6 @@ sys.path.insert(0, str(HERE))
 
 import make_region
 
-
 #: Sensor noise of the synthetic bands (``make_region --noise-dn``): 2 DN compress like real COGs.
 NOISE_DN = 2.0
 

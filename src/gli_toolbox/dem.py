@@ -8,9 +8,9 @@ Values for a chunk of the 10 m grid are resampled from it on demand.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np

@@ -735,7 +735,12 @@ def _write_vrt(path: Path, band: int, sources: Sequence[tuple[str, Any]], *, dty
                   "    </SimpleSource>"]
     lines += ["  </VRTRasterBand>", "</VRTDataset>", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines), encoding="utf-8"))
+    text = "\n".join(lines)
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    _atomic_write(path, write)
 
 
 def assemble(tasks: Sequence[ChunkTask], summaries: dict[str, dict[str, Any]], *, zone_grid: Any, part: Any,

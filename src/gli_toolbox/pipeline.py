@@ -17,6 +17,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely.geometry
+from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from . import grids, search
@@ -382,6 +383,23 @@ def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], 
     return _Periods(lakes, masks, scene_lakes, scene_masks, years_record, incomplete)
 
 
+def _rivers(polygons: list[BaseGeometry], pixel_size_m: float, client: Any) -> NDArray[np.bool_]:
+    """:func:`gli_toolbox.rivers.is_river` of every polygon, in batches on the Dask workers when
+    there is a client (a pure function of each polygon: the same flags either way)."""
+    import functools
+
+    from .rivers import is_river
+
+    flag = functools.partial(is_river, pixel_size_m=pixel_size_m)
+    if not polygons:
+        return np.zeros(0, dtype=bool)
+    if client is None or len(polygons) < 64:
+        return np.asarray(flag(polygons), dtype=bool)
+    n = min(len(polygons) // 16, 8 * max(len(client.scheduler_info().get("workers", {})), 1))
+    batches = [list(b) for b in np.array_split(np.asarray(polygons, dtype=object), max(n, 1))]
+    return np.concatenate([np.asarray(f, dtype=bool) for f in client.gather(client.map(flag, batches, pure=False))])
+
+
 def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attributes: dict[str, Any], *,
                          out_crs: str, client: Any = None) -> gpd.GeoDataFrame:
     """Lakes of one period from its zone rasters (contract 3): the one call site of lake extraction.
@@ -393,7 +411,6 @@ def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attri
     ``keep_rivers``; ``gdf.attrs["rivers_removed"]`` says how many were removed.
     """
     from .lakes import LakeParams
-    from .rivers import is_river
     from .stitch import ZoneRaster, extract_zone_lakes
 
     terrain = all("elev" in r.paths and "slope" in r.paths for r in rasters)
@@ -403,7 +420,7 @@ def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attri
                         max_slope_deg=config.max_slope_deg if terrain else None)
     gdf = extract_zone_lakes(zones, params, attributes=attributes, crs=None if len(rasters) == 1 else out_crs,
                              chunk_px=config.chunk_px, client=client)
-    river = is_river(gdf.geometry, pixel_size_m=config.resolution_m) if len(gdf) else np.zeros(0, dtype=bool)
+    river = _rivers(list(gdf.geometry), config.resolution_m, client)
     if config.keep_rivers:
         gdf["is_river"] = np.asarray(river, dtype=np.int64)
         gdf.attrs["rivers_removed"] = 0

@@ -331,3 +331,21 @@ def test_dem_auto_searches_once_per_zone_and_season_not_per_chunk(two_zone_regio
     g = res.lakes[2019]
     assert len(g) > 5
     np.testing.assert_allclose(g.elev_m.to_numpy(), 3000.0)
+
+
+def test_river_flags_on_the_workers_equal_the_serial_ones(loopback_cluster):
+    """The river flag of a period's lakes runs in batches on the workers: the same flags, in order."""
+    from shapely.geometry import Point, box
+
+    from gli_toolbox.pipeline import _rivers
+    from gli_toolbox.rivers import is_river
+
+    rng = np.random.default_rng(5)
+    polys = []
+    for i in range(150):
+        x, y = rng.uniform(0, 1e5, 2)
+        length = rng.uniform(200, 6000)
+        polys.append(box(x, y, x + length, y + rng.uniform(40, 400)) if i % 3 else Point(x, y).buffer(length / 8))
+    serial = is_river(polys, pixel_size_m=10.0)
+    assert 5 < serial.sum() < 145  # rivers and lakes both present
+    np.testing.assert_array_equal(_rivers(polys, 10.0, loopback_cluster), serial)
