@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,14 +125,48 @@ def _upsample(data: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int6
     return out
 
 
+#: Band files kept open per thread between chunk tasks (least recently used closed first): the next
+#: chunk of the same day reuses GDAL's decoded blocks on the shared edge and skips re-opening the file
+#: (22 % less decoding on 2048 px chunks, docs/performance.md). GDAL's block cache bounds the memory.
+OPEN_DATASETS = 64
+_open_local = threading.local()
+
+
+def _dataset(href: str) -> Any:
+    """The open dataset of ``href`` from this thread's cache (opened on a miss)."""
+    import rasterio
+
+    cache: OrderedDict[str, Any] = _open_local.__dict__.setdefault("cache", OrderedDict())
+    src = cache.pop(href, None)
+    if src is None or src.closed:
+        src = rasterio.open(href)
+    cache[href] = src
+    while len(cache) > OPEN_DATASETS:
+        cache.popitem(last=False)[1].close()
+    return src
+
+
+def _forget(href: str) -> None:
+    """Close and drop a cached dataset (after a failure: the retry opens the file again)."""
+    cache = _open_local.__dict__.get("cache", {})
+    src = cache.pop(href, None)
+    if src is not None:
+        src.close()
+
+
+def close_datasets() -> None:
+    """Close the band files this thread keeps open (the end of a run)."""
+    cache = _open_local.__dict__.get("cache", {})
+    while cache:
+        cache.popitem()[1].close()
+
+
 def _read_direct(items: Sequence[Any], tile: GeoBox,
                  keys: dict[str, str]) -> tuple[dict[str, NDArray[Any]], list[Any]]:
     """Decode only the tile's window of each asset with rasterio, upsampled by pixel repetition,
     same-day items mosaicked (first non-zero pixel); return the bands and the items that are on
     another CRS or lattice (not read: a tile of the neighbouring UTM zone). Raises
     :class:`_NotAligned` when an item is on the tile's lattice for one band but not for another."""
-    import rasterio
-
     h, w = tile.shape
     out: dict[str, NDArray[Any]] = {}
     others: list[Any] = []
@@ -143,19 +178,20 @@ def _read_direct(items: Sequence[Any], tile: GeoBox,
                 continue
             href = it.assets[k].href
             try:
-                with rasterio.open(href) as src:
-                    nested = _nested_window(src, tile)
-                    dtype = src.dtypes[0]
-                    if nested is None:
-                        continue
-                    win, rows, cols = nested
-                    data = src.read(1, window=win)
+                src = _dataset(href)
+                nested = _nested_window(src, tile)
+                dtype = src.dtypes[0]
+                if nested is None:
+                    continue
+                win, rows, cols = nested
+                data = src.read(1, window=win)
             except _NotAligned:
                 if i_band == 0:
                     others.append(it)
                     continue
                 raise
             except Exception as exc:  # GDAL raises many types; read_bands retries and describes them
+                _forget(href)
                 raise _AssetFailure(f"{it.id} asset {k}", href) from exc
             ok_r = (rows >= 0) & (rows < data.shape[0])
             ok_c = (cols >= 0) & (cols < data.shape[1])
@@ -223,7 +259,12 @@ def _read_once(items: Sequence[Any], tile: GeoBox, keys: dict[str, str], resampl
     """One attempt of :func:`read_bands`; attempts after the first bypass GDAL's cache."""
     import rasterio
 
-    env = retry.gdal_env(items, uncached=next(attempts) > 0)
+    uncached = next(attempts) > 0
+    env = retry.gdal_env(items, uncached=uncached)
+    if uncached:  # a retry asks the server again: no file kept open from before
+        for it in items:
+            for k in keys.values():
+                _forget(it.assets[k].href)
     if resampling == "nearest":
         try:
             with rasterio.Env(**env):

@@ -267,6 +267,9 @@ def detect(
                                       client=getattr(runner, "client", None))
     finally:
         runner.close()
+        from .load import close_datasets
+
+        close_datasets()  # band files kept open between this process's chunk tasks
     lakes, masks, scene_lakes, scene_masks = periods.lakes, periods.masks, periods.scene_lakes, periods.scene_masks
     years_record, incomplete = periods.years_record, periods.incomplete
     if not lakes:

@@ -172,7 +172,7 @@ def call_with_retry(
 # GDAL
 
 
-def gdal_env(items: Sequence[Any], *, uncached: bool = False) -> dict[str, str]:
+def gdal_env(items: Sequence[Any], *, uncached: bool = False) -> dict[str, Any]:
     """GDAL options for reading the assets of ``items``: bounded HTTP retries and timeouts, and
     CDSE's ``s3://eodata`` endpoint and keys.
 
@@ -186,7 +186,7 @@ def gdal_env(items: Sequence[Any], *, uncached: bool = False) -> dict[str, str]:
     makes it ask.
     """
     pol = policy()
-    env: dict[str, str] = {
+    env: dict[str, Any] = {
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
         # one quick retry inside GDAL for a blip; longer outages are retried around the whole read
         # (call_with_retry), so that the two loops do not multiply into minutes
@@ -197,6 +197,9 @@ def gdal_env(items: Sequence[Any], *, uncached: bool = False) -> dict[str, str]:
         # a stalled transfer (bytes trickling in) ends like a timeout
         "GDAL_HTTP_LOW_SPEED_TIME": str(max(1, round(pol.timeout_s))),
         "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
+        # decoded blocks kept for the next chunk of the same file (load keeps files open between chunk
+        # tasks): a fixed bound per process, whatever the area (GDAL's default is 5 % of the RAM)
+        "GDAL_CACHEMAX": 256,  # MB; rasterio wants an integer here
     }
     hrefs = [a.href for i in items for a in i.assets.values()]
     if uncached:
