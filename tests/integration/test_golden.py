@@ -117,6 +117,7 @@ def file_digests(folder: Path, folders: dict[str, str]) -> dict[str, str]:
             import re
 
             text = re.sub(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[^<\s]*", "<time>", path.read_text(encoding="utf-8"))
+            text = re.sub(r"run of \d{4}-\d{2}-\d{2}", "run of <date>", text)  # the heading's run date
             out[rel] = _sha(str(_normalize(text, folders)).encode())
         else:
             out[rel] = _sha(path.read_bytes())
