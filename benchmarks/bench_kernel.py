@@ -118,9 +118,9 @@ def main() -> None:
     dn, scl, masked = inputs(args.px)
     npx = args.px * args.px
     out = {k: np.empty_like(v) for k, v in dn.items()} | {"scl": np.empty_like(scl)}
-    counts = [] if args.skip_previous else [np.zeros((args.px, args.px), np.uint16) for _ in range(4)]
-    shared = None if not args.skip_previous else [np.zeros((args.px, args.px), np.uint16) for _ in range(4)]
-    new_counts = {m: shared or [np.zeros((args.px, args.px), np.uint16) for _ in range(4)] for m in ("threshold", "multi")}
+    counts = [] if args.skip_previous else [np.zeros((args.px, args.px), np.uint8) for _ in range(4)]
+    shared = None if not args.skip_previous else [np.zeros((args.px, args.px), np.uint8) for _ in range(4)]
+    new_counts = {m: shared or [np.zeros((args.px, args.px), np.uint8) for _ in range(4)] for m in ("threshold", "multi")}
 
     def run_new(method: str) -> None:
         c = new_counts[method]
