@@ -405,7 +405,14 @@ def _build_result(
         g = prepared[t].copy()
         g["lake_id"] = [tracks[int(k)].id for k in assigned[t]]
         layers[p] = g
-    seen = lambda tr, t: _seen_missing(tr, t, periods, obs, observed)
+    answers: dict[tuple[int, int], bool] = {}
+
+    def seen(tr: _Track, t: int) -> bool:  # asked by the change and the pair tables: look once
+        key = (id(tr), t)
+        if key not in answers:
+            answers[key] = _seen_missing(tr, t, periods, obs, observed)
+        return answers[key]
+
     return TrackResult(
         periods, layers, _change_table(pers, tracks, obs, crs, seen), _area_table(pers, tracks, obs, per_scene),
         _pair_table(periods, tracks, events, obs, seen), pd.DataFrame(events, columns=["period", "kind", "lake_id", "other_id"]),
