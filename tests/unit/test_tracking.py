@@ -1,6 +1,7 @@
 """Tracking with hand-made outlines: every status, merges, splits, gaps; and invariants (hypothesis)."""
 
 import geopandas as gpd
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -226,3 +227,27 @@ def test_one_period_gives_ids_but_no_status():
     res = track({2019: layer(("A", 0, 0, 300, 300), ("B", 1000, 0, 1100, 100))})
     assert set(res.changes.status) == {"not_assessed"} and (res.changes.signif == 0).all()
     assert len(res.pairs) == 0 and sorted(res.layers[2019].lake_id) == ["A", "B"]
+
+
+def test_pixel_centres_inside_a_lake_equal_rasterio_rasterize():
+    """observed_share's pixel test (shapely.contains_xy on pixel centres) selects exactly the pixels
+    GDAL burns for the polygon, also for outlines off the pixel grid (moved, rotated, with a hole)."""
+    import rasterio.features
+    from affine import Affine
+    from shapely.affinity import rotate, translate
+    from shapely.geometry import Point
+
+    from gli_toolbox.results import _centres_inside
+
+    rng = np.random.default_rng(3)
+    transform = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 4_600_000.0)
+    for k in range(60):
+        centre = Point(500_000 + rng.uniform(100, 900), 4_600_000 - rng.uniform(100, 900))
+        lake = centre.buffer(rng.uniform(20, 90), quad_segs=int(rng.integers(2, 9)))
+        if k % 3 == 0:
+            lake = lake.difference(centre.buffer(12))
+        lake = rotate(translate(lake, rng.uniform(-5, 5), rng.uniform(-5, 5)), rng.uniform(0, 90))
+        want = rasterio.features.geometry_mask([lake], out_shape=(110, 120), transform=transform, invert=True)
+        got = _centres_inside(lake, transform, (110, 120))
+        assert want.sum() > 10
+        np.testing.assert_array_equal(got, want)
