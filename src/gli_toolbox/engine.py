@@ -612,10 +612,8 @@ class DaskRunner:
         # largest first (pixels x days): the small chunks at the AOI's edges then fill the workers'
         # last gaps instead of leaving one worker alone with a big chunk at the end
         order = sorted(tasks, key=lambda t: -_task_size(t))
-        placed = {t.key: where for t, where in self._placement(order)}
         futures = {self.client.submit(fn, t, key=t.key, retries=CHUNK_RETRIES, pure=False,
-                                      priority=len(order) - i, **placed.get(t.key, {})): t
-                   for i, t in enumerate(order)}
+                                      priority=len(order) - i): t for i, t in enumerate(order)}
         for fut in as_completed(futures):
             t = futures.pop(fut)
             if fut.status == "finished":
@@ -625,48 +623,12 @@ class DaskRunner:
                 yield TaskOutcome(t, None, _one_line(exc) if exc is not None else fut.status)
             fut.release()
 
-    def _placement(self, tasks: Sequence[ChunkTask]) -> Iterator[tuple[ChunkTask, dict[str, Any]]]:
-        """A preferred worker per chunk task: each worker gets one run of neighbouring chunks of
-        about equal work, so that the chunk next to one it finished reads the band blocks on their
-        shared edge from its own GDAL cache (dealt round-robin, neighbours went to different workers
-        and those blocks were decoded twice). Preferences only (``allow_other_workers``): idle
-        workers still steal, and a lost worker's tasks go elsewhere."""
-        try:
-            workers = sorted(self.client.scheduler_info().get("workers", {}))
-        except Exception:  # noqa: BLE001 - no placement without the list
-            return
-        if len(workers) < 2 or not all(hasattr(t, "chunk") for t in tasks):
-            return
-        for group, where in zip(locality_groups(tasks, len(workers)), workers):
-            for t in group:
-                yield t, {"workers": [where], "allow_other_workers": True}
-
     def close(self) -> None:
         for obj in self._own:
             try:
                 obj.close()
             except Exception as exc:  # noqa: BLE001 - closing a cluster that already went away
                 logger.debug("closing %s: %s", obj, exc)
-
-
-def locality_groups(tasks: Sequence[ChunkTask], n: int) -> list[list[ChunkTask]]:
-    """Split chunk tasks into ``n`` runs of neighbouring chunks (by season and zone, then row by row)
-    of about equal work (pixels x days).
-
-    >>> from types import SimpleNamespace as T
-    >>> ts = [T(season="2019", zone="43N", days=(1,), chunk=Chunk(r, c, 10, 10)) for r in (0, 10) for c in (10, 0)]
-    >>> [[(t.chunk.row0, t.chunk.col0) for t in g] for g in locality_groups(ts, 2)]
-    [[(0, 0), (0, 10)], [(10, 0), (10, 10)]]
-    """
-    ordered = sorted(tasks, key=lambda t: (t.season, t.zone, t.chunk.row0, t.chunk.col0))
-    sizes = [max(_task_size(t), 1) for t in ordered]
-    total = sum(sizes)
-    groups: list[list[ChunkTask]] = [[] for _ in range(n)]
-    done = 0
-    for t, size in zip(ordered, sizes):
-        groups[min(n - 1, (2 * done + size) * n // (2 * total))].append(t)  # by the middle of its work
-        done += size
-    return groups
 
 
 def _task_size(task: Any) -> int:

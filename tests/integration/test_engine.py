@@ -349,24 +349,3 @@ def test_river_flags_on_the_workers_equal_the_serial_ones(loopback_cluster):
     serial = is_river(polys, pixel_size_m=10.0)
     assert 5 < serial.sum() < 145  # rivers and lakes both present
     np.testing.assert_array_equal(_rivers(polys, 10.0, loopback_cluster), serial)
-
-
-@pytest.mark.parametrize("n", [2, 3, 8])
-def test_locality_groups_are_runs_of_neighbours_of_equal_work(n):
-    """Each worker's preferred tasks are one run of neighbouring chunks (season, zone, then row by
-    row), every task exactly once, and the work (pixels x days) is split evenly (each group within one task of an n-th)."""
-    from types import SimpleNamespace
-
-    from gli_toolbox.engine import _task_size, locality_groups
-    from gli_toolbox.grids import Chunk
-
-    rng = np.random.default_rng(n)
-    tasks = [SimpleNamespace(season=s, zone=z, days=tuple(range(int(rng.integers(1, 13)))),
-                             chunk=Chunk(r, c, 512 if r < 2048 else 100, 512 if c < 1536 else 37))
-             for s in ("2019", "2020") for z in ("42N", "43N") for r in range(0, 2560, 512) for c in range(0, 2048, 512)]
-    rng.shuffle(tasks)
-    groups = locality_groups(tasks, n)
-    order = sorted(tasks, key=lambda t: (t.season, t.zone, t.chunk.row0, t.chunk.col0))
-    assert [t for g in groups for t in g] == order  # consecutive runs, nothing lost or repeated
-    work = [sum(_task_size(t) for t in g) for g in groups]
-    assert max(work) - min(work) <= 2 * max(_task_size(t) for t in tasks)  # each within T/n +- one task
