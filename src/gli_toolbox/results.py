@@ -161,8 +161,9 @@ class WaterMap:
 
 
 def _centres_inside(geom: BaseGeometry, transform: Affine, shape: tuple[int, int]) -> NDArray[np.bool_]:
-    """True for the pixels of a window whose centre lies inside ``geom`` (GDAL's rule for polygons,
-    without its per-call set-up: 20x faster on a lake's window).
+    """True for the pixels of a window whose centre lies inside ``geom``: the pixels
+    ``rasterio.features.geometry_mask`` selects (tested), without its per-call set-up (about 4x
+    faster on a lake's window, where tracking asks for each vanished lake).
 
     >>> from shapely.geometry import box
     >>> _centres_inside(box(0, 0, 20, 10), Affine(10, 0, 0, 0, -10, 20), (2, 3)).astype(int).tolist()
