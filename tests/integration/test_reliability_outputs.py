@@ -236,7 +236,10 @@ def _slow_catalog(srv, tmp_path):
 
 def _start_gli(args, tmp_path):
     env = {**os.environ, "GLI_HTTP_RETRIES": "0", "GLI_HTTP_TIMEOUT_S": "60"}
-    return subprocess.Popen([*GLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    # as from a terminal: SIGHUP not ignored, even when these tests run under `nohup` (gli then keeps
+    # ignoring it, by design, and the SIGHUP case would wait for the stalled read instead)
+    terminal = [sys.executable, "-c", "import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL); " + GLI[2]]
+    return subprocess.Popen([*terminal, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             cwd=tmp_path, start_new_session=True)
 
 
@@ -271,6 +274,27 @@ def test_signals_stop_with_one_line_and_leave_the_folder_as_before(stalling_file
     assert snapshot(out) == before
     # no staging folder or lock file left beside it; only the chunk results that --resume continues from
     assert [p.name for p in tmp_path.glob(".o.*")] in ([], [".o.gli-work"])
+
+
+def test_a_run_started_with_nohup_keeps_ignoring_sighup(stalling_files, tmp_path):
+    """Under ``nohup`` (SIGHUP ignored when gli starts) a closed session does not stop the run; a
+    SIGTERM still does, with its own line."""
+    out = tmp_path / "o"
+    stalling_files.clear()
+    cat = _slow_catalog(stalling_files, tmp_path)
+    env = {**os.environ, "GLI_HTTP_RETRIES": "0", "GLI_HTTP_TIMEOUT_S": "60"}
+    nohup = [sys.executable, "-c", "import signal; signal.signal(signal.SIGHUP, signal.SIG_IGN); " + GLI[2]]
+    proc = subprocess.Popen([*nohup, "detect", "--aoi", str(BARBELLINO), "--stac", str(cat), "--years", "2017-2019",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+                            start_new_session=True)
+    _wait_for_stall(stalling_files, proc)
+    os.kill(proc.pid, signal.SIGHUP)
+    time.sleep(3 * 2.0)  # three times the watchdog's grace period (cli.GRACE_S)
+    assert proc.poll() is None  # still running
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err.decode()
+    assert "Stopped by SIGTERM" in err.decode() and "SIGHUP" not in err.decode()
 
 
 def test_ctrl_c_during_startup_gives_the_same_one_line(tmp_path):
