@@ -283,7 +283,12 @@ def bench_years(data: Path, tile_px: int) -> None:
 # ----------------------------------------------------------------------------------------- workers
 
 
-def bench_workers(data: Path, tile_px: int, repeats: int = 3) -> None:
+def bench_workers(data: Path, tile_px: int, repeats: int = 4) -> None:
+    """Chunk phase with 1 and 2 worker processes. One cluster at a time (as a user runs it: an idle
+    second cluster's polling would take CPU from the measured one), started before timing, warmed up
+    by one run; the runners take turns ``repeats`` times."""
+    from statistics import median
+
     from dask.distributed import Client, LocalCluster
 
     from gli_toolbox.pipeline import detect
@@ -308,26 +313,29 @@ def bench_workers(data: Path, tile_px: int, repeats: int = 3) -> None:
 
     from gli_toolbox.engine import WORKER_CONFIG
 
-    with dask.config.set(WORKER_CONFIG):  # the settings of the clusters `gli detect --workers N` starts
-        clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
-                                    memory_limit="3GB") for n in (1, 2)}
-    clients = {n: Client(c) for n, c in clusters.items()}
-    try:
-        for n, client in clients.items():  # warm-up: imports and compiled kernels on the workers
-            detect(aoi, client=client, work_dir=data / f"w-work{n}", **kw)  # type: ignore[arg-type]
-        best = {k: float("inf") for k in (0, 1, 2)}
-        for _ in range(repeats):  # taking turns, best of `repeats`: robust to the machine's other load
-            best[0] = min(best[0], chunk_phase(work_dir=data / "w-work0"))
-            for n, client in clients.items():
-                best[n] = min(best[n], chunk_phase(client=client, work_dir=data / f"w-work{n}"))
-    finally:
-        for c in [*clients.values(), *clusters.values()]:
-            c.close()
+    times: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    chunk_phase(work_dir=data / "w-work0")  # warm-up of the main process
+    for _ in range(repeats):
+        times[0].append(chunk_phase(work_dir=data / "w-work0"))
+        for n in (1, 2):
+            with dask.config.set(WORKER_CONFIG):  # the settings of the clusters `gli detect --workers N` starts
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       dashboard_address="127.0.0.1:0", memory_limit="3GB")
+            client = Client(cluster)
+            try:
+                chunk_phase(client=client, work_dir=data / f"w-work{n}")  # warm-up: imports, compiled kernels
+                times[n].append(min(chunk_phase(client=client, work_dir=data / f"w-work{n}") for _ in range(2)))
+            finally:
+                client.close()
+                cluster.close()
+    best = {n: min(t) for n, t in times.items()}
+    ratios = [a / b for a, b in zip(times[1], times[2])]
     print(f"workers: 4 tiles of {tile_px}^2 px, 6 dates, chunk_px 2048, chunk phase (plan -> last chunk done), "
-          f"best of {repeats}")
-    print(f"  in-process {best[0]:6.2f} s (no cluster)")
-    print(f"  1 worker  {best[1]:6.2f} s")
-    print(f"  2 workers {best[2]:6.2f} s   throughput ratio {best[1] / best[2]:.2f}x")
+          f"{repeats} turns, one cluster at a time")
+    print(f"  in-process {best[0]:6.2f} s (no cluster; best)")
+    print(f"  1 worker  {best[1]:6.2f} s (best)")
+    print(f"  2 workers {best[2]:6.2f} s (best)   throughput ratio {best[1] / best[2]:.2f}x (best against best)")
+    print(f"  ratio in each turn {', '.join(f'{r:.2f}' for r in ratios)}: median {median(ratios):.2f}x")
 
 
 # ---------------------------------------------------------------------------------------- regional
