@@ -543,6 +543,7 @@ class SerialRunner:
 
     name = "in-process"
     n_workers = 1
+    dashboard: str | None = None
 
     def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
         for t in tasks:
@@ -606,8 +607,11 @@ class DaskRunner:
                                        memory_limit=memory_limit, dashboard_address="127.0.0.1:0")
             client = Client(cluster)
             self._own += [client, cluster]
-            logger.info("Dask dashboard: %s (tasks gli-chunk-<season>-<zone>-<chunk>)", client.dashboard_link)
         self.client = client
+        try:  # the scheduler's dashboard (progress, task stream); stated in the plan
+            self.dashboard: str | None = client.dashboard_link
+        except Exception:  # noqa: BLE001 - a scheduler without a dashboard (bokeh missing, disabled)
+            self.dashboard = None
         self.name = f"dask {client.scheduler.address}" if getattr(client, "scheduler", None) else "dask"
         try:
             self.n_workers = max(1, len(client.scheduler_info().get("workers", {})))

@@ -87,15 +87,21 @@ class RunEstimate:
     """Decoded bytes of the needed bands (green, NIR at 10 m; SWIR1, SCL at 20 m)."""
     seconds: float
     workers: int
+    dashboard: str | None = None
+    """Address of the Dask dashboard when the chunk tasks run on a cluster (progress, task stream)."""
 
     def lines(self) -> list[str]:
         """Human-readable plan (the first lines of ``gli detect``)."""
-        return [
+        out = [
             (f"plan: {self.scenes} scenes on {self.days} days; {len(self.zones)} UTM zone part(s) "
             f"({', '.join(self.zones)}), {self.chunks} chunks, {_pixels(self.pixels)} of 10 m grid"),
             (f"plan: about {_size(self.bytes_to_read)} of band data to read; estimated "
             f"{_duration(self.seconds)} on {self.workers} worker(s)"),
         ]
+        if self.dashboard:
+            out.append(f"plan: progress in the Dask dashboard at {self.dashboard} "
+                       "(tasks gli-chunk-<season>-<zone>-<chunk>)")
+        return out
 
 
 #: Throughput of one worker, in pixel-days per second (one pixel of one acquisition day: read the
@@ -155,7 +161,8 @@ def _zone_chunks(zones: list[Any], config: DetectConfig) -> list[tuple[Any, Base
     return out
 
 
-def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, workers: int = 1) -> RunEstimate:
+def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, workers: int = 1,
+             dashboard: str | None = None) -> RunEstimate:
     """The plan of a run: scenes, chunks, pixels, bytes and an estimated time (no pixel is read)."""
     zc = _zone_chunks(zones, config)
     pixels = sum(c.height * c.width for _, _, cs in zc for c in cs)
@@ -166,6 +173,7 @@ def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, w
         zones=[z.label for z in zones], chunks=sum(len(cs) for _, _, cs in zc), scenes=scenes, days=days,
         pixels=pixels, pixel_days=pixel_days, bytes_to_read=int(pixel_days * BYTES_PER_PIXEL_DAY),
         seconds=pixel_days / (PIXEL_DAYS_PER_S_PER_WORKER * max(workers, 1)), workers=max(workers, 1),
+        dashboard=dashboard,
     )
 
 
@@ -252,7 +260,7 @@ def detect(
         glaciers = _glaciers(the_aoi, config, zones)
         if config.dem:
             _check_dem(config, zones)
-        est = estimate(plans, zones, config, workers=runner.n_workers)
+        est = estimate(plans, zones, config, workers=runner.n_workers, dashboard=runner.dashboard)
         for line in est.lines():
             logger.info(line)
         if on_plan is not None:

@@ -111,10 +111,15 @@ def test_two_worker_processes_give_the_same_layers(havel_reference, loopback_clu
     from dask.distributed import get_task_stream
 
     client = loopback_cluster
+    plans = []
     with get_task_stream(client) as stream:
         res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=256, progress=False,
-                     client=client, work_dir=tmp_path)
+                     client=client, work_dir=tmp_path, on_plan=plans.append)
     assert _layers(res) == _layers(havel_reference)
+    # the plan tells where to watch the progress: the dashboard of the user's scheduler
+    (est,) = plans
+    assert est.dashboard is not None and est.dashboard.startswith("http://127.0.0.1:")
+    assert est.dashboard == client.dashboard_link and est.dashboard in est.lines()[-1]
     assert res.run["engine"]["runner"].startswith("dask tcp://127.0.0.1:")
     chunk_tasks = [t for t in stream.data if str(t["key"]).startswith("gli-chunk-2017-33N-")]
     assert len(chunk_tasks) == 6

@@ -48,6 +48,23 @@ def test_vv_adds_gli_debug_only_and_vvv_adds_gdal(sample_args):
     assert len(vvv.splitlines()) > 5 * len(vv.splitlines())
 
 
+def test_workers_print_the_dashboard_in_the_plan_and_no_dask_chatter(sample_args):
+    """With --workers the plan says where the Dask dashboard is; Dask's own start-up and shut-down
+    messages (INFO, some 30 lines) stay out of the terminal, at every verbosity below -vvv."""
+    done = _gli([*sample_args, "--workers", "2"])
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    dash = [ln for ln in lines if ln.startswith("plan: progress in the Dask dashboard at http://127.0.0.1:")]
+    assert len(dash) == 1 and dash[0].split(" at ")[1].split()[0].endswith("/status")
+    for chatter in ("Register worker", "Scheduler at", "Nanny", "distributed", "Remove client", "State start"):
+        assert chatter not in done.stderr
+    assert lines[-1].startswith("open first: ")
+    verbose = _gli([*sample_args, "--workers", "2", "-v"]).stderr
+    assert "Nanny" not in verbose and "Register worker" not in verbose
+    assert verbose.count("plan: progress in the Dask dashboard at") == 1  # the plan once, not echoed again
+    assert verbose.count("plan: 2 scenes on 2 days") == 1
+
+
 def test_quiet_prints_nothing_on_success(sample_args):
     done = _gli([*sample_args, "-q"])
     assert done.returncode == 0 and done.stderr == ""

@@ -96,7 +96,7 @@ def detect_cmd(
     work_base = work_folder(out)
 
     def show_plan(est: RunEstimate) -> None:
-        if quiet == 0:
+        if quiet == 0 and verbose == 0:  # with -v the log states the plan (timed, in order with the rest)
             for line in est.lines():
                 click.echo(line, err=True)
 

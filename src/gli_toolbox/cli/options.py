@@ -113,6 +113,16 @@ def configure_logging(verbose: int, quiet: int) -> None:
     logging.getLogger("gli_toolbox").setLevel(own)
     for name in THIRD_PARTY:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 3 else max(own, logging.WARNING))
+    # dask.distributed, imported only when a cluster is used, sets its logger to INFO on import unless
+    # Dask's configuration says otherwise: without this, --workers N printed some 30 lines of cluster
+    # start-up and shut-down (workers registered, nannies closed) among gli's own lines
+    dask_level = "debug" if verbose >= 3 else "warning"
+    if "dask" in sys.modules:
+        import dask
+
+        dask.config.set({"logging.distributed": dask_level})
+    else:  # read when dask is first imported (and by worker processes started from here)
+        os.environ["DASK_LOGGING__DISTRIBUTED"] = dask_level
     # urllib3 logs every connection retry as a warning; the final error is reported by gli itself.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 3 else logging.ERROR)
     if verbose >= 3:
