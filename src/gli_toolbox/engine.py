@@ -570,7 +570,7 @@ WORKER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     # poll less: the event loops' blocking check every 200 ms instead of 20 ms, system metrics every 2 s,
     # the nannies' memory check every 0.5 s. An idle 2-worker cluster used 0.83 s of CPU per 10 s with
-    # the defaults, 0.23 s with these (docs/performance.md); on a laptop that is taken from the workers.
+    # the defaults, about 0.2 s with these (docs/performance.md); on a laptop that is taken from the workers.
     "distributed.admin.tick.interval": "200ms",
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "500ms",
