@@ -97,7 +97,7 @@ def _floor_case(data: Path, tile_px: int, *, dates: int, steps: bool) -> None:
     kw = _kw(region, (2019,))
     aoi_path = str(region / "aoi.geojson")
     config = DetectConfig(years=(2019,), stac=kw["stac"], collection=kw["collection"], chunk_px=2048)
-    the_aoi = read_aoi(aoi_path, max_km2=float("inf"))
+    the_aoi = read_aoi(aoi_path)
     zones = grids.zone_parts(the_aoi.geometry_wgs84, crs=None, resolution_m=10.0)
     zc = _zone_chunks(zones, config)
     (p,) = plan(the_aoi, config, search.open_source(config.stac))

@@ -23,6 +23,11 @@ from .errors import AoiError
 
 logger = logging.getLogger(__name__)
 
+#: Default of ``max_km2``: no area limit. A region of any size is mapped chunk by chunk and the run's
+#: plan states its scenes, pixels, bytes and time before anything is read; ``max_km2`` remains as
+#: an optional guard (for example in a service that accepts AOIs from others).
+NO_LIMIT = float("inf")
+
 __all__ = ["Aoi", "aoi_from_geometry", "as_aoi", "geodesic_area_km2", "read_aoi"]
 
 _GEOD = pyproj.Geod(ellps="WGS84")
@@ -102,12 +107,12 @@ def _check_geometry(geom: BaseGeometry, name: str, max_km2: float) -> None:
     area = geodesic_area_km2(geom)
     if area > max_km2:
         raise AoiError(
-            f"AOI {name} covers {area:,.0f} km2, more than the {max_km2:,.0f} km2 limit; split it into smaller areas "
-            "or check its CRS/units"
+            f"AOI {name} covers {area:,.0f} km2, more than max_km2={max_km2:,.0f}; raise or drop the limit "
+            "(regions of any size are mapped chunk by chunk), or check the file's CRS"
         )
 
 
-def aoi_from_geometry(geom: BaseGeometry, *, crs: str | pyproj.CRS = "EPSG:4326", max_km2: float = 250_000.0, name: str = "geometry") -> Aoi:
+def aoi_from_geometry(geom: BaseGeometry, *, crs: str | pyproj.CRS = "EPSG:4326", max_km2: float = NO_LIMIT, name: str = "geometry") -> Aoi:
     """Build an :class:`Aoi` from a shapely geometry in ``crs`` (checked like a file; heights dropped)."""
     if geom is None or geom.is_empty:
         raise AoiError(f"AOI {name} is empty; draw a polygon around the lakes to map")
@@ -115,7 +120,7 @@ def aoi_from_geometry(geom: BaseGeometry, *, crs: str | pyproj.CRS = "EPSG:4326"
     if geom.geom_type in ("Polygon", "MultiPolygon") and not geom.is_valid:
         _check_geometry(geom, name, max_km2)
     if pyproj.CRS.from_user_input(crs).is_geographic:
-        _check_geometry(geom, name, float("inf"))  # antimeridian and lon/lat checks before reprojection
+        _check_geometry(geom, name, NO_LIMIT)  # antimeridian and lon/lat checks before reprojection
     wgs = gpd.GeoSeries([geom], crs=crs).to_crs("EPSG:4326").iloc[0]
     _check_geometry(wgs, name, max_km2)
     return Aoi(geometry_wgs84=wgs, source=name, source_crs=pyproj.CRS.from_user_input(crs).to_string())
@@ -186,11 +191,13 @@ def _read_frame(p: Path, name: str, layer: str | None) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
 
 
-def read_aoi(path: str | Path, *, max_km2: float = 250_000.0, layer: str | None = None) -> Aoi:
+def read_aoi(path: str | Path, *, max_km2: float = NO_LIMIT, layer: str | None = None) -> Aoi:
     """Read an AOI from any vector file (GeoJSON, GeoPackage, shapefile, KML, KMZ ...).
 
     All features are dissolved into one (Multi)Polygon; heights (Z) are dropped. A file with
     several layers (a GeoPackage) needs ``layer``; all layers (folders) of a KML/KMZ are used.
+    Any area is accepted (a country's glacier belt, several UTM zones); ``max_km2`` is an optional
+    guard against larger areas.
 
     Raises
     ------
@@ -207,7 +214,7 @@ def read_aoi(path: str | Path, *, max_km2: float = 250_000.0, layer: str | None 
     return aoi_from_frame(gdf, name=name, max_km2=max_km2)
 
 
-def aoi_from_frame(gdf: gpd.GeoDataFrame | gpd.GeoSeries, *, name: str, max_km2: float = 250_000.0) -> Aoi:
+def aoi_from_frame(gdf: gpd.GeoDataFrame | gpd.GeoSeries, *, name: str, max_km2: float = NO_LIMIT) -> Aoi:
     """Build an :class:`Aoi` from all polygons of a GeoDataFrame or GeoSeries (dissolved, 2D)."""
     geoms = gdf.geometry if isinstance(gdf, gpd.GeoDataFrame) else gdf
     if len(geoms) == 0 or geoms.isna().all() or geoms.is_empty.all():
@@ -234,7 +241,7 @@ def aoi_from_frame(gdf: gpd.GeoDataFrame | gpd.GeoSeries, *, name: str, max_km2:
     return Aoi(geometry_wgs84=union, source=name, source_crs=geoms.crs.to_string())
 
 
-def as_aoi(aoi: Any, *, max_km2: float = 250_000.0, layer: str | None = None) -> Aoi:
+def as_aoi(aoi: Any, *, max_km2: float = NO_LIMIT, layer: str | None = None) -> Aoi:
     """The :class:`Aoi` for what the Python API accepts as ``aoi``.
 
     Accepted: an :class:`Aoi`; a path (str or Path) of a vector file; a GeoDataFrame or GeoSeries

@@ -44,8 +44,8 @@ class YearPlan:
 
 def _as_aoi(aoi: Any) -> Aoi:
     """The AOI from any accepted form (path, GeoDataFrame/GeoSeries, shapely or GeoJSON geometry):
-    :func:`gli_toolbox.aoi.as_aoi`, with no area limit (regions of any size are mapped chunk by chunk)."""
-    return as_aoi(aoi, max_km2=float("inf"))
+    :func:`gli_toolbox.aoi.as_aoi` (no area limit: regions of any size are mapped chunk by chunk)."""
+    return as_aoi(aoi)
 
 
 def plan(aoi: Aoi, config: DetectConfig, source: search.SceneSource | None = None) -> list[YearPlan]:

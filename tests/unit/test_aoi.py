@@ -76,6 +76,14 @@ def test_projected_coordinates_labelled_wgs84(tmp_path):
         read_aoi(p)
 
 
-def test_absurdly_large(tmp_path):
-    with pytest.raises(AoiError, match="km2 limit"):
-        read_aoi(_write(tmp_path, "big.geojson", [box(40, 20, 100, 55)]))
+def test_any_area_is_read_and_max_km2_is_an_optional_guard(tmp_path):
+    """No area limit by default (Kazakhstan, 2.7 million km2, and more: the run's plan states the
+    cost); an explicit ``max_km2`` refuses larger areas with a line that says what to do."""
+    from gli_toolbox.aoi import geodesic_area_km2
+
+    big = box(46.5, 40.5, 87.3, 55.4)  # Kazakhstan's bounding box
+    path = _write(tmp_path, "big.geojson", [big])
+    aoi = read_aoi(path)
+    assert aoi.area_km2 == pytest.approx(geodesic_area_km2(big)) and aoi.area_km2 > 2.7e6
+    with pytest.raises(AoiError, match=r"more than max_km2=1,000,000; raise or drop the limit"):
+        read_aoi(path, max_km2=1e6)

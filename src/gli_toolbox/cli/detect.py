@@ -100,7 +100,7 @@ def detect_cmd(
             for line in est.lines():
                 click.echo(line, err=True)
 
-    result = detect(read_aoi(aoi, max_km2=float("inf"), layer=aoi_layer), config=config, workers=workers, scheduler=scheduler, work_dir=work_base, resume=resume,
+    result = detect(read_aoi(aoi, layer=aoi_layer), config=config, workers=workers, scheduler=scheduler, work_dir=work_base, resume=resume,
                     on_plan=show_plan)
     paths = write_outputs(result, out, overwrite=overwrite)
     shutil.rmtree(work_base, ignore_errors=True)  # the run is complete: its intermediate files go

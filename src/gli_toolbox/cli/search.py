@@ -29,7 +29,7 @@ def search_cmd(
         config = DetectConfig(years=years, months=months, stac=stac, collection=collection, max_cloud_pct=max_cloud)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    the_aoi = read_aoi(aoi, max_km2=float("inf"), layer=aoi_layer)
+    the_aoi = read_aoi(aoi, layer=aoi_layer)
     plans = plan(the_aoi, config)
     est = estimate(plans, zone_parts(the_aoi.geometry_wgs84, crs=None, resolution_m=config.resolution_m), config)
     if as_json:
