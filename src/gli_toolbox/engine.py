@@ -560,6 +560,9 @@ class SerialRunner:
             else:
                 yield TaskOutcome(t, None, last)
 
+    def check_folder(self, folder: Path) -> None:
+        """Nothing to check: the tasks run in this process."""
+
     def close(self) -> None:
         pass
 
@@ -635,12 +638,70 @@ class DaskRunner:
                 yield TaskOutcome(t, None, _one_line(exc) if exc is not None else fut.status)
             fut.release()
 
+    def check_folder(self, folder: Path) -> None:
+        """Check that every worker reads what this process writes in ``folder`` and the reverse:
+        chunk results are written there by the workers and read back here. A cluster on other
+        machines needs the folder on a file system they share (NFS, an HPC's project storage); one
+        without it would otherwise fail late, or read another machine's files of the same name.
+
+        Raises :class:`~gli_toolbox.errors.ConfigError` (one line: which workers, what to do), after
+        removing its probe files and ``folder`` itself if it is left empty."""
+        import secrets
+
+        from .errors import ConfigError
+
+        token = secrets.token_hex(8)
+        probe = folder / f".probe-{token}"
+        probe.write_text(token, encoding="utf-8")
+        seen: dict[str, str] = {}
+        try:
+            answers = self.client.run(_probe_folder, str(probe), token)
+            for addr, answer in answers.items():
+                if answer.startswith("ok "):  # the worker wrote its own file: must be visible here
+                    back = Path(answer[3:])
+                    answer = "ok" if back.is_file() and back.read_text(encoding="utf-8") == token else \
+                        "its files do not appear here"
+                seen[addr] = answer
+        finally:
+            for f in folder.glob(f".probe-{token}*"):
+                f.unlink(missing_ok=True)
+        bad = {a: why for a, why in seen.items() if why != "ok"}
+        if not bad:
+            return
+        try:
+            folder.rmdir()  # only if empty: made for this run, nothing in it yet
+        except OSError:
+            pass
+        addr, why = sorted(bad.items())[0]
+        more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
+        raise ConfigError(
+            f"the Dask worker {addr}{more} cannot share the work folder {folder} ({why}): chunk results are "
+            "written there by the workers and read back here, so put the output folder (--out; work_dir= in "
+            "Python) on a file system this machine and the workers share, e.g. NFS or the cluster's project "
+            "storage, or use --workers N on this machine")
+
     def close(self) -> None:
         for obj in self._own:
             try:
                 obj.close()
             except Exception as exc:  # noqa: BLE001 - closing a cluster that already went away
                 logger.debug("closing %s: %s", obj, exc)
+
+
+def _probe_folder(probe: str, token: str) -> str:
+    """On a worker: read the probe file this process wrote, write one of its own beside it. Returns
+    ``"ok <path written>"`` or why not (a short phrase)."""
+    import socket
+
+    try:
+        p = Path(probe)
+        if not p.is_file() or p.read_text(encoding="utf-8") != token:
+            return f"{socket.gethostname()} does not see this machine's files in it"
+        back = p.with_name(f"{p.name}-{socket.gethostname()}-{os.getpid()}")
+        back.write_text(token, encoding="utf-8")
+        return f"ok {back}"
+    except OSError as exc:
+        return f"{socket.gethostname()}: {exc.strerror or exc.__class__.__name__}"
 
 
 def _task_size(task: Any) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,10 +121,82 @@ def test_two_worker_processes_give_the_same_layers(havel_reference, loopback_clu
     (est,) = plans
     assert est.dashboard is not None and est.dashboard.startswith("http://127.0.0.1:")
     assert est.dashboard == client.dashboard_link and est.dashboard in est.lines()[-1]
+    assert not list(tmp_path.rglob(".probe-*"))  # the shared-folder check cleans up after itself
     assert res.run["engine"]["runner"].startswith("dask tcp://127.0.0.1:")
     chunk_tasks = [t for t in stream.data if str(t["key"]).startswith("gli-chunk-2017-33N-")]
     assert len(chunk_tasks) == 6
     assert len({t["worker"] for t in chunk_tasks}) == 2  # both worker processes computed chunks
+
+
+def _can_unshare_mounts() -> bool:
+    try:
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def test_a_worker_on_another_file_system_is_refused_before_any_read(tmp_path):
+    """A Dask worker that does not see the work folder (as on another machine without a shared file
+    system): simulated by a worker process in its own mount namespace with an empty tmpfs over the
+    folder. `gli detect --scheduler` stops before reading anything, with one line that names the
+    worker and says what to do, and leaves no output or work folder behind."""
+    if shutil.which("unshare") is None or not _can_unshare_mounts():
+        pytest.skip("needs `unshare --mount` (root, util-linux) to give one worker a file system of its own")
+    pytest.importorskip("distributed")
+    from click.testing import CliRunner
+
+    from gli_toolbox.cli import cli
+
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    worker = [sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1", "--memory-limit", "1GB",
+              "--no-dashboard"]
+    elsewhere = f"mount -t tmpfs tmpfs {tmp_path} && exec {' '.join(worker)}"  # tmp_path: empty for this worker
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env),
+             subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env),
+             subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", elsewhere],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        from dask.distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = Client(addr, timeout="5s")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        client.wait_for_workers(2, timeout=60)
+        marker = tmp_path / "marker"
+        marker.write_text("here")
+        others = {a for a, sees in client.run(os.path.exists, str(marker)).items() if not sees}
+        marker.unlink()
+        client.close()
+        assert len(others) == 1  # one worker shares this machine's files, the other does not
+        out = tmp_path / "out"
+        res = CliRunner().invoke(cli, ["detect", "--aoi", BARBELLINO["aoi"], "--stac", CATALOG, "--years", "2017",
+                                       "--out", str(out), "--scheduler", addr])
+        assert res.exit_code == 1 and res.exception is not None and isinstance(res.exception, SystemExit)
+        (line,) = [ln for ln in res.output.splitlines() if ln.startswith("Error: ")]
+        assert line.startswith(f"Error: the Dask worker {others.pop()} cannot share the work folder ")
+        assert "does not see this machine's files in it" in line and "--out" in line and "--workers N" in line
+        assert "Traceback" not in res.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output folder, no work folder
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def test_a_chunk_that_keeps_failing_is_recorded_not_fatal(havel_reference, monkeypatch, tmp_path):

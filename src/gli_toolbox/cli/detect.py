@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..config import DetectConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, GliError
 from .exitcodes import exit_if_incomplete
 from .options import closing_summary, configure_logging, selection_options, verbosity_options
 
@@ -100,8 +100,15 @@ def detect_cmd(
             for line in est.lines():
                 click.echo(line, err=True)
 
-    result = detect(read_aoi(aoi, layer=aoi_layer), config=config, workers=workers, scheduler=scheduler, work_dir=work_base, resume=resume,
-                    on_plan=show_plan)
+    try:
+        result = detect(read_aoi(aoi, layer=aoi_layer), config=config, workers=workers, scheduler=scheduler,
+                        work_dir=work_base, resume=resume, on_plan=show_plan)
+    except GliError:
+        try:  # an error before any chunk was finished leaves no empty work folder behind
+            work_base.rmdir()
+        except OSError:
+            pass  # absent, or holding finished chunks for --resume
+        raise
     paths = write_outputs(result, out, overwrite=overwrite)
     shutil.rmtree(work_base, ignore_errors=True)  # the run is complete: its intermediate files go
     if quiet == 0:
