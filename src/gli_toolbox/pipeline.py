@@ -529,7 +529,8 @@ def _work_folder(work_dir: str | Path | None, config: DetectConfig, the_aoi: Aoi
 
     from .engine import run_hash
 
-    base = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="gli-work-"))
+    # absolute: workers of a cluster resolve the chunk paths themselves, from their own working folder
+    base = Path(work_dir).absolute() if work_dir is not None else Path(tempfile.mkdtemp(prefix="gli-work-"))
     work = base / run_hash(config, the_aoi.geometry_wgs84.wkb)
     if work.exists() and not resume:
         shutil.rmtree(work)  # our own intermediate files of an earlier, different attempt

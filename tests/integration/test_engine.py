@@ -128,6 +128,20 @@ def test_two_worker_processes_give_the_same_layers(havel_reference, loopback_clu
     assert len({t["worker"] for t in chunk_tasks}) == 2  # both worker processes computed chunks
 
 
+def test_a_relative_work_folder_works_on_workers_started_elsewhere(loopback_cluster, tmp_path, monkeypatch):
+    """`work_dir` relative to this process's folder: the workers (started in another folder) get
+    absolute chunk paths, so the run completes with the lake of the sample."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    workers_cwd = set(loopback_cluster.run(os.getcwd).values())
+    assert str(here) not in workers_cwd  # the workers really resolve relative paths elsewhere
+    res = detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, client=loopback_cluster,
+                 work_dir="relative-work")
+    assert res.run["complete"] is True and len(res.lakes[2019]) == 1
+    assert (here / "relative-work").is_dir()
+
+
 def _can_unshare_mounts() -> bool:
     try:
         return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
