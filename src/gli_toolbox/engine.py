@@ -560,7 +560,7 @@ class SerialRunner:
             else:
                 yield TaskOutcome(t, None, last)
 
-    def check_folder(self, folder: Path) -> None:
+    def check_workers(self, folder: Path) -> None:
         """Nothing to check: the tasks run in this process."""
 
     def close(self) -> None:
@@ -638,47 +638,62 @@ class DaskRunner:
                 yield TaskOutcome(t, None, _one_line(exc) if exc is not None else fut.status)
             fut.release()
 
-    def check_folder(self, folder: Path) -> None:
-        """Check that every worker reads what this process writes in ``folder`` and the reverse:
-        chunk results are written there by the workers and read back here. A cluster on other
-        machines needs the folder on a file system they share (NFS, an HPC's project storage); one
-        without it would otherwise fail late, or read another machine's files of the same name.
+    def check_workers(self, folder: Path) -> None:
+        """Check, before any task, that every worker runs this version of gli-toolbox and reads what
+        this process writes in ``folder`` and the reverse: chunk results are written there by the
+        workers and read back here. A cluster on other machines needs the folder on a file system
+        they share (NFS, an HPC's project storage) and gli-toolbox installed in the workers'
+        environment; without either, every chunk task would fail, or the run would fail late.
 
-        Raises :class:`~gli_toolbox.errors.ConfigError` (one line: which workers, what to do), after
+        Raises :class:`~gli_toolbox.errors.ConfigError` (one line: which worker, what to do), after
         removing its probe files and ``folder`` itself if it is left empty."""
         import secrets
 
+        from . import __version__
         from .errors import ConfigError
 
+        problem: str | None
         token = secrets.token_hex(8)
         probe = folder / f".probe-{token}"
         probe.write_text(token, encoding="utf-8")
-        seen: dict[str, str] = {}
         try:
-            answers = self.client.run(_probe_folder, str(probe), token)
-            for addr, answer in answers.items():
-                if answer.startswith("ok "):  # the worker wrote its own file: must be visible here
+            answers = self.client.run(_probe_worker, str(probe), token)
+            seen: dict[str, tuple[str, str]] = {}
+            for addr, (version, answer) in answers.items():
+                if answer.startswith("ok "):  # the worker wrote its own file: it must be visible here
                     back = Path(answer[3:])
                     answer = "ok" if back.is_file() and back.read_text(encoding="utf-8") == token else \
                         "its files do not appear here"
-                seen[addr] = answer
+                seen[addr] = (version, answer)
+        except Exception as exc:  # noqa: BLE001 - whatever the workers raise: most often gli_toolbox missing
+            problem = (f"the Dask workers cannot run gli-toolbox ({_one_line(exc)}): install gli-toolbox "
+                       f"{__version__} in the environment of the scheduler's workers, or use --workers N on this "
+                       "machine")
+        else:
+            other = sorted((a, v) for a, (v, _) in seen.items() if v != __version__)
+            bad = sorted((a, why) for a, (_, why) in seen.items() if why != "ok")
+            if other:
+                problem = (f"the Dask worker {other[0][0]} runs gli-toolbox {other[0][1]}, this process "
+                           f"{__version__}: install the same version on the workers (a result must not depend on "
+                           "where its chunks ran)")
+            elif bad:
+                more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
+                problem = (f"the Dask worker {bad[0][0]}{more} cannot share the work folder {folder} ({bad[0][1]}): "
+                           "chunk results are written there by the workers and read back here, so put the output "
+                           "folder (--out; work_dir= in Python) on a file system this machine and the workers share, "
+                           "e.g. NFS or the cluster's project storage, or use --workers N on this machine")
+            else:
+                problem = None
         finally:
             for f in folder.glob(f".probe-{token}*"):
                 f.unlink(missing_ok=True)
-        bad = {a: why for a, why in seen.items() if why != "ok"}
-        if not bad:
+        if problem is None:
             return
         try:
             folder.rmdir()  # only if empty: made for this run, nothing in it yet
         except OSError:
             pass
-        addr, why = sorted(bad.items())[0]
-        more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
-        raise ConfigError(
-            f"the Dask worker {addr}{more} cannot share the work folder {folder} ({why}): chunk results are "
-            "written there by the workers and read back here, so put the output folder (--out; work_dir= in "
-            "Python) on a file system this machine and the workers share, e.g. NFS or the cluster's project "
-            "storage, or use --workers N on this machine")
+        raise ConfigError(problem)
 
     def close(self) -> None:
         for obj in self._own:
@@ -688,20 +703,22 @@ class DaskRunner:
                 logger.debug("closing %s: %s", obj, exc)
 
 
-def _probe_folder(probe: str, token: str) -> str:
-    """On a worker: read the probe file this process wrote, write one of its own beside it. Returns
-    ``"ok <path written>"`` or why not (a short phrase)."""
+def _probe_worker(probe: str, token: str) -> tuple[str, str]:
+    """On a worker: its gli-toolbox version, and whether it reads the probe file this process wrote
+    and can write one of its own beside it: ``"ok <path written>"`` or why not (a short phrase)."""
     import socket
+
+    from . import __version__
 
     try:
         p = Path(probe)
         if not p.is_file() or p.read_text(encoding="utf-8") != token:
-            return f"{socket.gethostname()} does not see this machine's files in it"
+            return __version__, f"{socket.gethostname()} does not see this machine's files in it"
         back = p.with_name(f"{p.name}-{socket.gethostname()}-{os.getpid()}")
         back.write_text(token, encoding="utf-8")
-        return f"ok {back}"
+        return __version__, f"ok {back}"
     except OSError as exc:
-        return f"{socket.gethostname()}: {exc.strerror or exc.__class__.__name__}"
+        return __version__, f"{socket.gethostname()}: {exc.strerror or exc.__class__.__name__}"
 
 
 def _task_size(task: Any) -> int:

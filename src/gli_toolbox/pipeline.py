@@ -257,7 +257,7 @@ def detect(
             logger.info("zone %s grid %s, %g m: %d x %d pixels in %d chunk(s) of up to %d px", z.label, z.crs,
                         config.resolution_m, z.grid.shape[0], z.grid.shape[1], len(cs), config.chunk_px)
         work = _work_folder(work_dir, config, the_aoi, resume)
-        runner.check_folder(work)  # a cluster on other machines must share it (fails here, before any read)
+        runner.check_workers(work)  # gli-toolbox on the workers, the folder shared with them: before any read
         glaciers = _glaciers(the_aoi, config, zones)
         if config.dem:
             _check_dem(config, zones)

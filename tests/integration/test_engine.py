@@ -4,6 +4,7 @@ processes on loopback, a chunk that keeps failing, and ``--resume`` after a SIGK
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -66,9 +67,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def loopback_cluster():
-    """``dask scheduler`` and two ``dask worker`` processes, as a partner's cluster would run them."""
+_WORKER = [sys.executable, "-m", "distributed.cli.dask_worker", "{addr}", "--nthreads", "1", "--memory-limit", "1GB",
+           "--no-dashboard"]
+
+
+@contextlib.contextmanager
+def _cluster(workers: list[tuple[list[str], dict[str, str]]]):
+    """A ``dask scheduler`` and worker processes on loopback, as a partner's cluster runs them; each
+    worker is (command with ``{addr}``, extra environment). Yields a connected ``Client``."""
     pytest.importorskip("distributed")
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
@@ -77,10 +83,9 @@ def loopback_cluster():
                                "--port", str(port), "--dashboard-address", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=env)]
     try:
-        for _ in range(2):
-            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1",
-                                           "--memory-limit", "1GB", "--no-dashboard"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        for cmd, extra in workers:
+            procs.append(subprocess.Popen([c.replace("{addr}", addr) for c in cmd], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, env={**env, **extra}))
         from dask.distributed import Client
 
         deadline = time.monotonic() + 60
@@ -92,7 +97,7 @@ def loopback_cluster():
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        client.wait_for_workers(2, timeout=60)
+        client.wait_for_workers(len(workers), timeout=60)
         yield client
         client.close()
     finally:
@@ -104,6 +109,22 @@ def loopback_cluster():
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+@pytest.fixture(scope="module")
+def loopback_cluster():
+    """``dask scheduler`` and two ``dask worker`` processes, as a partner's cluster would run them."""
+    with _cluster([(_WORKER, {}), (_WORKER, {})]) as client:
+        yield client
+
+
+def _detect_on(addr: str, out: Path):
+    from click.testing import CliRunner
+
+    from gli_toolbox.cli import cli
+
+    return CliRunner().invoke(cli, ["detect", "--aoi", BARBELLINO["aoi"], "--stac", CATALOG, "--years", "2017",
+                                    "--out", str(out), "--scheduler", addr])
 
 
 def test_two_worker_processes_give_the_same_layers(havel_reference, loopback_cluster, tmp_path):
@@ -144,7 +165,7 @@ def test_a_relative_work_folder_works_on_workers_started_elsewhere(loopback_clus
 
 def _can_unshare_mounts() -> bool:
     try:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, check=False,
                               timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -157,60 +178,44 @@ def test_a_worker_on_another_file_system_is_refused_before_any_read(tmp_path):
     worker and says what to do, and leaves no output or work folder behind."""
     if shutil.which("unshare") is None or not _can_unshare_mounts():
         pytest.skip("needs `unshare --mount` (root, util-linux) to give one worker a file system of its own")
-    pytest.importorskip("distributed")
-    from click.testing import CliRunner
-
-    from gli_toolbox.cli import cli
-
-    port = _free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    worker = [sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1", "--memory-limit", "1GB",
-              "--no-dashboard"]
-    elsewhere = f"mount -t tmpfs tmpfs {tmp_path} && exec {' '.join(worker)}"  # tmp_path: empty for this worker
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env),
-             subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env),
-             subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", elsewhere],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    try:
-        from dask.distributed import Client
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = Client(addr, timeout="5s")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        client.wait_for_workers(2, timeout=60)
+    elsewhere = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 f"mount -t tmpfs tmpfs {tmp_path} && exec {' '.join(_WORKER)}"]  # tmp_path: empty for this worker
+    with _cluster([(_WORKER, {}), (elsewhere, {})]) as client:
         marker = tmp_path / "marker"
         marker.write_text("here")
         others = {a for a, sees in client.run(os.path.exists, str(marker)).items() if not sees}
         marker.unlink()
-        client.close()
         assert len(others) == 1  # one worker shares this machine's files, the other does not
-        out = tmp_path / "out"
-        res = CliRunner().invoke(cli, ["detect", "--aoi", BARBELLINO["aoi"], "--stac", CATALOG, "--years", "2017",
-                                       "--out", str(out), "--scheduler", addr])
-        assert res.exit_code == 1 and res.exception is not None and isinstance(res.exception, SystemExit)
-        (line,) = [ln for ln in res.output.splitlines() if ln.startswith("Error: ")]
-        assert line.startswith(f"Error: the Dask worker {others.pop()} cannot share the work folder ")
-        assert "does not see this machine's files in it" in line and "--out" in line and "--workers N" in line
-        assert "Traceback" not in res.output
-        assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output folder, no work folder
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        res = _detect_on(client.scheduler.address, tmp_path / "out")
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("Error: ")]
+    assert line.startswith(f"Error: the Dask worker {others.pop()} cannot share the work folder ")
+    assert "does not see this machine's files in it" in line and "--out" in line and "--workers N" in line
+    assert "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output folder, no work folder
+
+
+def test_workers_without_gli_toolbox_are_refused_before_any_read(tmp_path):
+    """Workers whose environment lacks gli-toolbox (a cluster set up for something else): one line
+    that says to install it, before any chunk task could fail for it, and nothing left behind."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoGli:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'gli_toolbox' or name.startswith('gli_toolbox.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'gli_toolbox'\", name=name)\n"
+        "sys.meta_path.insert(0, _NoGli())\n")
+    out_parent = tmp_path / "run"
+    out_parent.mkdir()
+    with _cluster([(_WORKER, {"PYTHONPATH": str(hide)})]) as client:
+        res = _detect_on(client.scheduler.address, out_parent / "out")
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("Error: ")]
+    assert line.startswith("Error: the Dask workers cannot run gli-toolbox (") and "gli_toolbox" in line
+    assert "install gli-toolbox" in line and "Traceback" not in res.output
+    assert sorted(p.name for p in out_parent.iterdir()) == []
 
 
 def test_a_chunk_that_keeps_failing_is_recorded_not_fatal(havel_reference, monkeypatch, tmp_path):
