@@ -273,7 +273,7 @@ def detect(
             out_crs = zones[0].crs
         with _no_space_guard(work):  # lake extraction's chunk passes run on the same workers as the chunk tasks
             periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene,
-                                      client=getattr(runner, "client", None))
+                                      client=getattr(runner, "client", None), progress=progress)
     finally:
         runner.close()
         from .load import close_datasets
@@ -327,15 +327,40 @@ class _Periods:
 
 def _period_results(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], config: DetectConfig,
                     glaciers: gpd.GeoDataFrame | None, out_crs: str, log: _RunLog,
-                    on_scene: Callable[[str], None] | None, *, client: Any = None) -> _Periods:
-    """Lakes, water maps and the run record of every period, from the seasons' zone rasters."""
+                    on_scene: Callable[[str], None] | None, *, client: Any = None,
+                    progress: bool | None = None) -> _Periods:
+    """Lakes, water maps and the run record of every period, from the seasons' zone rasters (with a
+    progress bar over the years: on a region this phase takes minutes to hours, after the chunks')."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(1 for p in plans if p.days), unit="year", desc="lakes",
+               disable=(None if progress is None else not progress), leave=False)
+    try:
+        return _period_results_each(plans, outcomes, config, glaciers, out_crs, log, on_scene, client, bar)
+    finally:
+        bar.close()
+
+
+def _advancing(plans: list[YearPlan], bar: Any) -> Iterator[YearPlan]:
+    """The plans in turn; the bar moves when the loop's body is done with a year that has scenes."""
+    for p in plans:
+        if p.days:
+            bar.set_postfix_str(str(p.year))
+        yield p
+        if p.days:
+            bar.update(1)
+
+
+def _period_results_each(plans: list[YearPlan], outcomes: dict[int, _SeasonOutcome], config: DetectConfig,
+                         glaciers: gpd.GeoDataFrame | None, out_crs: str, log: _RunLog,
+                         on_scene: Callable[[str], None] | None, client: Any, bar: Any) -> _Periods:
     lakes: dict[int, gpd.GeoDataFrame] = {}
     masks: dict[int, WaterMap] = {}
     scene_lakes: dict[str, gpd.GeoDataFrame] = {}
     scene_masks: dict[str, WaterMap] = {}
     years_record: dict[str, Any] = {}
     incomplete: dict[str, list[str]] = {}
-    for p in plans:
+    for p in _advancing(plans, bar):
         base = {"season": [p.start, p.end], "scenes": [s.to_record() for sc in p.days.values() for s in sc],
                 "dropped_duplicates": p.dropped}
         if not p.days:

@@ -65,6 +65,21 @@ def test_workers_print_the_dashboard_in_the_plan_and_no_dask_chatter(sample_args
     assert verbose.count("plan: 2 scenes on 2 days") == 1
 
 
+def test_the_lake_phase_has_its_own_progress_bar_over_the_years(sample_data, tmp_path, capsys):
+    """After the chunk bar, lake extraction (minutes to hours on a region) moves a bar of its own,
+    one step per year with scenes (2017 and 2019 of the sample; 2018 has none)."""
+    from gli_toolbox.pipeline import detect
+
+    detect(str(sample_data / "barbellino.geojson"), stac=str(sample_data / "catalog.json"), years=(2017, 2018, 2019),
+           progress=True, work_dir=tmp_path)
+    err = capsys.readouterr().err
+    states = re.findall(r"lakes: +\d+%\|[^|]*\| (\d)/(\d) \[[^]]*year/s, (\d{4})\]", err)
+    assert states and {t for _, t, _ in states} == {"2"}  # two years with scenes
+    assert ("1", "2", "2017") in states  # 2017 done
+    assert ("1", "2", "2019") in states  # 2019 in work (the bar is cleared when the phase ends)
+    assert err.index("chunks:") < err.index("lakes:")
+
+
 def test_quiet_prints_nothing_on_success(sample_args):
     done = _gli([*sample_args, "-q"])
     assert done.returncode == 0 and done.stderr == ""

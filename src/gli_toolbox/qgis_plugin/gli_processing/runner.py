@@ -25,6 +25,9 @@ from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PERCENT = re.compile(r"(\d{1,3})%\|")
+#: the bars of ``gli detect`` in the order they run, and the share of QGIS's one bar each fills, so
+#: that it only moves forward (the lake phase of a region takes minutes to hours after the chunks)
+PHASES = {"cloud pass": (0, 10), "chunks": (10, 85), "lakes": (85, 100)}
 
 #: environment variables of QGIS's own GDAL/PROJ that must not leak into the gli process, whose
 #: rasterio/pyproj/pyogrio wheels bring their own data files (a foreign proj.db breaks PROJ)
@@ -85,7 +88,8 @@ class RunResult:
 
 
 def split_messages(text: str) -> list[tuple[str, int | None]]:
-    """Split raw stderr text into (message, percent) pieces; progress bar redraws give a percent.
+    """Split raw stderr text into (message, percent) pieces; progress bar redraws give a percent
+    of the whole run (:func:`_overall`).
 
     >>> split_messages("WARNING: x\\r\\nreading scenes:  50%|#####     | 1/2\\r")
     [('WARNING: x', None), ('reading scenes:  50%|#####     | 1/2', 50)]
@@ -96,8 +100,18 @@ def split_messages(text: str) -> list[tuple[str, int | None]]:
         if not piece:
             continue
         m = PERCENT.search(piece)
-        out.append((piece, int(m.group(1)) if m else None))
+        out.append((piece, _overall(piece, int(m.group(1))) if m else None))
     return out
+
+
+def _overall(bar: str, percent: int) -> int:
+    """The percent of one of gli's bars on QGIS's single bar (:data:`PHASES`; another bar as is).
+
+    >>> _overall("chunks:  50%|#####     | 1/2", 50), _overall("lakes: 100%|###| 2/2", 100), _overall("x: 7%|", 7)
+    (48, 100, 7)
+    """
+    lo, hi = PHASES.get(bar.split(":", 1)[0].strip(), (0, 100))
+    return lo + round((hi - lo) * min(percent, 100) / 100)
 
 
 def run_gli(
