@@ -30,7 +30,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,48 @@ __all__ = [
 
 #: Attempts of a chunk task before it is recorded as failed (1 + retries).
 CHUNK_RETRIES = 2
+
+
+#: In a run's work folder: the gli-toolbox version of the process that started the run. Workers look
+#: for it before each task (:func:`check_run_folder`).
+RUN_MARKER = ".gli-run"
+
+#: How long a run on a Dask cluster waits for a worker, in seconds: for the first one to join (an HPC
+#: job still in its queue) and, during the run, for new ones after all went away.
+WORKER_WAIT_S = 600.0
+
+
+def mark_run(folder: Path) -> None:
+    """Write :data:`RUN_MARKER` into the run's work folder (before the first task)."""
+    from . import __version__
+
+    (folder / RUN_MARKER).write_text(__version__, encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=16)
+def check_run_folder(run_dir: str) -> None:
+    """Before a task, in the process that runs it: the run's work folder is visible here and was made
+    by this gli-toolbox version. :meth:`DaskRunner.check_workers` checks the workers present at the
+    start; this catches those that join later (adaptive scaling, an HPC job that left its queue),
+    whose tasks would otherwise write their results where the run never looks, or compute with other
+    code. A failure is cached by nobody: the next task checks again.
+
+    Raises :class:`~gli_toolbox.errors.ClusterError` (the task fails here, before reading anything; it
+    is retried, on another worker if the scheduler picks one, and recorded if it keeps failing).
+    """
+    import socket
+
+    from . import __version__
+    from .errors import ClusterError
+
+    try:
+        theirs = (Path(run_dir) / RUN_MARKER).read_text(encoding="utf-8").strip()
+    except OSError:
+        raise ClusterError(f"the Dask worker on {socket.gethostname()} (process {os.getpid()}) does not see the run's "
+                           f"work folder {run_dir}: start workers only where the output folder is shared") from None
+    if theirs != __version__:
+        raise ClusterError(f"the Dask worker on {socket.gethostname()} (process {os.getpid()}) runs gli-toolbox "
+                           f"{__version__}, the run {theirs}: install the same version on every worker")
 
 
 def run_hash(config: DetectConfig, aoi_wkb: bytes) -> str:
@@ -96,6 +139,8 @@ class ChunkTask:
     """Per day (ISO date): path of the day's coarse cloud + shadow mask (L1C), read by window."""
     dem_items: tuple[Any, ...] = ()
     """With ``--dem auto``: the DEM items over the chunk (searched once per zone part, not per chunk)."""
+    run_dir: str = ""
+    """The run's work folder (with :data:`RUN_MARKER`), checked before the task; empty: not checked."""
 
     @property
     def key(self) -> str:
@@ -209,6 +254,8 @@ class CloudTask:
     """(row, col) of the block on the lattice: it covers coarse rows ``row*B .. (row+1)*B``, row
     index ``floor(-y / 60 m)``, columns ``floor(x / 60 m)``."""
     path: str
+    run_dir: str = ""
+    """As :attr:`ChunkTask.run_dir`."""
 
     @property
     def key(self) -> str:
@@ -252,6 +299,8 @@ def run_cloud_block(task: CloudTask) -> dict[str, Any]:
     from .clouds import COARSE_PASS_M, coarse_clouds_and_shadows, shadow_reach_m
     from .providers import S2_BAND_IDS, sun_angles
 
+    if task.run_dir:
+        check_run_folder(task.run_dir)
     _tune_malloc()
     sun = sun_angles(task.scenes[0].item)
     elev = sun[1] if sun is not None else 90.0
@@ -368,6 +417,8 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
     from . import grids, load
     from .errors import AssetReadError
 
+    if task.run_dir:
+        check_run_folder(task.run_dir)
     _tune_malloc()
     config = task.config
     gbox = task.geobox()
@@ -615,7 +666,8 @@ class DaskRunner:
             self.dashboard: str | None = client.dashboard_link
         except Exception:  # noqa: BLE001 - a scheduler without a dashboard (bokeh missing, disabled)
             self.dashboard = None
-        self.name = f"dask {client.scheduler.address}" if getattr(client, "scheduler", None) else "dask"
+        self.address = client.scheduler.address if getattr(client, "scheduler", None) else "(unknown)"
+        self.name = f"dask {self.address}" if self.address != "(unknown)" else "dask"
         try:
             self.n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         except Exception:  # noqa: BLE001
@@ -629,14 +681,22 @@ class DaskRunner:
         order = sorted(tasks, key=lambda t: -_task_size(t))
         futures = {self.client.submit(fn, t, key=t.key, retries=CHUNK_RETRIES, pure=False,
                                       priority=len(order) - i): t for i, t in enumerate(order)}
-        for fut in as_completed(futures):
-            t = futures.pop(fut)
-            if fut.status == "finished":
-                yield TaskOutcome(t, fut.result())
-            else:
-                exc = fut.exception()
-                yield TaskOutcome(t, None, _one_line(exc) if exc is not None else fut.status)
-            fut.release()
+        done = as_completed(futures)
+        watch = _WorkerWatch(self.client)
+        while not done.is_empty():
+            batch = done.next_batch(block=False)
+            if not batch:  # nothing finished yet: are there still workers to do it?
+                watch.check(self.address, futures)
+                time.sleep(0.05)
+                continue
+            for fut in batch:
+                t = futures.pop(fut)
+                if fut.status == "finished":
+                    yield TaskOutcome(t, fut.result())
+                else:
+                    exc = fut.exception()
+                    yield TaskOutcome(t, None, _one_line(exc) if exc is not None else fut.status)
+                fut.release()
 
     def check_workers(self, folder: Path) -> None:
         """Check, before any task, that every worker runs this version of gli-toolbox and reads what
@@ -645,13 +705,28 @@ class DaskRunner:
         they share (NFS, an HPC's project storage) and gli-toolbox installed in the workers'
         environment; without either, every chunk task would fail, or the run would fail late.
 
-        Raises :class:`~gli_toolbox.errors.ConfigError` (one line: which worker, what to do), after
-        removing its probe files and ``folder`` itself if it is left empty."""
+        A cluster without workers yet (an HPC job in its queue) is waited for, up to
+        :data:`WORKER_WAIT_S`. Workers that join later are checked by each task
+        (:func:`check_run_folder`).
+
+        Raises :class:`~gli_toolbox.errors.ConfigError` (one line: which worker, what to do), or
+        :class:`~gli_toolbox.errors.ClusterError` when no worker joined, after removing its probe
+        files and ``folder`` itself if it is left empty."""
         import secrets
 
         from . import __version__
-        from .errors import ConfigError
+        from .errors import ClusterError, ConfigError
 
+        if not self.client.nthreads():  # an HPC job still in its queue, a cluster still starting
+            logger.info("waiting up to %s for a Dask worker to join %s", _duration(WORKER_WAIT_S), self.address)
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except (TimeoutError, OSError):
+                _remove_if_empty(folder)
+                raise ClusterError(f"no Dask worker joined the scheduler {self.address} within "
+                                   f"{_duration(WORKER_WAIT_S)}: start workers (dask worker {self.address}) "
+                                   "or use --workers N on this machine") from None
+            self.n_workers = max(1, len(self.client.nthreads()))
         problem: str | None
         token = secrets.token_hex(8)
         probe = folder / f".probe-{token}"
@@ -689,10 +764,7 @@ class DaskRunner:
                 f.unlink(missing_ok=True)
         if problem is None:
             return
-        try:
-            folder.rmdir()  # only if empty: made for this run, nothing in it yet
-        except OSError:
-            pass
+        _remove_if_empty(folder)
         raise ConfigError(problem)
 
     def close(self) -> None:
@@ -701,6 +773,95 @@ class DaskRunner:
                 obj.close()
             except Exception as exc:  # noqa: BLE001 - closing a cluster that already went away
                 logger.debug("closing %s: %s", obj, exc)
+
+
+def _duration(seconds: float) -> str:
+    """``"10 min"``, ``"45 s"``.
+
+    >>> _duration(600), _duration(3)
+    ('10 min', '3 s')
+    """
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove the run's work folder if nothing is in it yet (made for this run)."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+class _WorkerWatch:
+    """Stops a run whose cluster has had no worker for :data:`WORKER_WAIT_S` (all workers went away: an
+    HPC job's time limit, a crash): without it the run would wait for ever. Asks the scheduler at
+    most every 2 s."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.last = 0.0
+        self.since: float | None = None
+
+    def check(self, address: str, pending: Collection[Any]) -> None:
+        now = time.monotonic()
+        if now - self.last < 2.0:
+            return
+        self.last = now
+        try:
+            n = len(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - the scheduler itself is gone: the same outcome
+            n = 0
+        if n:
+            self.since = None
+            return
+        if self.since is None:
+            self.since = now
+            logger.warning("the Dask cluster %s has no worker; waiting up to %s for one", address,
+                           _duration(WORKER_WAIT_S))
+            return
+        if now - self.since >= WORKER_WAIT_S:
+            from .errors import ClusterError
+
+            try:
+                self.client.cancel(list(pending))
+            except Exception as exc:  # noqa: BLE001 - nothing to cancel on a scheduler that is gone
+                logger.debug("cancelling the tasks left: %s", exc)
+            raise ClusterError(f"the Dask cluster {address} has had no worker for {_duration(WORKER_WAIT_S)} "
+                               f"({len(pending)} task(s) left): finished chunks are kept; start workers and run "
+                               "the same command again with --resume")
+
+
+def results_or_here(client: Any, futures: Sequence[Any], here: Callable[[int], Any]) -> list[Any]:
+    """The results of ``futures``, tasks of the steps after the chunk tasks (lake passes, river
+    flags: pure functions of files in the work folder or of polygons). One that failed on the
+    workers even after its retries (a worker that joined late without the work folder or without
+    gli-toolbox), or that cannot run because the cluster has no worker left, is computed in this
+    process instead: ``here(i)`` runs the same function on the same input, so the result is the same.
+    """
+    from dask.distributed import wait
+
+    while True:
+        try:
+            wait(futures, timeout=2)
+            break
+        except TimeoutError:
+            try:
+                if client.nthreads():
+                    continue  # still working
+            except Exception as exc:  # noqa: BLE001 - the scheduler itself is gone
+                logger.debug("asking the scheduler for its workers: %s", exc)
+            logger.warning("the Dask cluster has no worker: the rest of this step runs in this process")
+            break
+    out = []
+    for i, f in enumerate(futures):
+        if f.status == "finished":
+            out.append(f.result())
+            continue
+        if f.status == "error":
+            logger.warning("a task failed on the Dask workers (%s); running it in this process", _one_line(f.exception()))
+        f.cancel()
+        out.append(here(i))
+    return out
 
 
 def _probe_worker(probe: str, token: str) -> tuple[str, str]:
@@ -753,7 +914,7 @@ def disk_full(exc: BaseException) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    text = str(exc).splitlines()[0][:400] if str(exc) else ""
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 

@@ -13,6 +13,7 @@ import re
 __all__ = [
     "AoiError",
     "AssetReadError",
+    "ClusterError",
     "ConfigError",
     "GliError",
     "InventoryError",
@@ -96,6 +97,11 @@ class OutputError(GliError, OSError):
 
 class OutputLockedError(OutputError):
     """Another run is writing into the same output folder right now."""
+
+
+class ClusterError(GliError, RuntimeError):
+    """The Dask cluster of a run has no worker (none joined, or all went away), or a worker cannot
+    take part in the run (another gli-toolbox version, the work folder not shared with it)."""
 
 
 class InventoryError(GliError, ValueError):

@@ -258,6 +258,9 @@ def detect(
                         config.resolution_m, z.grid.shape[0], z.grid.shape[1], len(cs), config.chunk_px)
         work = _work_folder(work_dir, config, the_aoi, resume)
         runner.check_workers(work)  # gli-toolbox on the workers, the folder shared with them: before any read
+        from .engine import mark_run
+
+        mark_run(work)  # and each task checks it, on workers that join later
         glaciers = _glaciers(the_aoi, config, zones)
         if config.dem:
             _check_dem(config, zones)
@@ -282,8 +285,11 @@ def detect(
     lakes, masks, scene_lakes, scene_masks = periods.lakes, periods.masks, periods.scene_lakes, periods.scene_masks
     years_record, incomplete = periods.years_record, periods.incomplete
     if not lakes:
+        failed = [ln for lines in incomplete.values() for ln in lines]
         raise NoScenesFoundError(
-            "no valid observation in any year: " + "; ".join(log.warnings) + ". Check the scenes with `gli search`"
+            "no valid observation in any year: " + "; ".join(log.warnings)
+            + (f"; {len(failed)} chunk task(s) or band file(s) failed, e.g. {failed[0]}" if failed else "")
+            + ". Check the scenes with `gli search`"
         )
 
     # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
@@ -422,7 +428,8 @@ def _period_results_each(plans: list[YearPlan], outcomes: dict[int, _SeasonOutco
 
 def _rivers(polygons: list[BaseGeometry], pixel_size_m: float, client: Any) -> NDArray[np.bool_]:
     """:func:`gli_toolbox.rivers.is_river` of every polygon, in batches on the Dask workers when
-    there is a client (a pure function of each polygon: the same flags either way)."""
+    there is a client (a pure function of each polygon: the same flags either way; a batch that
+    fails there runs here)."""
     import functools
 
     from .rivers import is_river
@@ -432,9 +439,12 @@ def _rivers(polygons: list[BaseGeometry], pixel_size_m: float, client: Any) -> N
         return np.zeros(0, dtype=bool)
     if client is None or len(polygons) < 64:
         return np.asarray(flag(polygons), dtype=bool)
-    n = min(len(polygons) // 16, 8 * max(len(client.scheduler_info().get("workers", {})), 1))
+    from .engine import CHUNK_RETRIES, results_or_here
+
+    n = min(len(polygons) // 16, 8 * max(len(client.nthreads()), 1))
     batches = [list(b) for b in np.array_split(np.asarray(polygons, dtype=object), max(n, 1))]
-    return np.concatenate([np.asarray(f, dtype=bool) for f in client.gather(client.map(flag, batches, pure=False))])
+    futures = client.map(flag, batches, pure=False, retries=CHUNK_RETRIES)
+    return np.concatenate([np.asarray(f, dtype=bool) for f in results_or_here(client, futures, lambda i: flag(batches[i]))])
 
 
 def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attributes: dict[str, Any], *,
@@ -627,7 +637,7 @@ def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Ch
             over = tuple((d, tuple(s for s in v if feet[s.id].intersects(box))) for d, v in days)
             t = ChunkTask(config, str(p.year), z.label, z.crs, tuple(a)[:6], c, clipped,
                           tuple((d, v) for d, v in over if v),
-                          str(work / "chunks" / key / z.label / f"{c.name}.tif"), clouds)
+                          str(work / "chunks" / key / z.label / f"{c.name}.tif"), clouds, run_dir=str(work))
             if dem_items:
                 from .dem import dem_grid
 
@@ -642,7 +652,8 @@ def _tasks(p: YearPlan, zone_chunks: list[tuple[Any, BaseGeometry, list[grids.Ch
                 span = 1024 * 60.0
                 bbox = shapely.geometry.box(b[1] * span, -(b[0] + 1) * span, (b[1] + 1) * span, -b[0] * span)
                 if footprint.intersects(bbox):
-                    cloud_tasks.append(CloudTask(d, scenes, z.crs, b, str(Path(clouds[d.isoformat()]) / f"b{b[0]}_{b[1]}.tif")))
+                    cloud_tasks.append(CloudTask(d, scenes, z.crs, b, str(Path(clouds[d.isoformat()]) / f"b{b[0]}_{b[1]}.tif"),
+                                                 run_dir=str(work)))
         out.append(ts)
     return out, cloud_tasks
 

@@ -806,12 +806,15 @@ def _tables(chunks: Sequence[_Chunk], results: Sequence[dict[str, Any]], offsets
 
 def _run(fn: Callable[..., dict[str, Any]], src: _Source, chunks: Sequence[_Chunk], per_chunk: Sequence[tuple[Any, ...]],
          client: Any) -> list[dict[str, Any]]:
-    """``fn(src, chunk, *args)`` for every chunk, serially or as tasks on a Dask client (same results)."""
+    """``fn(src, chunk, *args)`` for every chunk, serially or as tasks on a Dask client (same results;
+    a task that fails there, or finds no worker, runs here: :func:`gli_toolbox.engine.results_or_here`)."""
     if client is None:
         return [fn(src, c, *a) for c, a in zip(chunks, per_chunk)]
+    from .engine import CHUNK_RETRIES, results_or_here
+
     src_f = client.scatter(src, broadcast=True, hash=False) if isinstance(src, _ArraySource) else src
-    futures = [client.submit(fn, src_f, c, *a, pure=False) for c, a in zip(chunks, per_chunk)]
-    return client.gather(futures)
+    futures = [client.submit(fn, src_f, c, *a, pure=False, retries=CHUNK_RETRIES) for c, a in zip(chunks, per_chunk)]
+    return results_or_here(client, futures, lambda i: fn(src, chunks[i], *per_chunk[i]))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ import pytest
 import rasterio
 
 from gli_toolbox import engine
+from gli_toolbox.errors import NoScenesFoundError
 from gli_toolbox.pipeline import detect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +99,8 @@ def _cluster(workers: list[tuple[list[str], dict[str, str]]]):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        client.wait_for_workers(len(workers), timeout=60)
+        if workers:
+            client.wait_for_workers(len(workers), timeout=60)
         yield client
         client.close()
     finally:
@@ -216,6 +219,172 @@ def test_workers_without_gli_toolbox_are_refused_before_any_read(tmp_path):
     assert line.startswith("Error: the Dask workers cannot run gli-toolbox (") and "gli_toolbox" in line
     assert "install gli-toolbox" in line and "Traceback" not in res.output
     assert sorted(p.name for p in out_parent.iterdir()) == []
+
+
+def test_each_task_checks_the_run_folder_before_reading(monkeypatch, tmp_path):
+    """A task on a worker that joined the cluster after the start-up check (adaptive scaling, an HPC
+    job that left its queue): without the run's work folder, or with another gli-toolbox version, it
+    fails at once, before reading or writing anything; with the marker of this run it runs."""
+    from dataclasses import replace
+
+    from gli_toolbox import __version__
+    from gli_toolbox.errors import ClusterError
+
+    tasks = []
+    real = engine.run_chunk
+    monkeypatch.setattr(engine, "run_chunk", lambda t: (tasks.append(t), real(t))[1])
+    detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, work_dir=tmp_path / "run")
+    monkeypatch.setattr(engine, "run_chunk", real)
+    task = tasks[0]
+    assert task.run_dir and (Path(task.run_dir) / engine.RUN_MARKER).read_text() == __version__
+
+    elsewhere = tmp_path / "elsewhere"  # the work folder as a worker without it sees it: absent
+    moved = replace(task, run_dir=str(elsewhere), path=str(elsewhere / "chunks" / "c.tif"))
+    with pytest.raises(ClusterError, match=r"^the Dask worker on .+ does not see the run's work folder .+elsewhere: "
+                                           r"start workers only where the output folder is shared$"):
+        engine.run_chunk(moved)
+    assert not elsewhere.exists()  # nothing written, not even its folders
+
+    elsewhere.mkdir()
+    (elsewhere / engine.RUN_MARKER).write_text("0.0.1")  # made by another version of gli-toolbox
+    with pytest.raises(ClusterError, match=rf"runs gli-toolbox {__version__}, the run 0.0.1: install the same version"):
+        engine.run_chunk(moved)
+    assert sorted(p.name for p in elsewhere.iterdir()) == [engine.RUN_MARKER]
+
+    (elsewhere / engine.RUN_MARKER).write_text(__version__)
+    assert engine.run_chunk(moved)["days"] == real(task)["days"]
+
+
+def test_a_cluster_without_workers_is_waited_for_then_refused(monkeypatch, tmp_path):
+    """A scheduler whose workers have not joined (an HPC job still queued): the run waits for one,
+    up to ``WORKER_WAIT_S``, then stops with one line, leaving nothing behind."""
+    from gli_toolbox.errors import ClusterError
+
+    monkeypatch.setattr(engine, "WORKER_WAIT_S", 3.0)
+    with _cluster([]) as client:
+        t0 = time.monotonic()
+        with pytest.raises(ClusterError, match=r"^no Dask worker joined the scheduler tcp://127\.0\.0\.1:\d+ within "
+                                               r"3 s: start workers \(dask worker tcp://.+\) or use --workers N"):
+            detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, client=client,
+                   work_dir=tmp_path / "work")
+        assert 3 <= time.monotonic() - t0 < 60
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def _swap_workers(client, new_worker: list[str], env: dict[str, str]):
+    """``on_plan`` for a run on ``client``: after the start-up check, a worker started with
+    ``new_worker`` joins and the workers of the check leave (as when an HPC job ends and another one
+    starts). Returns the callback and the list of the processes it started."""
+    procs: list[subprocess.Popen] = []
+
+    def swap(_plan) -> None:
+        old = list(client.nthreads())
+        addr = client.scheduler.address
+        procs.append(subprocess.Popen([c.replace("{addr}", addr) for c in new_worker], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL,
+                                      env={**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False", **env}))
+        client.wait_for_workers(len(old) + 1, timeout=60)
+        client.retire_workers(old)
+        deadline = time.monotonic() + 60
+        while set(client.nthreads()) & set(old) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(client.nthreads()) == 1
+
+    return swap, procs
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def test_a_worker_joining_later_without_the_work_folder_loses_no_result(tmp_path):
+    """A worker that joins after the start-up check and does not see the work folder (its own mount
+    namespace with a tmpfs over it, as on another machine) takes the place of the checked one. Its
+    chunk tasks fail before reading, are retried and recorded (the run says it is incomplete), not
+    written where nobody looks; the lake passes it cannot read run in this process."""
+    if shutil.which("unshare") is None or not _can_unshare_mounts():
+        pytest.skip("needs `unshare --mount` (root, util-linux) to give one worker a file system of its own")
+    elsewhere = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 f"mount -t tmpfs tmpfs {tmp_path} && exec {' '.join(_WORKER)}"]
+    with _cluster([(_WORKER, {})]) as client:
+        swap, procs = _swap_workers(client, elsewhere, {})
+        try:
+            with pytest.raises(NoScenesFoundError) as err:
+                detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, client=client,
+                       work_dir=tmp_path / "work", on_plan=swap)
+        finally:
+            _stop(procs)
+    # the one year had only this worker: its chunks failed, and the error says why, in one line
+    (line,) = str(err.value).splitlines()
+    assert "1 chunk task(s) or band file(s) failed, e.g. chunk zone 32N rows 0-42 cols 0-24: " in line, line
+    assert "ClusterError: the Dask worker on " in line and "does not see the run's work folder" in line
+    assert "start workers only where the output folder is shared" in line
+    assert not [p for p in tmp_path.rglob("*.tif") if "work" in p.parts]  # nothing written for the failed chunks
+
+
+def _within(seconds: float, fn):
+    """What ``fn()`` raised (None if nothing), failing the test if it has not ended after ``seconds``
+    (a run that waits for ever must fail the test, not hang the suite)."""
+    import threading
+
+    box: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fn()
+            box.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        pytest.fail(f"still running after {seconds} s: the run waits for ever")
+    return box[0]
+
+
+def test_a_cluster_that_loses_all_its_workers_stops_and_resumes(monkeypatch, tmp_path):
+    """The checked worker leaves and the one that joins lacks gli-toolbox (it dies on its first task):
+    the cluster has no worker, so after ``WORKER_WAIT_S`` the run stops with one line instead of
+    waiting for ever, keeping the work folder; once a worker is back, ``resume`` finishes the run with
+    the result of a run in this process."""
+    from gli_toolbox.errors import ClusterError
+
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoGli:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'gli_toolbox' or name.startswith('gli_toolbox.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'gli_toolbox'\", name=name)\n"
+        "sys.meta_path.insert(0, _NoGli())\n")
+    monkeypatch.setattr(engine, "WORKER_WAIT_S", 3.0)
+    kw = {"years": (2017, 2019), "stac": CATALOG, "progress": False, "work_dir": tmp_path / "work"}
+    with _cluster([(_WORKER, {})]) as client:
+        swap, procs = _swap_workers(client, _WORKER, {"PYTHONPATH": str(hide)})
+        try:
+            err = _within(120, lambda: detect(BARBELLINO["aoi"], client=client, on_plan=swap, **kw))
+            assert isinstance(err, ClusterError), err
+            assert re.match(r"^the Dask cluster tcp://.+ has had no worker for 3 s \(\d+ task\(s\) left\): finished "
+                            r"chunks are kept; start workers and run the same command again with --resume$", str(err))
+            assert list((tmp_path / "work").rglob(engine.RUN_MARKER))  # the work folder is kept
+            procs.append(subprocess.Popen([c.replace("{addr}", client.scheduler.address) for c in _WORKER],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            client.wait_for_workers(1, timeout=60)
+            res = detect(BARBELLINO["aoi"], client=client, resume=True, **kw)
+        finally:
+            _stop(procs)
+    here = detect(BARBELLINO["aoi"], **{**kw, "work_dir": tmp_path / "here"})
+    assert res.run["complete"] is True
+    assert _layers(res) == _layers(here)
 
 
 def test_a_chunk_that_keeps_failing_is_recorded_not_fatal(havel_reference, monkeypatch, tmp_path):
