@@ -23,6 +23,7 @@ A task that raises is retried (``retries``); one that keeps failing is reported,
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import hashlib
@@ -67,8 +68,16 @@ CHUNK_RETRIES = 2
 RUN_MARKER = ".gli-run"
 
 #: How long a run on a Dask cluster waits for a worker, in seconds: for the first one to join (an HPC
-#: job still in its queue) and, during the run, for new ones after all went away.
+#: job still in its queue) and, during the run, for new ones after all went away. The environment
+#: variable ``GLI_WORKER_WAIT_S`` overrides it (a long HPC queue).
 WORKER_WAIT_S = 600.0
+
+
+def worker_wait_s() -> float:
+    """:data:`WORKER_WAIT_S`, or ``GLI_WORKER_WAIT_S`` when set."""
+    from .retry import env_number
+
+    return env_number("GLI_WORKER_WAIT_S", WORKER_WAIT_S)
 
 
 def mark_run(folder: Path) -> None:
@@ -84,7 +93,7 @@ def check_run_folder(run_dir: str) -> None:
     by this gli-toolbox version. :meth:`DaskRunner.check_workers` checks the workers present at the
     start; this catches those that join later (adaptive scaling, an HPC job that left its queue),
     whose tasks would otherwise write their results where the run never looks, or compute with other
-    code. A failure is cached by nobody: the next task checks again.
+    code. Only a success is cached (per process and folder): after a failure the next task checks again.
 
     Raises :class:`~gli_toolbox.errors.ClusterError` (the task fails here, before reading anything; it
     is retried, on another worker if the scheduler picks one, and recorded if it keeps failing).
@@ -718,13 +727,14 @@ class DaskRunner:
         from .errors import ClusterError, ConfigError
 
         if not self.client.nthreads():  # an HPC job still in its queue, a cluster still starting
-            logger.info("waiting up to %s for a Dask worker to join %s", _duration(WORKER_WAIT_S), self.address)
+            wait_s = worker_wait_s()
+            logger.info("waiting up to %s for a Dask worker to join %s", _duration(wait_s), self.address)
             try:
-                self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
-            except (TimeoutError, OSError):
+                self.client.wait_for_workers(1, timeout=wait_s)
+            except (TimeoutError, asyncio.TimeoutError, OSError):  # asyncio's is another class on Python 3.10
                 _remove_if_empty(folder)
                 raise ClusterError(f"no Dask worker joined the scheduler {self.address} within "
-                                   f"{_duration(WORKER_WAIT_S)}: start workers (dask worker {self.address}) "
+                                   f"{_duration(wait_s)}: start workers (dask worker {self.address}) "
                                    "or use --workers N on this machine") from None
             self.n_workers = max(1, len(self.client.nthreads()))
         problem: str | None
@@ -793,12 +803,13 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 class _WorkerWatch:
-    """Stops a run whose cluster has had no worker for :data:`WORKER_WAIT_S` (all workers went away: an
+    """Stops a run whose cluster has had no worker for :func:`worker_wait_s` (all workers went away: an
     HPC job's time limit, a crash): without it the run would wait for ever. Asks the scheduler at
     most every 2 s."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.wait_s = worker_wait_s()
         self.last = 0.0
         self.since: float | None = None
 
@@ -817,16 +828,16 @@ class _WorkerWatch:
         if self.since is None:
             self.since = now
             logger.warning("the Dask cluster %s has no worker; waiting up to %s for one", address,
-                           _duration(WORKER_WAIT_S))
+                           _duration(self.wait_s))
             return
-        if now - self.since >= WORKER_WAIT_S:
+        if now - self.since >= self.wait_s:
             from .errors import ClusterError
 
             try:
                 self.client.cancel(list(pending))
             except Exception as exc:  # noqa: BLE001 - nothing to cancel on a scheduler that is gone
                 logger.debug("cancelling the tasks left: %s", exc)
-            raise ClusterError(f"the Dask cluster {address} has had no worker for {_duration(WORKER_WAIT_S)} "
+            raise ClusterError(f"the Dask cluster {address} has had no worker for {_duration(self.wait_s)} "
                                f"({len(pending)} task(s) left): finished chunks are kept; start workers and run "
                                "the same command again with --resume")
 
@@ -844,7 +855,7 @@ def results_or_here(client: Any, futures: Sequence[Any], here: Callable[[int], A
         try:
             wait(futures, timeout=2)
             break
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # asyncio's is another class on Python 3.10
             try:
                 if client.nthreads():
                     continue  # still working

@@ -65,7 +65,9 @@ class RetryPolicy:
         return [min(self.delay_s * 2**i, self.max_delay_s) for i in range(self.retries)]
 
 
-def _env_number(name: str, default: float, *, integer: bool = False) -> float:
+def env_number(name: str, default: float, *, integer: bool = False) -> float:
+    """The number in the environment variable ``name`` (``default`` when unset or empty); a value
+    that is not a number, or is negative, is a :class:`~gli_toolbox.errors.ConfigError` that says so."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -81,10 +83,10 @@ def _env_number(name: str, default: float, *, integer: bool = False) -> float:
 def policy() -> RetryPolicy:
     """The retry policy of this process (defaults, overridden by the ``GLI_HTTP_*`` variables)."""
     return RetryPolicy(
-        retries=int(_env_number("GLI_HTTP_RETRIES", 4, integer=True)),
-        delay_s=_env_number("GLI_HTTP_RETRY_DELAY_S", 2.0),
-        timeout_s=max(_env_number("GLI_HTTP_TIMEOUT_S", 30.0), 0.1),
-        budget_s=_env_number("GLI_HTTP_BUDGET_S", 300.0),
+        retries=int(env_number("GLI_HTTP_RETRIES", 4, integer=True)),
+        delay_s=env_number("GLI_HTTP_RETRY_DELAY_S", 2.0),
+        timeout_s=max(env_number("GLI_HTTP_TIMEOUT_S", 30.0), 0.1),
+        budget_s=env_number("GLI_HTTP_BUDGET_S", 300.0),
     )
 
 

@@ -260,7 +260,7 @@ def test_a_cluster_without_workers_is_waited_for_then_refused(monkeypatch, tmp_p
     up to ``WORKER_WAIT_S``, then stops with one line, leaving nothing behind."""
     from gli_toolbox.errors import ClusterError
 
-    monkeypatch.setattr(engine, "WORKER_WAIT_S", 3.0)
+    monkeypatch.setenv("GLI_WORKER_WAIT_S", "3")  # the knob for a long HPC queue
     with _cluster([]) as client:
         t0 = time.monotonic()
         with pytest.raises(ClusterError, match=r"^no Dask worker joined the scheduler tcp://127\.0\.0\.1:\d+ within "
@@ -366,7 +366,7 @@ def test_a_cluster_that_loses_all_its_workers_stops_and_resumes(monkeypatch, tmp
         "        if name == 'gli_toolbox' or name.startswith('gli_toolbox.'):\n"
         "            raise ModuleNotFoundError(\"No module named 'gli_toolbox'\", name=name)\n"
         "sys.meta_path.insert(0, _NoGli())\n")
-    monkeypatch.setattr(engine, "WORKER_WAIT_S", 3.0)
+    monkeypatch.setenv("GLI_WORKER_WAIT_S", "3")  # the knob for a long HPC queue
     kw = {"years": (2017, 2019), "stac": CATALOG, "progress": False, "work_dir": tmp_path / "work"}
     with _cluster([(_WORKER, {})]) as client:
         swap, procs = _swap_workers(client, _WORKER, {"PYTHONPATH": str(hide)})

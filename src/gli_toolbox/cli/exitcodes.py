@@ -41,7 +41,8 @@ Exit codes:
 
 \b
 Transient network failures are retried; tune with GLI_HTTP_RETRIES (4),
-GLI_HTTP_RETRY_DELAY_S (2), GLI_HTTP_TIMEOUT_S (30), GLI_HTTP_BUDGET_S (300)."""
+GLI_HTTP_RETRY_DELAY_S (2), GLI_HTTP_TIMEOUT_S (30), GLI_HTTP_BUDGET_S (300).
+A Dask cluster without workers is waited for GLI_WORKER_WAIT_S (600) seconds."""
 
 
 def signal_exit_code(signum: int) -> int:
