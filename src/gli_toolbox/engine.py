@@ -728,7 +728,9 @@ class DaskRunner:
 
         if not self.client.nthreads():  # an HPC job still in its queue, a cluster still starting
             wait_s = worker_wait_s()
-            logger.info("waiting up to %s for a Dask worker to join %s", _duration(wait_s), self.address)
+            # a warning: shown at the default verbosity, or the wait would be silent
+            logger.warning("no worker in the Dask cluster %s yet: waiting up to %s for one to join "
+                           "(GLI_WORKER_WAIT_S)", self.address, _duration(wait_s))
             try:
                 self.client.wait_for_workers(1, timeout=wait_s)
             except (TimeoutError, asyncio.TimeoutError, OSError):  # asyncio's is another class on Python 3.10

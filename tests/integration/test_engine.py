@@ -255,7 +255,7 @@ def test_each_task_checks_the_run_folder_before_reading(monkeypatch, tmp_path):
     assert engine.run_chunk(moved)["days"] == real(task)["days"]
 
 
-def test_a_cluster_without_workers_is_waited_for_then_refused(monkeypatch, tmp_path):
+def test_a_cluster_without_workers_is_waited_for_then_refused(monkeypatch, tmp_path, caplog):
     """A scheduler whose workers have not joined (an HPC job still queued): the run waits for one,
     up to ``WORKER_WAIT_S``, then stops with one line, leaving nothing behind."""
     from gli_toolbox.errors import ClusterError
@@ -268,6 +268,9 @@ def test_a_cluster_without_workers_is_waited_for_then_refused(monkeypatch, tmp_p
             detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, client=client,
                    work_dir=tmp_path / "work")
         assert 3 <= time.monotonic() - t0 < 60
+    # the wait is said at the default verbosity (warnings), not silent
+    assert any(r.levelname == "WARNING" and "waiting up to 3 s for one to join (GLI_WORKER_WAIT_S)" in r.getMessage()
+               for r in caplog.records)
     assert list((tmp_path / "work").iterdir()) == []
 
 
