@@ -198,18 +198,24 @@ def test_a_worker_on_another_file_system_is_refused_before_any_read(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output folder, no work folder
 
 
-def test_workers_without_gli_toolbox_are_refused_before_any_read(tmp_path):
-    """Workers whose environment lacks gli-toolbox (a cluster set up for something else): one line
-    that says to install it, before any chunk task could fail for it, and nothing left behind."""
-    hide = tmp_path / "hide"
-    hide.mkdir()
-    (hide / "sitecustomize.py").write_text(
+def _without_gli(folder: Path) -> Path:
+    """A folder for ``PYTHONPATH`` whose ``sitecustomize`` makes ``import gli_toolbox`` fail: the
+    environment of a worker set up for something else."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
         "import sys\n"
         "class _NoGli:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'gli_toolbox' or name.startswith('gli_toolbox.'):\n"
         "            raise ModuleNotFoundError(\"No module named 'gli_toolbox'\", name=name)\n"
         "sys.meta_path.insert(0, _NoGli())\n")
+    return folder
+
+
+def test_workers_without_gli_toolbox_are_refused_before_any_read(tmp_path):
+    """Workers whose environment lacks gli-toolbox (a cluster set up for something else): one line
+    that says to install it, before any chunk task could fail for it, and nothing left behind."""
+    hide = _without_gli(tmp_path / "hide")
     out_parent = tmp_path / "run"
     out_parent.mkdir()
     with _cluster([(_WORKER, {"PYTHONPATH": str(hide)})]) as client:
@@ -355,20 +361,12 @@ def _within(seconds: float, fn):
 
 def test_a_cluster_that_loses_all_its_workers_stops_and_resumes(monkeypatch, tmp_path):
     """The checked worker leaves and the one that joins lacks gli-toolbox (it dies on its first task):
-    the cluster has no worker, so after ``WORKER_WAIT_S`` the run stops with one line instead of
+    the cluster has no worker, so after ``GLI_WORKER_WAIT_S`` the run stops with one line instead of
     waiting for ever, keeping the work folder; once a worker is back, ``resume`` finishes the run with
     the result of a run in this process."""
     from gli_toolbox.errors import ClusterError
 
-    hide = tmp_path / "hide"
-    hide.mkdir()
-    (hide / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class _NoGli:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'gli_toolbox' or name.startswith('gli_toolbox.'):\n"
-        "            raise ModuleNotFoundError(\"No module named 'gli_toolbox'\", name=name)\n"
-        "sys.meta_path.insert(0, _NoGli())\n")
+    hide = _without_gli(tmp_path / "hide")
     monkeypatch.setenv("GLI_WORKER_WAIT_S", "3")  # the knob for a long HPC queue
     kw = {"years": (2017, 2019), "stac": CATALOG, "progress": False, "work_dir": tmp_path / "work"}
     with _cluster([(_WORKER, {})]) as client:
