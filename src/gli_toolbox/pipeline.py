@@ -257,18 +257,23 @@ def detect(
             logger.info("zone %s grid %s, %g m: %d x %d pixels in %d chunk(s) of up to %d px", z.label, z.crs,
                         config.resolution_m, z.grid.shape[0], z.grid.shape[1], len(cs), config.chunk_px)
         work = _work_folder(work_dir, config, the_aoi, resume)
-        runner.check_workers(work)  # gli-toolbox on the workers, the folder shared with them: before any read
+        try:
+            runner.check_workers(work)  # gli-toolbox on the workers, the folder shared with them: before any read
+            glaciers = _glaciers(the_aoi, config, zones)
+            if config.dem:
+                _check_dem(config, zones)
+            est = estimate(plans, zones, config, workers=runner.n_workers, dashboard=runner.dashboard)
+            for line in est.lines():
+                logger.info(line)
+            if on_plan is not None:
+                on_plan(est)
+        except BaseException:
+            with suppress(OSError):
+                work.rmdir()  # nothing computed yet: no empty work folder left behind (kept if it holds chunks)
+            raise
         from .engine import mark_run
 
-        mark_run(work)  # and each task checks it, on workers that join later
-        glaciers = _glaciers(the_aoi, config, zones)
-        if config.dem:
-            _check_dem(config, zones)
-        est = estimate(plans, zones, config, workers=runner.n_workers, dashboard=runner.dashboard)
-        for line in est.lines():
-            logger.info(line)
-        if on_plan is not None:
-            on_plan(est)
+        mark_run(work)  # each task checks it first (workers that join the cluster later)
         with _no_space_guard(work):
             outcomes = _run_tasks(plans, zone_chunks, config, work, runner, resume, progress, on_progress, log)
         out_crs = config.crs or grids.utm_crs(*the_aoi.centre)

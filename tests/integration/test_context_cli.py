@@ -104,4 +104,6 @@ def test_dem_outside_area_is_one_line_error(tmp_path):
     out = tmp_path / "out"
     res = run("--dem", tmp_path / "far.tif", "--out", out)
     assert res.exit_code != 0 and "covers only" in res.output and not out.exists()
+    # nothing left beside it either: no hidden work folder (it was left, empty, before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["far.tif", "flat.tif"]
 
