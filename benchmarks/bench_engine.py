@@ -89,7 +89,7 @@ def _floor_case(data: Path, tile_px: int, *, dates: int, steps: bool) -> None:
     from gli_toolbox import grids, search
     from gli_toolbox.aoi import read_aoi
     from gli_toolbox.config import DetectConfig
-    from gli_toolbox.engine import run_chunk
+    from gli_toolbox.engine import mark_run, run_chunk
     from gli_toolbox.pipeline import _tasks, _zone_chunks, detect, plan
 
     name = f"t{tile_px}" if dates == 1 else f"t{tile_px}d{dates}"
@@ -102,6 +102,8 @@ def _floor_case(data: Path, tile_px: int, *, dates: int, steps: bool) -> None:
     zc = _zone_chunks(zones, config)
     (p,) = plan(the_aoi, config, search.open_source(config.stac))
     work = data / f"work-floor{dates}"
+    work.mkdir(parents=True, exist_ok=True)
+    mark_run(work)  # what detect() writes before the tasks, which check it
     tasks, _ = _tasks(p, zc, config, work)
     tasks = tasks[0]
     npx = sum(t.chunk.height * t.chunk.width for t in tasks)
