@@ -380,6 +380,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/gli-bench"))
     ap.add_argument("--tile-px", type=int, default=4096)
     ap.add_argument("--only", choices=["floor", "memory", "workers", "years", "regional"], action="append")
+    ap.add_argument("--turns", type=int, default=4, help="turns of the workers section (in-process, 1, 2 workers)")
     ap.add_argument("--noise-dn", type=float, default=NOISE_DN,
                     help="sensor noise of the synthetic bands (default 2 DN: compressed like real COGs; 0: smooth)")
     a = ap.parse_args()
@@ -390,7 +391,8 @@ def main() -> None:
           f"python {platform.python_version()}; load {os.getloadavg()[0]:.1f}")
     for name in a.only or ["floor", "memory", "workers", "years", "regional"]:
         t = time.perf_counter()
-        {"floor": bench_floor, "memory": bench_memory, "workers": bench_workers, "years": bench_years,
+        {"floor": bench_floor, "memory": bench_memory, "years": bench_years,
+         "workers": lambda d, px: bench_workers(d, px, repeats=a.turns),
          "regional": lambda d, px: bench_regional(d, px // 2)}[name](a.data, a.tile_px)
         print(f"  ({name}: {time.perf_counter() - t:.0f} s)")
 
