@@ -180,8 +180,13 @@ def labelling(chunk_px: int) -> None:
     import dask
     import dask.array as da
     from affine import Affine
-    from dask_image import ndmeasure
     from pyproj import CRS
+
+    try:
+        from dask_image import ndmeasure
+    except ImportError:  # not a dependency of gli-toolbox: only this comparison needs it
+        print("3. labelling against dask-image: skipped, dask-image is not installed (pip install dask-image)")
+        return
 
     from gli_toolbox import stitch
 

@@ -37,7 +37,19 @@ def test_bench_engine_runs_every_section(tmp_path):
 
 
 def test_bench_kernel_and_tracking_run():
+    """The water kernel on a 512^2 tile and ``gli track`` on 300 and 600 lakes a year."""
     out = _run(str(BENCH / "bench_kernel.py"), "--px", "512", "--repeat", "1", "--skip-previous")
     assert "new, method=threshold" in out and "new, method=multi" in out
     out = _run(str(BENCH / "bench_tracking.py"), "--sizes", "300", "600", "--repeat", "1")
     assert "scaling ratio time(600) / time(300)" in out
+
+
+def test_bench_lakes_figures_terrain_pipeline_run():
+    """The remaining scripts with their own small inputs (bench_lakes without part 4, which checks out
+    an old commit)."""
+    out = _run(str(BENCH / "bench_lakes.py"), "--skip", "before", "--repeat", "1")
+    assert "Time per lake, in memory" in out
+    assert "labelling against dask-image: skipped" in out or "Labelling the 4-connected water candidates" in out
+    assert "ratio previous/now" in _run(str(BENCH / "bench_figures.py"))
+    assert "slope_deg:" in _run(str(BENCH / "bench_terrain.py"))
+    assert _run(str(BENCH / "bench_pipeline.py")).strip()
