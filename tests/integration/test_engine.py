@@ -312,7 +312,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def test_a_worker_joining_later_without_the_work_folder_loses_no_result(tmp_path):
+def test_a_worker_joining_later_without_the_work_folder_gets_no_chunk(tmp_path):
     """A worker that joins after the start-up check and does not see the work folder (its own mount
     namespace with a tmpfs over it, as on another machine) takes the place of the checked one. Its
     chunk tasks fail before reading, are retried and recorded (the run says it is incomplete), not
