@@ -280,6 +280,29 @@ def test_a_cluster_without_workers_is_waited_for_then_refused(monkeypatch, tmp_p
     assert list((tmp_path / "work").iterdir()) == []
 
 
+def test_in_memory_lakes_on_a_cluster_without_workers_are_extracted_here(caplog):
+    """``extract_grid_lakes(client=...)`` on a scheduler with no worker (jobs still queued) extracts
+    the lakes in this process, with a warning; scattering the arrays failed there (``TimeoutError: No
+    valid workers found`` after the client's timeout)."""
+    from affine import Affine
+
+    from gli_toolbox.lakes import LakeParams
+    from gli_toolbox.stitch import extract_grid_lakes
+
+    cls = np.zeros((40, 40), np.uint8)
+    cls[5:30, 3:33] = 1
+    cls[33:38, 33:38] = 1
+    kw = {"transform": Affine(10, 0, 400000, 0, -10, 4700000), "crs": "EPSG:32643",
+          "params": LakeParams(min_area_m2=100), "chunk_px": 9}
+    here = extract_grid_lakes(cls, **kw)
+    with _cluster([]) as client:
+        got: list = []
+        err = _within(60, lambda: got.append(extract_grid_lakes(cls, client=client, **kw)))
+    assert err is None
+    assert got[0].area_km2.tolist() == here.area_km2.tolist() == [pytest.approx(0.075), pytest.approx(0.0025)]
+    assert any(r.levelname == "WARNING" and "no worker" in r.getMessage() for r in caplog.records)
+
+
 def _swap_workers(client, new_worker: list[str], env: dict[str, str]):
     """``on_plan`` for a run on ``client``: after the start-up check, a worker started with
     ``new_worker`` joins and the workers of the check leave (as when an HPC job ends and another one
