@@ -12,6 +12,8 @@ workers   chunk-task throughput with 2 worker processes vs 1 (LocalCluster, star
 years     peak RSS for 8 years vs 1 year (one date a year)
 regional  a region of 4 tiles across the 42N/43N border, 3 dates, 2 years: time per tile-date, and
           from it a paper estimate for the Tien Shan + Pamir 2016-2023 on 1, 8 and 64 workers
+estimate  the time the plan announces (``RunEstimate.seconds``) against the measured run, for a
+          tile with 1 and 12 dates and the region, at several chunk sizes (in-process, second run)
 
 Usage::
 
@@ -374,12 +376,43 @@ def bench_regional(data: Path, tile_px: int) -> None:
               f"on {w:>2} workers: {total_s / w / 3600:8.1f} h")
 
 
+def bench_estimate(data: Path, tile_px: int) -> None:
+    """The plan's estimate (the cost model in ``gli_toolbox.pipeline``) against measured runs: its
+    terms (pixel-days, chunk-days, pixels and chunks per season) vary independently across the cases."""
+    import shutil
+
+    from gli_toolbox.pipeline import detect
+
+    tile = _region(data, f"t{tile_px}", tile_px=tile_px, cols=1, rows=1, dates=1, years=[2019])
+    season = _region(data, f"t{tile_px}d12", tile_px=tile_px, cols=1, rows=1, dates=12, years=[2019])
+    region = _region(data, f"r{tile_px // 2}", tile_px=tile_px // 2, cols=2, rows=2, dates=3, years=[2019, 2020])
+    cases = [(tile, (2019,), 2048), (season, (2019,), 2048), (season, (2019,), 512),
+             (region, (2019, 2020), 256), (region, (2019, 2020), 1024), (region, (2019, 2020), 2048)]
+    print(f"{'case':<34} {'chunks':>6} {'chunk-days':>10} {'estimated':>9} {'measured':>9} {'ratio':>6}")
+    for root, years, cpx in cases:
+        plans: list = []
+        best = float("inf")
+        for turn in range(2):  # the first run warms the page cache and loads the compiled kernels
+            shutil.rmtree(data / "w-estimate", ignore_errors=True)
+            t = time.perf_counter()
+            detect(str(root / "aoi.geojson"), work_dir=data / "w-estimate", on_plan=plans.append, chunk_px=cpx,
+                   **_kw(root, years))  # type: ignore[arg-type]
+            if turn:
+                best = time.perf_counter() - t
+        est = plans[-1]
+        name = f"{root.name}, {len(years)} year(s), chunk {cpx}"
+        print(f"{name:<34} {est.chunks:>6} {est.chunk_days:>10} {est.seconds:>8.1f}s {best:>8.1f}s "
+              f"{est.seconds / best:>6.2f}")
+    shutil.rmtree(data / "w-estimate", ignore_errors=True)
+
+
 def main() -> None:
     global NOISE_DN
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/tmp/gli-bench"))
     ap.add_argument("--tile-px", type=int, default=4096)
-    ap.add_argument("--only", choices=["floor", "memory", "workers", "years", "regional"], action="append")
+    ap.add_argument("--only", choices=["floor", "memory", "workers", "years", "regional", "estimate"],
+                    action="append")
     ap.add_argument("--turns", type=int, default=4, help="turns of the workers section (in-process, 1, 2 workers)")
     ap.add_argument("--noise-dn", type=float, default=NOISE_DN,
                     help="sensor noise of the synthetic bands (default 2 DN: compressed like real COGs; 0: smooth)")
@@ -389,11 +422,11 @@ def main() -> None:
     a.data.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}; load {os.getloadavg()[0]:.1f}")
-    for name in a.only or ["floor", "memory", "workers", "years", "regional"]:
+    for name in a.only or ["floor", "memory", "workers", "years", "regional", "estimate"]:
         t = time.perf_counter()
         {"floor": bench_floor, "memory": bench_memory, "years": bench_years,
          "workers": lambda d, px: bench_workers(d, px, repeats=a.turns),
-         "regional": lambda d, px: bench_regional(d, px // 2)}[name](a.data, a.tile_px)
+         "regional": lambda d, px: bench_regional(d, px // 2), "estimate": bench_estimate}[name](a.data, a.tile_px)
         print(f"  ({name}: {time.perf_counter() - t:.0f} s)")
 
 

@@ -178,14 +178,24 @@ def _extra_path(chunk_file: str | Path) -> Path:
 
 
 def done_summary(task: ChunkTask) -> dict[str, Any] | None:
-    """The summary of a finished chunk (``--resume``), or None when it has to be (re)computed."""
+    """The summary of a finished chunk (``--resume``), or None when it has to be (re)computed: not
+    finished, or a band file of one of its days could not be read (a resumed run tries it again)."""
     p = _summary_path(task.path)
     if not (p.exists() and Path(task.path).exists()):
         return None
     try:
-        return dict(json.loads(p.read_text(encoding="utf-8")))
+        summary = dict(json.loads(p.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return None
+    if any(rec.get("failed") for rec in summary.get("days", {}).values()):
+        return None
+    return summary
+
+
+def finished_chunks(work_base: Path) -> int:
+    """How many finished chunk results the runs in ``work_base`` (the folder given as ``work_dir``)
+    hold: what ``--resume`` would reuse, and what must not be deleted without asking."""
+    return sum(1 for p in Path(work_base).glob("*/chunks/*/*/*.json") if p.with_suffix(".tif").exists())
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -390,6 +400,21 @@ def _chunk_clouds(folder: str, gbox: Any) -> Any:
 _MALLOC_TUNED = False
 
 
+def _worker_memory_limit() -> int:
+    """The memory limit of the Dask worker running this task, in bytes (0: none, or not a worker)."""
+    import sys
+
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return 0
+    try:
+        worker = distributed.get_worker()
+    except ValueError:  # not in a worker
+        return 0
+    manager = getattr(worker, "memory_manager", worker)
+    return int(getattr(manager, "memory_limit", 0) or 0)
+
+
 def _tune_malloc() -> None:
     """Keep chunk-sized numpy buffers on the heap for reuse (glibc only; once per process).
 
@@ -409,7 +434,9 @@ def _tune_malloc() -> None:
         libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
         # an explicit mmap threshold also freezes the trim threshold at 128 kB: freeing a chunk's bands
         # would give their pages back to the system, to be faulted in and zeroed again for the next day
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        # (at most 1/16 of a Dask worker's memory limit: free pages kept count against it, and Dask
+        # pauses a worker above 80 % of it)
+        libc.mallopt(-1, min(256 << 20, _worker_memory_limit() // 16 or 256 << 20))  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to tune
         logger.debug("mallopt not available; malloc left as is")
 
@@ -650,13 +677,7 @@ class DaskRunner:
 
         self._own: list[Any] = []
         if client is None and scheduler is not None:
-            try:
-                client = Client(scheduler, timeout="30s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                from .errors import ConfigError
-
-                raise ConfigError(f"--scheduler {scheduler}: cannot connect ({_one_line(exc)}); check the address "
-                                  "(e.g. tcp://host:8786) and that the Dask scheduler is running") from None
+            client = _connect(scheduler)
             self._own.append(client)
         elif client is None:
             import dask
@@ -666,8 +687,11 @@ class DaskRunner:
             # the CPU (2 workers on 2 cores: 1.6-1.7x the throughput of one with it, 1.8x without;
             # docs/performance.md). The task stream and progress in the dashboard stay.
             with dask.config.set(WORKER_CONFIG):
+                # silence_logs: the workers' own log lines (Dask's warnings while a run is stopped, ...) would
+                # land among gli's; what matters reaches this process through the tasks' results
                 cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                       memory_limit=memory_limit, dashboard_address="127.0.0.1:0")
+                                       memory_limit=memory_limit, dashboard_address="127.0.0.1:0",
+                                       silence_logs=logging.CRITICAL)
             client = Client(cluster)
             self._own += [client, cluster]
         self.client = client
@@ -704,7 +728,7 @@ class DaskRunner:
                     yield TaskOutcome(t, fut.result())
                 else:
                     exc = fut.exception()
-                    yield TaskOutcome(t, None, _one_line(exc) if exc is not None else fut.status)
+                    yield TaskOutcome(t, None, _task_error(exc) if exc is not None else fut.status)
                 fut.release()
 
     def check_workers(self, folder: Path) -> None:
@@ -787,6 +811,47 @@ class DaskRunner:
                 logger.debug("closing %s: %s", obj, exc)
 
 
+#: Seconds to wait for an answer of the scheduler given as ``--scheduler``.
+SCHEDULER_TIMEOUT_S = 30.0
+
+
+def _connect(address: str) -> Any:
+    """A ``Client`` of the scheduler at ``address``, or one :class:`~gli_toolbox.errors.ConfigError`.
+
+    Dask's own connection timeout does not cover every wrong address: a server that accepts the
+    connection but is no Dask scheduler (the dashboard's port, a web server) never answers the
+    handshake, and a service that sends a banner (SSH) makes the client read it as a frame length.
+    The client is made in a thread, waited for :data:`SCHEDULER_TIMEOUT_S` plus a margin.
+    """
+    import threading
+
+    from dask.distributed import Client
+
+    from .errors import ConfigError
+
+    box: list[Any] = []
+
+    def connect() -> None:
+        try:
+            box.append(Client(address, timeout=f"{SCHEDULER_TIMEOUT_S:g}s"))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as one line
+            box.append(exc)
+
+    worker = threading.Thread(target=connect, name="gli-connect", daemon=True)
+    worker.start()
+    worker.join(SCHEDULER_TIMEOUT_S + 5)
+    what = ("check the address (the scheduler's port, tcp://host:8786 by default, not its dashboard's 8787) and "
+            "that the Dask scheduler is running")
+    if not box:
+        raise ConfigError(f"--scheduler {address}: no Dask scheduler answered within "
+                          f"{_duration(SCHEDULER_TIMEOUT_S + 5)}; {what}")
+    if isinstance(box[0], BaseException):
+        exc = box[0]
+        why = ("no Dask scheduler answers there" if isinstance(exc, MemoryError) else _one_line(exc))
+        raise ConfigError(f"--scheduler {address}: cannot connect ({why}); {what}") from None
+    return box[0]
+
+
 def _duration(seconds: float) -> str:
     """``"10 min"``, ``"45 s"``.
 
@@ -805,9 +870,10 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 class _WorkerWatch:
-    """Stops a run whose cluster has had no worker for :func:`worker_wait_s` (all workers went away: an
-    HPC job's time limit, a crash): without it the run would wait for ever. Asks the scheduler at
-    most every 2 s."""
+    """Stops a run whose cluster has had no working worker for :func:`worker_wait_s`: all workers went
+    away (an HPC job's time limit, a crash), or all are paused by Dask at their memory limit (a worker
+    above 80 % of it takes no task until memory is freed). Without it the run would wait for ever.
+    Asks the scheduler at most every 2 s."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -821,16 +887,22 @@ class _WorkerWatch:
             return
         self.last = now
         try:
-            n = len(self.client.nthreads())
+            workers = dict(self.client.scheduler_info().get("workers", {}))
         except Exception:  # noqa: BLE001 - the scheduler itself is gone: the same outcome
-            n = 0
-        if n:
+            workers = {}
+        if any(w.get("status", "running") == "running" for w in workers.values()):
             self.since = None
             return
+        paused = bool(workers) and all(w.get("status") == "paused" for w in workers.values())
         if self.since is None:
             self.since = now
-            logger.warning("the Dask cluster %s has no worker; waiting up to %s for one", address,
-                           _duration(self.wait_s))
+            if paused:
+                logger.warning("every worker of the Dask cluster %s is paused at its memory limit (Dask pauses a "
+                               "worker above 80 %% of it); waiting up to %s for one to resume", address,
+                               _duration(self.wait_s))
+            else:
+                logger.warning("the Dask cluster %s has no worker; waiting up to %s for one", address,
+                               _duration(self.wait_s))
             return
         if now - self.since >= self.wait_s:
             from .errors import ClusterError
@@ -839,6 +911,11 @@ class _WorkerWatch:
                 self.client.cancel(list(pending))
             except Exception as exc:  # noqa: BLE001 - nothing to cancel on a scheduler that is gone
                 logger.debug("cancelling the tasks left: %s", exc)
+            if paused:
+                raise ClusterError(f"the workers of the Dask cluster {address} have been paused at their memory "
+                                   f"limit for {_duration(self.wait_s)} ({len(pending)} task(s) left): finished chunks "
+                                   "are kept; give each worker more memory (1-2 GB) or lower --chunk-px, then run "
+                                   "the same command again with --resume")
             raise ClusterError(f"the Dask cluster {address} has had no worker for {_duration(self.wait_s)} "
                                f"({len(pending)} task(s) left): finished chunks are kept; start workers and run "
                                "the same command again with --resume")
@@ -924,6 +1001,15 @@ def disk_full(exc: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
+
+
+def _task_error(exc: BaseException) -> str:
+    """One line for a chunk task that failed on a Dask cluster. Dask's ``KilledWorker`` (the worker
+    process died each time it ran the task, most often killed at its memory limit) says what to do."""
+    if exc.__class__.__name__ == "KilledWorker":
+        return ("KilledWorker: the Dask worker running this chunk died each time (most often out of memory): "
+                "lower --chunk-px (memory grows with its square) or give each worker more memory (1-2 GB)")
+    return _one_line(exc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -82,10 +82,15 @@ class RunEstimate:
     pixels: int
     """Grid pixels of the chunks that touch the AOI, summed over zones."""
     pixel_days: int
-    """Pixels times acquisition days whose footprint touches them (upper bound: every day on every chunk)."""
+    """Pixels of each chunk times the acquisition days whose footprints touch the chunk, summed."""
+    chunk_days: int
+    """Chunks times the acquisition days over each (the chunk tasks' reads)."""
     bytes_to_read: int
-    """Decoded bytes of the needed bands (green, NIR at 10 m; SWIR1, SCL at 20 m)."""
+    """Decoded bytes of the needed bands (green, NIR at 10 m; SWIR1, SCL at 20 m); the files are
+    compressed, so fewer bytes travel."""
     seconds: float
+    """Estimated duration of the run (chunk tasks and the per-year work) on ``workers`` workers, for
+    band files read at local-disk speed: see :func:`estimate_seconds`."""
     workers: int
     dashboard: str | None = None
     """Address of the Dask dashboard when the chunk tasks run on a cluster (progress, task stream)."""
@@ -95,8 +100,8 @@ class RunEstimate:
         out = [
             (f"plan: {self.scenes} scenes on {self.days} days; {len(self.zones)} UTM zone part(s) "
             f"({', '.join(self.zones)}), {self.chunks} chunks, {_pixels(self.pixels)} of 10 m grid"),
-            (f"plan: about {_size(self.bytes_to_read)} of band data to read; estimated "
-            f"{_duration(self.seconds)} on {self.workers} worker(s)"),
+            (f"plan: about {_size(self.bytes_to_read)} of band data to decode; estimated "
+            f"{_duration(self.seconds)} on {self.workers} worker(s) (longer when the network is slow)"),
         ]
         if self.dashboard:
             out.append(f"plan: progress in the Dask dashboard at {self.dashboard} "
@@ -104,11 +109,16 @@ class RunEstimate:
         return out
 
 
-#: Throughput of one worker, in pixel-days per second (one pixel of one acquisition day: read the
-#: bands, mask, classify and count). ``benchmarks/bench_engine.py --only floor`` measures about 6e7
-#: for the chunk tasks on local COGs (a 12-scene season of a 4096^2 tile, docs/performance.md); half
-#: of that leaves room for network reads and lake extraction. Used only for the estimate in the plan.
-PIXEL_DAYS_PER_S_PER_WORKER = 3.0e7
+#: The cost model of :func:`estimate_seconds`, per worker, measured with
+#: ``benchmarks/bench_engine.py --only estimate`` (docs/performance.md): the chunk tasks take a time
+#: per pixel and acquisition day (read the bands, mask, classify, count) plus a time per chunk and
+#: day (opening windows, small arrays) and per chunk and season (season classes, the chunk file);
+#: the per-year work (lake extraction, river flag, tracking) a time per pixel and season plus a time
+#: per chunk and season (its three chunk passes).
+PIXEL_DAYS_PER_S_PER_WORKER = 7.5e7
+S_PER_CHUNK_DAY = 0.007
+PIXEL_SEASONS_PER_S = 1.2e7
+S_PER_CHUNK_SEASON = 0.035
 #: Decoded bytes per 10 m pixel and day: green + NIR (uint16 at 10 m) + SWIR1 + SCL (at 20 m).
 BYTES_PER_PIXEL_DAY = 2 + 2 + 2 / 4 + 1 / 4
 
@@ -163,18 +173,67 @@ def _zone_chunks(zones: list[Any], config: DetectConfig) -> list[tuple[Any, Base
 
 def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, workers: int = 1,
              dashboard: str | None = None) -> RunEstimate:
-    """The plan of a run: scenes, chunks, pixels, bytes and an estimated time (no pixel is read)."""
+    """The plan of a run: scenes, chunks, pixels, bytes and an estimated time (no pixel is read).
+    Each chunk counts the days whose scene footprints touch it, as its chunk task reads them."""
     zc = _zone_chunks(zones, config)
     pixels = sum(c.height * c.width for _, _, cs in zc for c in cs)
     days = sum(len(p.days) for p in plans)
     scenes = sum(len(v) for p in plans for v in p.days.values())
-    pixel_days = pixels * days
+    chunks = sum(len(cs) for _, _, cs in zc)
+    seasons = sum(1 for p in plans if p.days)
+    pixel_days = chunk_days = 0
+    for z, _, cs in zc:
+        n_days = _days_per_chunk(plans, z, cs)
+        pixel_days += int(sum(n * c.height * c.width for n, c in zip(n_days.tolist(), cs)))
+        chunk_days += int(n_days.sum())
     return RunEstimate(
-        zones=[z.label for z in zones], chunks=sum(len(cs) for _, _, cs in zc), scenes=scenes, days=days,
-        pixels=pixels, pixel_days=pixel_days, bytes_to_read=int(pixel_days * BYTES_PER_PIXEL_DAY),
-        seconds=pixel_days / (PIXEL_DAYS_PER_S_PER_WORKER * max(workers, 1)), workers=max(workers, 1),
-        dashboard=dashboard,
+        zones=[z.label for z in zones], chunks=chunks, scenes=scenes, days=days, pixels=pixels,
+        pixel_days=pixel_days, chunk_days=chunk_days, bytes_to_read=int(pixel_days * BYTES_PER_PIXEL_DAY),
+        seconds=estimate_seconds(pixels=pixels, chunks=chunks, pixel_days=pixel_days, chunk_days=chunk_days,
+                                 seasons=seasons, workers=workers),
+        workers=max(workers, 1), dashboard=dashboard,
     )
+
+
+def _days_per_chunk(plans: list[YearPlan], zone: Any, chunks: list[grids.Chunk]) -> NDArray[np.int64]:
+    """Per chunk of one zone grid: the acquisition days (of all seasons) with a scene over it."""
+    from odc.geo.geom import Geometry
+
+    if not chunks:
+        return np.zeros(0, dtype=np.int64)
+    a = zone.grid.affine
+    boxes = []
+    for c in chunks:
+        x0, y0 = a * (c.col0, c.row0)
+        x1, y1 = a * (c.col0 + c.width, c.row0 + c.height)
+        boxes.append(shapely.geometry.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    feet, day_of = [], []
+    for i, scenes in enumerate(v for plan_ in plans for v in plan_.days.values()):
+        for sc in scenes:
+            feet.append(Geometry(shapely.geometry.shape(sc.item.geometry), "EPSG:4326").to_crs(zone.crs).geom)
+            day_of.append(i)
+    if not feet:
+        return np.zeros(len(chunks), dtype=np.int64)
+    scene_i, chunk_i = shapely.STRtree(boxes).query(feet, predicate="intersects")
+    pairs = np.unique(np.stack([np.asarray(day_of)[scene_i], chunk_i]), axis=1)  # each (day, chunk) once
+    return np.bincount(pairs[1], minlength=len(chunks)).astype(np.int64)
+
+
+def estimate_seconds(*, pixels: int, chunks: int, pixel_days: int, chunk_days: int, seasons: int,
+                     workers: int = 1) -> float:
+    """Estimated duration of a run on ``workers`` workers, band files read at local-disk speed (the
+    cost model above; each part divided among the workers): ``pixels`` of grid in ``chunks`` chunks,
+    ``pixel_days`` and ``chunk_days`` to read (see :class:`RunEstimate`), over ``seasons`` years.
+
+    >>> px = 4096 * 4096  # one tile in 4 chunks, a season of 12 days
+    >>> round(estimate_seconds(pixels=px, chunks=4, pixel_days=12 * px, chunk_days=48, seasons=1), 1)
+    4.6
+    >>> estimate_seconds(pixels=px, chunks=4, pixel_days=0, chunk_days=0, seasons=0)
+    0.0
+    """
+    chunk_tasks = pixel_days / PIXEL_DAYS_PER_S_PER_WORKER + chunk_days * S_PER_CHUNK_DAY
+    per_year = seasons * (pixels / PIXEL_SEASONS_PER_S + chunks * S_PER_CHUNK_SEASON)
+    return (chunk_tasks + per_year) / max(workers, 1)
 
 
 def detect(
@@ -238,6 +297,33 @@ def detect(
     the_aoi = _as_aoi(aoi)
     zones = grids.zone_parts(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
     _check_inputs(config)
+    temporary = None
+    if work_dir is None:  # our own folder: removed with the result that reads from it, or at once on failure
+        import tempfile
+
+        work_dir = temporary = Path(tempfile.mkdtemp(prefix="gli-work-"))
+    try:
+        result = _detect(the_aoi, zones, config, client=client, scheduler=scheduler, workers=workers,
+                         work_dir=work_dir, resume=resume, progress=progress, on_scene=on_scene,
+                         on_progress=on_progress, on_plan=on_plan)
+    except BaseException:
+        if temporary is not None:
+            import shutil
+
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if temporary is not None:
+        import shutil
+        import weakref
+
+        weakref.finalize(result, shutil.rmtree, temporary, ignore_errors=True)
+    return result
+
+
+def _detect(the_aoi: Aoi, zones: list[Any], config: DetectConfig, *, client: Any, scheduler: str | None,
+            workers: int | None, work_dir: str | Path, resume: bool, progress: bool | None,
+            on_scene: Callable[[str], None] | None, on_progress: Callable[[int, int, str], None] | None,
+            on_plan: Callable[[RunEstimate], None] | None) -> DetectResult:
     from .engine import make_runner
 
     runner = make_runner(client=client, scheduler=scheduler, workers=workers)  # a bad --scheduler fails here
@@ -291,10 +377,13 @@ def detect(
     years_record, incomplete = periods.years_record, periods.incomplete
     if not lakes:
         failed = [ln for lines in incomplete.values() for ln in lines]
+        if failed:  # the cause is the failure, not the scenes
+            raise NoScenesFoundError(
+                f"no valid observation in any year: {len(failed)} chunk task(s) or band file(s) failed, e.g. "
+                f"{failed[0]}. Fix that and run the same command again"
+            )
         raise NoScenesFoundError(
-            "no valid observation in any year: " + "; ".join(log.warnings)
-            + (f"; {len(failed)} chunk task(s) or band file(s) failed, e.g. {failed[0]}" if failed else "")
-            + ". Check the scenes with `gli search`"
+            "no valid observation in any year: " + "; ".join(log.warnings) + ". Check the scenes with `gli search`"
         )
 
     # One physical lake keeps one id over the series: relabel with the tracker's stable ids.
@@ -316,11 +405,6 @@ def detect(
                       incomplete, runner.name, work, est)
     result = DetectResult(config, the_aoi, zones[0].grid, lakes, masks, scene_lakes, scene_masks, run, tracking,
                           zones=zones, work_dir=work)
-    if work_dir is None:  # our own temporary folder: removed with the result that reads from it
-        import shutil
-        import weakref
-
-        weakref.finalize(result, shutil.rmtree, work.parent, ignore_errors=True)
     return result
 
 
@@ -562,15 +646,14 @@ def _no_space_guard(work: Path) -> Iterator[None]:
                           "space or choose another --out") from None
 
 
-def _work_folder(work_dir: str | Path | None, config: DetectConfig, the_aoi: Aoi, resume: bool) -> Path:
+def _work_folder(work_dir: str | Path, config: DetectConfig, the_aoi: Aoi, resume: bool) -> Path:
     """The run's work folder: ``<work_dir>/<run hash>``; emptied unless ``resume``."""
     import shutil
-    import tempfile
 
     from .engine import run_hash
 
     # absolute: workers of a cluster resolve the chunk paths themselves, from their own working folder
-    base = Path(work_dir).absolute() if work_dir is not None else Path(tempfile.mkdtemp(prefix="gli-work-"))
+    base = Path(work_dir).absolute()
     work = base / run_hash(config, the_aoi.geometry_wgs84.wkb)
     if work.exists() and not resume:
         shutil.rmtree(work)  # our own intermediate files of an earlier, different attempt

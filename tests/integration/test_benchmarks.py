@@ -24,15 +24,15 @@ def _run(*args: str, timeout: int = 600) -> str:
 
 
 def test_bench_engine_runs_every_section(tmp_path):
-    """All five sections on a synthetic region of 1024^2 px tiles (made from the shared real bands)."""
+    """All six sections on a synthetic region of 1024^2 px tiles (made from the shared real bands)."""
     if not (SHARED / "s2_l1c_havel_T33UUU_20170216").is_dir():
         pytest.skip(f"shared data not found at {SHARED}")
     out = _run(str(BENCH / "bench_engine.py"), "--data", str(tmp_path), "--tile-px", "1024", "--turns", "1")
     for line in ("I/O floor (rasterio, same windows)", "gli detect end to end", "`gli detect` command, all outputs",
                  "memory: chunk_px 512", "years: 512^2 px", "regional: 4 tiles of 512^2 px", "complete=True",
-                 "throughput ratio", "paper estimate Tien Shan + Pamir"):
+                 "throughput ratio", "paper estimate Tien Shan + Pamir", "r512-n2, 2 year(s), chunk 256"):
         assert line in out, out
-    for name in ("floor", "memory", "workers", "years", "regional"):
+    for name in ("floor", "memory", "workers", "years", "regional", "estimate"):
         assert f"({name}: " in out
 
 

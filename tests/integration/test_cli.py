@@ -207,7 +207,7 @@ def test_search_lists_scenes():
     # the plan: scenes, zone parts, chunks, pixels, bytes and time
     plan_lines = [ln for ln in res.output.splitlines() if ln.startswith("plan:")]
     assert plan_lines[0].startswith("plan: 2 scenes on 2 days; 1 UTM zone part(s) (32N), 1 chunks")
-    assert "of band data to read; estimated" in plan_lines[1]
+    assert "of band data to decode; estimated" in plan_lines[1]
 
 
 def test_mndwi_option_gives_lakes(tmp_path):
@@ -238,3 +238,22 @@ def test_aoi_parts_far_apart_are_accepted_on_their_own_zone_grids(tmp_path):
     est = estimate([], zones, DetectConfig(years=(2019,)))
     # each part is about 1 km2 = 10,000 px of 10 m: the grids hold a few chunks' worth, not the bbox
     assert est.chunks == 2 and est.pixels < 2 * 200 * 200
+
+    # the plan counts, per chunk, only the days whose scenes cover it (as its chunk task reads them):
+    # day 1 sees the west part, day 2 the east one, day 3 both; every day on every chunk would be 6
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from shapely.geometry import mapping
+
+    from gli_toolbox.pipeline import YearPlan, estimate_seconds
+
+    def scene(*boxes):
+        return [SimpleNamespace(item=SimpleNamespace(geometry=mapping(b.buffer(0.1)))) for b in boxes]
+
+    days = {dt.date(2019, 7, 1): scene(parts[0]), dt.date(2019, 7, 2): scene(parts[1]),
+            dt.date(2019, 7, 3): scene(parts[0], parts[1])}
+    est = estimate([YearPlan(2019, "2019-07-01", "2019-09-30", days, [])], zones, DetectConfig(years=(2019,)))
+    assert est.days == 3 and est.chunk_days == 4 and est.pixel_days == 2 * est.pixels
+    assert est.seconds == estimate_seconds(pixels=est.pixels, chunks=2, pixel_days=2 * est.pixels, chunk_days=4,
+                                           seasons=1)

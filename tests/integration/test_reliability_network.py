@@ -112,6 +112,33 @@ def test_persistent_failure_marks_the_year_incomplete_with_exit_code_3(files, ca
     assert any("lake change needs two" in w for w in doc["warnings"])
 
 
+def test_an_incomplete_run_keeps_its_chunks_and_resume_redoes_only_what_failed(files, catalog, tmp_path, reference):
+    """Exit 3 keeps the finished chunks beside --out and says how to continue; ``--resume`` then
+    reads again only the chunk whose read failed (2019), reuses 2017's, and gives the reference."""
+    files.fail(B03_2019, "503")
+    out = tmp_path / "out"
+    res = detect(catalog, out)
+    assert res.exit_code == 3, res.output
+    work = tmp_path / ".out.gli-work"
+    assert (f"the finished chunks are kept in {work}: run the same command again with --overwrite --resume to redo "
+            "only what failed") in " ".join(res.output.split())
+    assert sorted(p.parent.parent.name[:4] for p in work.glob("*/chunks/*/*/*.tif")) == ["2017", "2019"]
+
+    files.clear()  # the server is well again; a new process (no GDAL cache of this one's reads)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.argv[0] = 'gli'; from gli_toolbox.cli import main; main()",
+         "detect", "--aoi", str(BARBELLINO), "--stac", str(catalog), "--years", "2017-2019", "--out", str(out),
+         "--overwrite", "--resume"], capture_output=True, text=True, env={**os.environ, **FAST}, timeout=300,
+        check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert files.count(B03_2019, "ok") >= 1  # the failed read was tried again
+    assert files.count("20170703T101021_L2A/") == 0  # 2017's finished chunk was reused, not read again
+    assert not work.exists()  # complete: the intermediate files are gone
+    for year in (2017, 2019):
+        assert _areas(out, year) == _areas(reference, year)
+    assert json.loads((out / "run.json").read_text())["complete"] is True
+
+
 def test_signed_url_query_strings_never_reach_logs_or_run_json(files, tmp_path, fast_retries):
     files.clear()
     base = f"{files.url}/~{uuid.uuid4().hex[:8]}"

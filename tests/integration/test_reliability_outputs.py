@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -105,10 +106,14 @@ def test_out_dot_overwrite_is_safe(tmp_path, monkeypatch):
     res = detect(".", "--overwrite")
     # gli's figure would replace the user's own figures/total_area.png: refused, nothing changed
     assert res.exit_code == 1 and "figures/total_area.png was not written by gli" in res.output
+    # the finished chunks are kept beside the folder (not in it), and the line says how to reuse them
+    assert "finished chunk(s) are kept in" in res.output and "--resume" in res.output
+    assert (tmp_path / ".project.gli-work").is_dir() and not list(work.glob(".*gli-work"))
     (work / "figures" / "total_area.png").unlink()
     before_user = {rel: (work / rel).read_bytes() for rel in mine}
-    res = detect(".", "--overwrite")
+    res = detect(".", "--overwrite", "--resume")
     assert res.exit_code == 0, res.output
+    assert not (tmp_path / ".project.gli-work").exists()
     assert {rel: (work / rel).read_bytes() for rel in mine} == before_user
     assert (work / "lakes_2019.shp").exists() and (work / "figures" / "total_area.png").exists()
     res = detect(".", "--overwrite", years="2019")
@@ -273,7 +278,9 @@ def test_signals_stop_with_one_line_and_leave_the_folder_as_before(stalling_file
     assert "Traceback" not in text
     assert snapshot(out) == before
     # no staging folder or lock file left beside it; only the chunk results that --resume continues from
-    assert [p.name for p in tmp_path.glob(".o.*")] in ([], [".o.gli-work"])
+    # (2017's chunk finished before the stalled 2019 read), and the stop says so
+    assert [p.name for p in tmp_path.glob(".o.*")] == [".o.gli-work"]
+    assert f"1 finished chunk(s) are kept in {tmp_path / '.o.gli-work'}: run the same command with --resume" in text
 
 
 def test_a_run_started_with_nohup_keeps_ignoring_sighup(stalling_files, tmp_path):
@@ -325,7 +332,12 @@ def test_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(sta
     finally:
         first.kill()  # SIGKILL: no cleanup runs, the OS drops the lock
         first.communicate(timeout=60)
+    # the killed run's finished chunks are not dropped by a run that was not asked to continue it
     res = detect(out)
+    assert res.exit_code == 1
+    assert re.search(r"an earlier run into .+ stopped before it finished and left [1-9]\d* finished chunk\(s\) in "
+                     r".+\.o\.gli-work: add --resume to continue it", res.output), res.output
+    res = detect(out, "--resume")
     assert res.exit_code == 0, res.output
     assert (out / "lakes_2019.shp").exists() and not list(tmp_path.glob(".o.*"))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 
 class Stopped(KeyboardInterrupt):
@@ -27,6 +28,20 @@ _STOP_WORDS: dict[int, str] = {
 }
 _ABORT_TAIL = "; the output folder was left as it was before this run."
 _started = False
+#: Set by a command whose stop leaves something worth saying (``gli detect``: the finished chunks
+#: kept for ``--resume``); called after the stop line, returns a line or None.
+stop_hint: list[Callable[[], str | None]] = []
+
+
+def _say_stop(signum: int) -> None:
+    _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
+    for hint in stop_hint:
+        try:
+            line = hint()
+        except Exception:  # noqa: BLE001, S112 - a hint must never hide the stop itself
+            continue
+        if line:
+            _say(line)
 
 
 def _say(line: str) -> None:
@@ -76,7 +91,7 @@ def _watchdog(fd: int) -> None:
             export = sys.modules.get("gli_toolbox.export")
             if export is not None and getattr(export, "writing_outputs", lambda: False)():
                 deadline = time.monotonic() + GRACE_S  # the swap finishes or rolls back first
-        _say(_STOP_WORDS[signum] + _ABORT_TAIL)
+        _say_stop(signum)
         export = sys.modules.get("gli_toolbox.export")
         if export is not None:
             try:
@@ -104,7 +119,15 @@ def _install_signals() -> None:
         _watching = True
 
 
-if os.path.basename(sys.argv[0]) in ("gli", "gli.exe"):  # the console script, not a notebook or test
+def _main_process() -> bool:
+    """False in a process started by ``multiprocessing`` (the workers of ``--workers N``): they get
+    the console script's ``sys.argv`` and import this module, but a stop is said once, by the run."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is None
+
+
+if os.path.basename(sys.argv[0]) in ("gli", "gli.exe") and _main_process():  # the console script, not a notebook or test
     _install_signals()
 
 import click
@@ -124,7 +147,7 @@ class _GliGroup(click.Group):
             raise click.ClickException(redact(str(exc))) from None
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
-            _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
+            _say_stop(signum)
             sys.exit(signal_exit_code(signum))
         finally:
             export = sys.modules.get("gli_toolbox.export")

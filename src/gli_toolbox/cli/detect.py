@@ -16,9 +16,37 @@ from .options import closing_summary, configure_logging, selection_options, verb
 logger = logging.getLogger(__name__)
 
 
+def finished_chunks(work_base: Path) -> int:
+    """Finished chunk results kept in a work folder (0 when there is none)."""
+    if not work_base.is_dir():
+        return 0
+    from ..engine import finished_chunks as count
+
+    return count(work_base)
+
+
+def _kept_line(work_base: Path) -> str | None:
+    """What a stopped or failed run leaves for ``--resume``, or None when it leaves nothing."""
+    n = finished_chunks(work_base)
+    if not n:
+        return None
+    return f"{n} finished chunk(s) are kept in {work_base}: run the same command with --resume to continue"
+
+
+def _drop_if_nothing_finished(work_base: Path) -> None:
+    """Remove the work folder of a run that stopped before any chunk finished (it holds only empty
+    folders and the run marker); one with finished chunks is kept for ``--resume``."""
+    if work_base.is_dir() and not finished_chunks(work_base):
+        shutil.rmtree(work_base, ignore_errors=True)
+
+
 def work_folder(out: Path) -> Path:
     """Where a run keeps its chunk results until it has written its outputs: ``.<OUT>.gli-work``
-    next to the output folder (so the output folder itself stays untouched until the end)."""
+    next to the output folder (so the output folder itself stays untouched until the end; ``--out .``
+    is the current folder by its name, so its work folder too is beside it, not inside)."""
+    import os
+
+    out = Path(os.path.abspath(out))
     return out.parent / f".{out.name}.gli-work"
 
 
@@ -94,6 +122,14 @@ def detect_cmd(
         raise click.UsageError("--workers and --scheduler exclude each other: start a local cluster or use an existing one")
     check_output_dir(out, overwrite=overwrite)  # fail before any download
     work_base = work_folder(out)
+    kept = finished_chunks(work_base)
+    if kept and not resume:  # hours of chunk tasks of a stopped run: never dropped without being asked
+        raise GliError(f"an earlier run into {out} stopped before it finished and left {kept} finished chunk(s) in "
+                       f"{work_base}: add --resume to continue it (same command), or delete that folder to start "
+                       "again")
+    from . import stop_hint
+
+    stop_hint.append(lambda: _kept_line(work_base))
 
     def show_plan(est: RunEstimate) -> None:
         if quiet == 0 and verbose == 0:  # with -v the log states the plan (timed, in order with the rest)
@@ -103,14 +139,25 @@ def detect_cmd(
     try:
         result = detect(read_aoi(aoi, layer=aoi_layer), config=config, workers=workers, scheduler=scheduler,
                         work_dir=work_base, resume=resume, on_plan=show_plan)
-    except GliError:
-        try:  # an error before any chunk was finished leaves no empty work folder behind
-            work_base.rmdir()
-        except OSError:
-            pass  # absent, or holding finished chunks for --resume
+    except GliError as exc:
+        _drop_if_nothing_finished(work_base)  # an error before any chunk finished leaves no folder behind
+        line = _kept_line(work_base)
+        if line and "--resume" not in str(exc):
+            raise GliError(f"{exc} ({line[0].lower()}{line[1:]})") from None
         raise
-    paths = write_outputs(result, out, overwrite=overwrite)
-    shutil.rmtree(work_base, ignore_errors=True)  # the run is complete: its intermediate files go
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the finished chunks are kept for --resume (said with the stop)
+        _drop_if_nothing_finished(work_base)
+        raise
+    try:
+        paths = write_outputs(result, out, overwrite=overwrite)
+    except GliError as exc:  # e.g. a file of the user's own in the way: the chunks stay for --resume
+        line = _kept_line(work_base)
+        if line:
+            raise GliError(f"{exc} ({line[0].lower()}{line[1:]})") from None
+        raise
+    if result.run.get("complete", True):
+        shutil.rmtree(work_base, ignore_errors=True)  # the run is complete: its intermediate files go
+    # else kept: --resume redoes only the failed chunks and reads (exit_if_incomplete says so)
     if quiet == 0:
         layers = result.scene_lakes if per_scene else result.lakes
         for key, gdf in layers.items():
@@ -118,4 +165,4 @@ def detect_cmd(
             click.echo(f"{key}: {len(gdf)} {noun}, {gdf['area_km2'].sum():.4f} km2", err=True)
         click.echo(f"wrote {len(paths)} files to {out}", err=True)
         click.echo(closing_summary(out), err=True)
-    exit_if_incomplete(result.run, out)  # HOOK(rel): exit code 3 when some reads failed (contract 6)
+    exit_if_incomplete(result.run, out, kept=work_base if work_base.exists() else None)

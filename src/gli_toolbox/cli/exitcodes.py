@@ -55,33 +55,42 @@ def signal_exit_code(signum: int) -> int:
     return 128 + int(signum)
 
 
-def incomplete_summary(run: Mapping[str, Any], out: object) -> list[str]:
-    """Closing lines of a run with failed reads: which periods are incomplete and why (one line
-    per failed asset, at most five per period), and what to do.
+def incomplete_summary(run: Mapping[str, Any], out: object, kept: object = None) -> list[str]:
+    """Closing lines of a run with failed reads or chunk tasks: which periods are incomplete and why
+    (one line per failure, at most five per period), and what to do. ``kept``: the work folder
+    whose finished chunks ``--resume`` reuses, so that only what failed is done again.
 
-    >>> incomplete_summary({"complete": False, "incomplete": {"2019": ["2019-07-23: cannot read X: HTTP 503"]}}, "o")[0]
-    'INCOMPLETE: 2019 has failed reads (1); its lakes may be missing or cut:'
+    >>> run = {"complete": False, "incomplete": {"2019": ["2019-07-23: cannot read X: HTTP 503"]}}
+    >>> incomplete_summary(run, "o")[0]
+    'INCOMPLETE: 2019 has failures (1); its lakes may be missing or cut:'
+    >>> incomplete_summary(run, "o", kept=".o.gli-work")[-1]
+    'Results in o are incomplete (exit code 3); the finished chunks are kept in .o.gli-work: run the same command again with --overwrite --resume to redo only what failed (a read that failed may succeed later).'
     """
     if run.get("complete", True):
         return []
     lines = []
     for period, failures in (run.get("incomplete") or {}).items():
-        lines.append(f"INCOMPLETE: {period} has failed reads ({len(failures)}); its lakes may be missing or cut:")
+        lines.append(f"INCOMPLETE: {period} has failures ({len(failures)}); its lakes may be missing or cut:")
         lines.extend(f"  {f}" for f in failures[:5])
         if len(failures) > 5:
             lines.append(f"  ... and {len(failures) - 5} more (see run.json)")
-    lines.append(f"Results in {out} are incomplete (exit code 3); run the same command again with --overwrite "
-                 "when the connection is better.")
+    if kept is not None:
+        lines.append(f"Results in {out} are incomplete (exit code 3); the finished chunks are kept in {kept}: run the "
+                     "same command again with --overwrite --resume to redo only what failed (a read that failed may "
+                     "succeed later).")
+    else:
+        lines.append(f"Results in {out} are incomplete (exit code 3); run the same command again with --overwrite "
+                     "to redo what failed (a read that failed may succeed later).")
     return lines
 
 
-def exit_if_incomplete(run: Mapping[str, Any], out: object) -> None:
+def exit_if_incomplete(run: Mapping[str, Any], out: object, kept: object = None) -> None:
     """Print the closing lines of an incomplete run and exit with code 3 (``run["complete"]`` false)."""
     import sys
 
     import click
 
-    lines = incomplete_summary(run, out)
+    lines = incomplete_summary(run, out, kept)
     for line in lines:
         click.echo(line, err=True)
     if lines:
