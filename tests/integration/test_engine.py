@@ -303,6 +303,85 @@ def test_in_memory_lakes_on_a_cluster_without_workers_are_extracted_here(caplog)
     assert any(r.levelname == "WARNING" and "no worker" in r.getMessage() for r in caplog.records)
 
 
+def test_a_wrong_scheduler_address_is_refused_with_one_line(monkeypatch, tmp_path):
+    """``--scheduler`` at something that is no Dask scheduler: a service that greets with a banner
+    (SSH; Dask read it as a frame length and raised an ``ArrayMemoryError`` traceback) and a web
+    server (the dashboard's port; the handshake waited for ever). One line each, in bounded time."""
+    import http.server
+    import threading
+
+    from gli_toolbox.errors import ConfigError
+
+    monkeypatch.setattr(engine, "SCHEDULER_TIMEOUT_S", 2.0)
+    ssh = socket.socket()
+    ssh.bind(("127.0.0.1", 0))
+    ssh.listen()
+
+    def greet() -> None:
+        while True:
+            conn, _ = ssh.accept()
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+
+    threading.Thread(target=greet, daemon=True).start()
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        for port, why in [(ssh.getsockname()[1], r"cannot connect \(no Dask scheduler answers there\)"),
+                          (web.server_address[1], r"no Dask scheduler answered within 7 s")]:
+            t0 = time.monotonic()
+            err = _within(60, lambda p=port: detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False,
+                                                    scheduler=f"tcp://127.0.0.1:{p}", work_dir=tmp_path / "w"))
+            assert isinstance(err, ConfigError), err
+            assert re.fullmatch(rf"--scheduler tcp://127\.0\.0\.1:{port}: {why}; check the address \(the "
+                                r"scheduler's port, tcp://host:8786 by default, not its dashboard's 8787\) and that "
+                                r"the Dask scheduler is running", str(err)), str(err)
+            assert time.monotonic() - t0 < 30
+        assert not (tmp_path / "w").exists()
+    finally:
+        web.shutdown()
+        ssh.close()
+
+
+def test_a_chunk_whose_worker_keeps_dying_says_what_to_do():
+    """Dask's ``KilledWorker`` (the worker died each time it ran the task: most often its memory
+    limit) becomes one line with the two remedies, not Dask's paragraph."""
+    from types import SimpleNamespace
+
+    KilledWorker = pytest.importorskip("distributed.scheduler").KilledWorker
+    line = engine._task_error(KilledWorker("gli-chunk-2019-43N-r0_c0", SimpleNamespace(address="tcp://w:1"), 3))
+    assert line == ("KilledWorker: the Dask worker running this chunk died each time (most often out of memory): "
+                    "lower --chunk-px (memory grows with its square) or give each worker more memory (1-2 GB)")
+    assert engine._task_error(OSError("disk quota exceeded")) == "OSError: disk quota exceeded"
+
+
+def test_workers_paused_at_their_memory_limit_stop_the_run_with_one_line(monkeypatch, tmp_path, caplog):
+    """Dask pauses a worker above 80 % of its memory limit; one that never resumes took no task and
+    the run waited for ever, silently. Now: a warning at once, then one line after the wait.
+    (Here the worker is made to pause at 1 % of its limit.)"""
+    from gli_toolbox.errors import ClusterError
+
+    monkeypatch.setenv("GLI_WORKER_WAIT_S", "3")
+    paused = {"DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE": "0.01", "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "False",
+              "DASK_DISTRIBUTED__WORKER__MEMORY__SPILL": "False", "DASK_DISTRIBUTED__WORKER__MEMORY__TARGET": "False",
+              "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "100ms"}
+    with _cluster([(_WORKER, paused)]) as client:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and \
+                {w.get("status") for w in client.scheduler_info()["workers"].values()} != {"paused"}:
+            time.sleep(0.2)
+        err = _within(120, lambda: detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False,
+                                          client=client, work_dir=tmp_path / "w"))
+    assert isinstance(err, ClusterError), err
+    assert re.match(r"the workers of the Dask cluster tcp://127\.0\.0\.1:\d+ have been paused at their memory limit "
+                    r"for 3 s \(1 task\(s\) left\): finished chunks are kept; give each worker more memory \(1-2 GB\) "
+                    r"or lower --chunk-px", str(err)), str(err)
+    assert any(r.levelname == "WARNING" and "is paused at its memory limit" in r.getMessage() for r in caplog.records)
+
+
 def _swap_workers(client, new_worker: list[str], env: dict[str, str]):
     """``on_plan`` for a run on ``client``: after the start-up check, a worker started with
     ``new_worker`` joins and the workers of the check leave (as when an HPC job ends and another one
