@@ -24,6 +24,7 @@ A task that raises is retried (``retries``); one that keeps failing is reported,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -686,7 +687,7 @@ class DaskRunner:
             # no statistical profiler in the workers: sampling the task's stack every 10 ms cost about 10 % of
             # the CPU (2 workers on 2 cores: 1.6-1.7x the throughput of one with it, 1.8x without;
             # docs/performance.md). The task stream and progress in the dashboard stay.
-            with dask.config.set(WORKER_CONFIG):
+            with dask.config.set(WORKER_CONFIG), _workers_ignore_ctrl_c():
                 # silence_logs: the workers' own log lines (Dask's warnings while a run is stopped, ...) would
                 # land among gli's; what matters reaches this process through the tasks' results
                 cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
@@ -809,6 +810,28 @@ class DaskRunner:
                 obj.close()
             except Exception as exc:  # noqa: BLE001 - closing a cluster that already went away
                 logger.debug("closing %s: %s", obj, exc)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Worker processes started inside ignore Ctrl-C (SIGINT).
+
+    A terminal sends Ctrl-C to the whole process group, so to the workers of ``--workers N`` too;
+    each printed a ``KeyboardInterrupt`` traceback while the run itself stopped cleanly and stops
+    them. An ignored signal stays ignored in a child process (and Python then installs no handler
+    of its own), so SIGINT is ignored here while the workers start, then restored.
+    """
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: its signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 #: Seconds to wait for an answer of the scheduler given as ``--scheduler``.

@@ -283,6 +283,26 @@ def test_signals_stop_with_one_line_and_leave_the_folder_as_before(stalling_file
     assert f"1 finished chunk(s) are kept in {tmp_path / '.o.gli-work'}: run the same command with --resume" in text
 
 
+@pytest.mark.parametrize(("sig", "words"), [(signal.SIGINT, "Interrupted (Ctrl-C)"), (signal.SIGTERM, "Stopped by SIGTERM")])
+def test_a_stop_sent_to_a_run_with_workers_is_said_once(stalling_files, tmp_path, sig, words):
+    """Ctrl-C in a terminal (and a batch system's stop) reaches the whole process group: the Dask
+    worker processes of --workers too. They import gli's command line (spawned with its argv) and
+    each said the stop line (three lines for two workers), and Dask's own warnings followed."""
+    out = tmp_path / "o"
+    stalling_files.clear()
+    cat = _slow_catalog(stalling_files, tmp_path)
+    proc = _start_gli(["detect", "--aoi", BARBELLINO, "--stac", cat, "--years", "2017-2019", "--out", out,
+                       "--workers", "2"], tmp_path)
+    _wait_for_stall(stalling_files, proc)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 128 + sig, text
+    assert text.count(words) == 1, text
+    assert "distributed." not in text and "Traceback" not in text
+    assert not out.exists()
+
+
 def test_a_run_started_with_nohup_keeps_ignoring_sighup(stalling_files, tmp_path):
     """Under ``nohup`` (SIGHUP ignored when gli starts) a closed session does not stop the run; a
     SIGTERM still does, with its own line."""

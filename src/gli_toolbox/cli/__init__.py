@@ -33,7 +33,16 @@ _started = False
 stop_hint: list[Callable[[], str | None]] = []
 
 
+_stop_said = False
+
+
 def _say_stop(signum: int) -> None:
+    """The stop line (and the hints), once: the watchdog may end the process while the main thread,
+    having said it, still closes a Dask cluster."""
+    global _stop_said
+    if _stop_said:
+        return
+    _stop_said = True
     _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
     for hint in stop_hint:
         try:
@@ -54,7 +63,8 @@ def _say(line: str) -> None:
 
 def _on_signal(signum: int, frame: object) -> None:
     if not _started:  # still importing: nothing written yet, leave at once with the same line
-        _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
+        if _main_process():
+            _say(_STOP_WORDS.get(signum, "Stopped") + _ABORT_TAIL)
         os._exit(128 + signum)
     raise Stopped(signum)
 
@@ -120,14 +130,16 @@ def _install_signals() -> None:
 
 
 def _main_process() -> bool:
-    """False in a process started by ``multiprocessing`` (the workers of ``--workers N``): they get
-    the console script's ``sys.argv`` and import this module, but a stop is said once, by the run."""
+    """False in a process started by ``multiprocessing`` (the Dask workers of ``--workers N``): they
+    get the console script's ``sys.argv`` and import this module, so its handlers, but a stop
+    signal sent to the whole process group (Ctrl-C, a batch system) is said once, by the run.
+    (Asked when a signal comes: while the child imports this module its parent is not known yet.)"""
     import multiprocessing
 
     return multiprocessing.parent_process() is None
 
 
-if os.path.basename(sys.argv[0]) in ("gli", "gli.exe") and _main_process():  # the console script, not a notebook or test
+if os.path.basename(sys.argv[0]) in ("gli", "gli.exe"):  # the console script, not a notebook or test
     _install_signals()
 
 import click
