@@ -153,6 +153,9 @@ class _GliGroup(click.Group):
     """A click group that turns library errors into one line and exit code 1, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
+        global _stop_said
+        _stop_said = False  # one invocation, one stop line (tests invoke the command line many times)
+        stop_hint.clear()
         try:
             return super().invoke(ctx)
         except GliError as exc:

@@ -157,7 +157,8 @@ def detect_cmd(
         raise
     if result.run.get("complete", True):
         shutil.rmtree(work_base, ignore_errors=True)  # the run is complete: its intermediate files go
-    # else kept: --resume redoes only the failed chunks and reads (exit_if_incomplete says so)
+    else:  # kept: --resume redoes only the failed chunks and reads (exit_if_incomplete says so)
+        _drop_if_nothing_finished(work_base)
     if quiet == 0:
         layers = result.scene_lakes if per_scene else result.lakes
         for key, gdf in layers.items():
