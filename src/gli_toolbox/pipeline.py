@@ -144,6 +144,13 @@ def _pixels(n: float) -> str:
 
 
 def _duration(seconds: float) -> str:
+    """``"under 1 s"``, ``"40 s"``, ``"12 min"``, ``"3.5 h"``.
+
+    >>> _duration(0.2), _duration(40), _duration(720), _duration(12600)
+    ('under 1 s', '40 s', '12 min', '3.5 h')
+    """
+    if seconds < 1:
+        return "under 1 s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
