@@ -33,7 +33,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,8 +184,13 @@ def done_summary(task: ChunkTask) -> dict[str, Any] | None:
     p = _summary_path(task.path)
     if not (p.exists() and Path(task.path).exists()):
         return None
+    return _reusable(p)
+
+
+def _reusable(summary_path: Path) -> dict[str, Any] | None:
+    """A chunk summary that ``--resume`` reuses: readable, and no day with a failed read."""
     try:
-        summary = dict(json.loads(p.read_text(encoding="utf-8")))
+        summary = dict(json.loads(summary_path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return None
     if any(rec.get("failed") for rec in summary.get("days", {}).values()):
@@ -195,8 +200,10 @@ def done_summary(task: ChunkTask) -> dict[str, Any] | None:
 
 def finished_chunks(work_base: Path) -> int:
     """How many finished chunk results the runs in ``work_base`` (the folder given as ``work_dir``)
-    hold: what ``--resume`` would reuse, and what must not be deleted without asking."""
-    return sum(1 for p in Path(work_base).glob("*/chunks/*/*/*.json") if p.with_suffix(".tif").exists())
+    hold: what ``--resume`` would reuse (as :func:`done_summary` does), and what must not be deleted
+    without asking."""
+    return sum(1 for p in Path(work_base).glob("*/chunks/*/*/*.json")
+               if p.with_suffix(".tif").exists() and _reusable(p) is not None)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -703,7 +710,7 @@ class DaskRunner:
         self.address = client.scheduler.address if getattr(client, "scheduler", None) else "(unknown)"
         self.name = f"dask {self.address}" if self.address != "(unknown)" else "dask"
         try:
-            self.n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+            self.n_workers = max(1, len(client.nthreads()))
         except Exception:  # noqa: BLE001
             self.n_workers = 1
 
@@ -723,6 +730,7 @@ class DaskRunner:
                 watch.check(self.address, futures)
                 time.sleep(0.05)
                 continue
+            watch.progress()
             for fut in batch:
                 t = futures.pop(fut)
                 if fut.status == "finished":
@@ -831,7 +839,8 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:  # None: a handler installed by C code, which Python cannot restore
+            signal.signal(signal.SIGINT, previous)
 
 
 #: Seconds to wait for an answer of the scheduler given as ``--scheduler``.
@@ -852,27 +861,37 @@ def _connect(address: str) -> Any:
 
     from .errors import ConfigError
 
-    box: list[Any] = []
+    lock = threading.Lock()
+    state: dict[str, Any] = {"done": False, "abandoned": False, "result": None}
 
     def connect() -> None:
         try:
-            box.append(Client(address, timeout=f"{SCHEDULER_TIMEOUT_S:g}s"))
+            got: Any = Client(address, timeout=f"{SCHEDULER_TIMEOUT_S:g}s")
         except BaseException as exc:  # noqa: BLE001 - handed to the caller as one line
-            box.append(exc)
+            got = exc
+        with lock:
+            late = state["abandoned"]
+            if not late:
+                state.update(done=True, result=got)
+        if late and not isinstance(got, BaseException):
+            got.close()  # the caller gave up waiting: nobody else would close it
 
     worker = threading.Thread(target=connect, name="gli-connect", daemon=True)
     worker.start()
     worker.join(SCHEDULER_TIMEOUT_S + 5)
+    with lock:
+        if not state["done"]:
+            state["abandoned"] = True
     what = ("check the address (the scheduler's port, tcp://host:8786 by default, not its dashboard's 8787) and "
             "that the Dask scheduler is running")
-    if not box:
+    if not state["done"]:
         raise ConfigError(f"--scheduler {address}: no Dask scheduler answered within "
                           f"{_duration(SCHEDULER_TIMEOUT_S + 5)}; {what}")
-    if isinstance(box[0], BaseException):
-        exc = box[0]
-        why = ("no Dask scheduler answers there" if isinstance(exc, MemoryError) else _one_line(exc))
+    got = state["result"]
+    if isinstance(got, BaseException):
+        why = "no Dask scheduler answers there" if isinstance(got, MemoryError) else _one_line(got)
         raise ConfigError(f"--scheduler {address}: cannot connect ({why}); {what}") from None
-    return box[0]
+    return got
 
 
 def _duration(seconds: float) -> str:
@@ -892,6 +911,25 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+def _workers_info(client: Any) -> dict[str, dict[str, Any]]:
+    """Every worker's entry of the scheduler's information (some releases of distributed list only
+    the first 5 unless asked for all)."""
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:  # releases without the argument list them all
+        info = client.scheduler_info()
+    return dict(info.get("workers", {}))
+
+
+def _working(worker: Mapping[str, Any]) -> bool:
+    """A worker that takes tasks, or that still runs one while paused by Dask at its memory limit."""
+    if worker.get("status", "running") == "running":
+        return True
+    metrics = worker.get("metrics") or {}
+    executing = (metrics.get("task_counts") or {}).get("executing", metrics.get("executing", 0))
+    return bool(executing)
+
+
 class _WorkerWatch:
     """Stops a run whose cluster has had no working worker for :func:`worker_wait_s`: all workers went
     away (an HPC job's time limit, a crash), or all are paused by Dask at their memory limit (a worker
@@ -904,16 +942,20 @@ class _WorkerWatch:
         self.last = 0.0
         self.since: float | None = None
 
+    def progress(self) -> None:
+        """A task finished: the cluster is working, whatever its workers' state."""
+        self.since = None
+
     def check(self, address: str, pending: Collection[Any]) -> None:
         now = time.monotonic()
         if now - self.last < 2.0:
             return
         self.last = now
         try:
-            workers = dict(self.client.scheduler_info().get("workers", {}))
+            workers = _workers_info(self.client)
         except Exception:  # noqa: BLE001 - the scheduler itself is gone: the same outcome
             workers = {}
-        if any(w.get("status", "running") == "running" for w in workers.values()):
+        if any(_working(w) for w in workers.values()):
             self.since = None
             return
         paused = bool(workers) and all(w.get("status") == "paused" for w in workers.values())

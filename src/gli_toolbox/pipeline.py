@@ -666,6 +666,16 @@ def _work_folder(work_dir: str | Path, config: DetectConfig, the_aoi: Aoi, resum
         shutil.rmtree(work)  # our own intermediate files of an earlier, different attempt
     elif resume and not work.exists():
         logger.warning("--resume: no earlier work for these parameters in %s; starting from the beginning", base)
+    elif resume:
+        from . import __version__
+        from .engine import RUN_MARKER
+
+        marker = work / RUN_MARKER
+        made_by = marker.read_text(encoding="utf-8").strip() if marker.is_file() else __version__
+        if made_by != __version__:  # the layers of one run must not mix chunks of two versions
+            raise ConfigError(f"--resume: the finished chunks in {base} were made by gli-toolbox {made_by}, this is "
+                              f"{__version__}; delete that folder to start again, or continue with gli-toolbox "
+                              f"{made_by}")
     work.mkdir(parents=True, exist_ok=True)
     return work
 

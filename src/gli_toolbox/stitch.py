@@ -813,10 +813,13 @@ def _run(fn: Callable[..., dict[str, Any]], src: _Source, chunks: Sequence[_Chun
     from .engine import CHUNK_RETRIES, results_or_here
 
     if isinstance(src, _ArraySource):
-        if not client.nthreads():  # scattering to no worker would wait for one to join
+        try:
+            if not client.nthreads():  # scattering to no worker would wait for one to join
+                raise TimeoutError("no worker")
+            src_f = client.scatter(src, broadcast=True, hash=False)
+        except (TimeoutError, OSError):  # no worker, or none running (all paused): no need of one
             logger.warning("the Dask cluster has no worker: lakes are extracted in this process")
             return [fn(src, c, *a) for c, a in zip(chunks, per_chunk)]
-        src_f = client.scatter(src, broadcast=True, hash=False)
     else:
         src_f = src
     futures = [client.submit(fn, src_f, c, *a, pure=False, retries=CHUNK_RETRIES) for c, a in zip(chunks, per_chunk)]

@@ -113,6 +113,8 @@ def test_persistent_failure_marks_the_year_incomplete_with_exit_code_3(files, ca
 
 
 def test_an_incomplete_run_keeps_its_chunks_and_resume_redoes_only_what_failed(files, catalog, tmp_path, reference):
+    from gli_toolbox.engine import finished_chunks
+
     """Exit 3 keeps the finished chunks beside --out and says how to continue; ``--resume`` then
     reads again only the chunk whose read failed (2019), reuses 2017's, and gives the reference."""
     files.fail(B03_2019, "503")
@@ -123,6 +125,7 @@ def test_an_incomplete_run_keeps_its_chunks_and_resume_redoes_only_what_failed(f
     assert (f"the finished chunks are kept in {work}: run the same command again with --overwrite --resume to redo "
             "only what failed") in " ".join(res.output.split())
     assert sorted(p.parent.parent.name[:4] for p in work.glob("*/chunks/*/*/*.tif")) == ["2017", "2019"]
+    assert finished_chunks(work) == 1  # 2019's chunk, whose read failed, is not one --resume reuses
 
     files.clear()  # the server is well again; a new process (no GDAL cache of this one's reads)
     proc = subprocess.run(

@@ -355,8 +355,8 @@ def test_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(sta
     # the killed run's finished chunks are not dropped by a run that was not asked to continue it
     res = detect(out)
     assert res.exit_code == 1
-    assert re.search(r"an earlier run into .+ stopped before it finished and left [1-9]\d* finished chunk\(s\) in "
-                     r".+\.o\.gli-work: add --resume to continue it", res.output), res.output
+    assert re.search(r"an earlier run into .+ was stopped or incomplete and left [1-9]\d* finished chunk\(s\) in "
+                     r".+\.o\.gli-work: add --resume to reuse them", res.output), res.output
     res = detect(out, "--resume")
     assert res.exit_code == 0, res.output
     assert (out / "lakes_2019.shp").exists() and not list(tmp_path.glob(".o.*"))

@@ -124,8 +124,8 @@ def detect_cmd(
     work_base = work_folder(out)
     kept = finished_chunks(work_base)
     if kept and not resume:  # hours of chunk tasks of a stopped run: never dropped without being asked
-        raise GliError(f"an earlier run into {out} stopped before it finished and left {kept} finished chunk(s) in "
-                       f"{work_base}: add --resume to continue it (same command), or delete that folder to start "
+        raise GliError(f"an earlier run into {out} was stopped or incomplete and left {kept} finished chunk(s) in "
+                       f"{work_base}: add --resume to reuse them (same command), or delete that folder to start "
                        "again")
     from . import stop_hint
 
