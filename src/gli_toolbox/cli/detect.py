@@ -88,8 +88,9 @@ def work_folder(out: Path) -> Path:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run chunk tasks on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
 @click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same command (its finished chunks are kept in .<OUT>.gli-work "
-                   "next to --out until the outputs are written).")
+              help="Continue a stopped or incomplete run of the same command: its finished chunks are kept in "
+                   ".<OUT>.gli-work next to --out until a run completes, and only what is missing or failed is done "
+                   "again.")
 @verbosity_options
 def detect_cmd(
     aoi: str, aoi_layer: str | None, years: tuple[int, ...], months: tuple[int, int], stac: str, collection: str,
