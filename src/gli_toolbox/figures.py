@@ -101,6 +101,8 @@ def _timeline(res: TrackResult, periods: Iterable[Any] | None) -> tuple[list[Any
 def _format_time_axis(ax: Any, yearly: bool) -> None:
     if yearly:
         ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, min_n_ticks=1))
+        # years as years: two close years (2019, 2020) otherwise read "-1, 0" with "+2.02e3" aside
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.set_xlabel("year")
     else:
         loc = AutoDateLocator(minticks=2, maxticks=8)

@@ -115,6 +115,18 @@ def test_36_periods_have_non_overlapping_year_labels():
         assert all(lb.lstrip("−-").isdigit() for lb in labels)  # whole years, never 2001.5
 
 
+def test_two_close_years_are_labelled_as_years():
+    """2019 and 2020 read "2019", "2020" on the time axis, not "-1", "0" with "+2.02e3" in the corner
+    (matplotlib's offset notation for close large values)."""
+    res = track({2019: _layer(2019, [300, 200]), 2020: _layer(2020, [320, 180])})
+    for fig in (total_area_figure(res), top_changes_figure(res)):
+        _render(fig)
+        ax = fig.axes[-1] if len(fig.axes) == 2 else fig.axes[0]
+        labels = {t.get_text() for t in ax.get_xticklabels() if t.get_text()}
+        assert {"2019", "2020"} <= labels, labels
+        assert ax.xaxis.get_offset_text().get_text() == ""
+
+
 def test_36_dates_have_non_overlapping_labels():
     dates = [f"{y}{m:02d}15" for y in range(2018, 2024) for m in range(5, 11)]
     assert len(dates) == 36
