@@ -697,9 +697,12 @@ class DaskRunner:
             with dask.config.set(WORKER_CONFIG), _workers_ignore_ctrl_c():
                 # silence_logs: the workers' own log lines (Dask's warnings while a run is stopped, ...) would
                 # land among gli's; what matters reaches this process through the tasks' results
-                cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                       memory_limit=memory_limit, dashboard_address="127.0.0.1:0",
-                                       silence_logs=logging.CRITICAL)
+                try:
+                    cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
+                                           memory_limit=memory_limit, dashboard_address="127.0.0.1:0",
+                                           silence_logs=logging.CRITICAL)
+                except Exception as exc:  # noqa: BLE001 - one line; the usual cause below
+                    raise _cluster_start_error(workers or 1, exc) from None
             client = Client(cluster)
             self._own += [client, cluster]
         self.client = client
@@ -843,6 +846,22 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
+def _cluster_start_error(workers: int, exc: BaseException) -> Exception:
+    """One line for a local cluster that did not start. From a Python script the usual cause is a
+    call outside ``if __name__ == "__main__":``: each worker process imports the script (Python's
+    "spawn"), runs the call again and fails, and Dask reports only "Nanny failed to start"."""
+    import sys
+
+    from .errors import ClusterError
+
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    hint = (f"in a script ({Path(script).name}), call gli_toolbox.detect() under `if __name__ == \"__main__\":` "
+            "(each worker process imports the script), or leave out workers= to run in this process"
+            if script else "leave out workers= to run in this process, or start a cluster yourself and pass client=")
+    return ClusterError(f"could not start {workers} local Dask worker process(es) ({_one_line(exc)}): {hint}")
+
+
 #: Seconds to wait for an answer of the scheduler given as ``--scheduler``.
 SCHEDULER_TIMEOUT_S = 30.0
 
@@ -861,6 +880,18 @@ def _connect(address: str) -> Any:
 
     from .errors import ConfigError
 
+    what = ("check the address (the scheduler's port, tcp://host:8786 by default, not its dashboard's 8787) and "
+            "that the Dask scheduler is running")
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    if address.startswith("tcp://") and port.isdigit():  # a closed port is known at once (Dask retries 30 s)
+        import socket
+
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except ConnectionRefusedError:
+            raise ConfigError(f"--scheduler {address}: cannot connect (connection refused); {what}") from None
+        except OSError:
+            pass  # unreachable, slow, a name to resolve: Dask tries in its own way below
     lock = threading.Lock()
     state: dict[str, Any] = {"done": False, "abandoned": False, "result": None}
 
@@ -882,8 +913,6 @@ def _connect(address: str) -> Any:
     with lock:
         if not state["done"]:
             state["abandoned"] = True
-    what = ("check the address (the scheduler's port, tcp://host:8786 by default, not its dashboard's 8787) and "
-            "that the Dask scheduler is running")
     if not state["done"]:
         raise ConfigError(f"--scheduler {address}: no Dask scheduler answered within "
                           f"{_duration(SCHEDULER_TIMEOUT_S + 5)}; {what}")

@@ -278,7 +278,9 @@ def detect(
     client, scheduler, workers
         Where chunk tasks run: a ``dask.distributed.Client``; the address of an existing scheduler;
         or the number of worker processes of a local cluster started for this run. Default: in this
-        process, one chunk after the other (no cluster to start; same results).
+        process, one chunk after the other (no cluster to start; same results). In a script, call
+        ``detect(workers=N)`` under ``if __name__ == "__main__":`` (each worker process imports the
+        script); notebooks need nothing.
     work_dir
         Folder for chunk results and the composite rasters (default: a new temporary folder, deleted
         when the result is). The water maps of the result read from it, so keep it while you use them.

@@ -335,7 +335,8 @@ def test_a_wrong_scheduler_address_is_refused_with_one_line(monkeypatch, tmp_pat
     threading.Thread(target=web.serve_forever, daemon=True).start()
     try:
         # (what Dask makes of each depends on its release: any one-line cause is right)
-        for port, why in [(ssh.getsockname()[1], r"cannot connect \(.+\)"),
+        for port, why in [(_free_port(), r"cannot connect \(connection refused\)"),  # nothing listens: at once
+                          (ssh.getsockname()[1], r"cannot connect \(.+\)"),
                           (web.server_address[1], r"(no Dask scheduler answered within 7 s|cannot connect \(.+\))")]:
             t0 = time.monotonic()
             err = _within(60, lambda p=port: detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False,
@@ -380,6 +381,22 @@ def test_resume_refuses_chunks_made_by_another_version(tmp_path):
                                           rf"this is {re.escape(__version__)}; delete that folder to start again"):
         detect(BARBELLINO["aoi"], resume=True, **kw)
     assert engine.finished_chunks(tmp_path / "w") == 1  # nothing dropped
+
+
+def test_workers_from_a_script_without_a_main_guard_say_what_to_do(tmp_path):
+    """``detect(workers=2)`` at the top level of a script: each spawned worker imports the script and
+    fails; Dask said only "Nanny failed to start" at the end of some 300 lines. The error now names
+    the script and the guard."""
+    script = tmp_path / "my_run.py"
+    script.write_text("from gli_toolbox import detect\n"
+                      f"detect({str(BARBELLINO['aoi'])!r}, stac={str(CATALOG)!r}, years=(2019,), workers=2, "
+                      "progress=False)\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("gli_toolbox.errors.ClusterError: could not start 2 local Dask worker process(es) (")
+    assert "in a script (my_run.py), call gli_toolbox.detect() under `if __name__ == \"__main__\":`" in last
 
 
 def test_a_chunk_whose_worker_keeps_dying_says_what_to_do():

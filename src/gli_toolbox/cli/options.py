@@ -116,7 +116,9 @@ def configure_logging(verbose: int, quiet: int) -> None:
     # dask.distributed, imported only when a cluster is used, sets its logger to INFO on import unless
     # Dask's configuration says otherwise: without this, --workers N printed some 30 lines of cluster
     # start-up and shut-down (workers registered, nannies closed) among gli's own lines
-    dask_level = "debug" if verbose >= 3 else "warning"
+    # start-up and shut-down (workers registered, nannies closed) among gli's own lines; its warnings
+    # ("Restarting worker" after a worker died) only with -v: gli says what matters itself
+    dask_level = "debug" if verbose >= 3 else "warning" if verbose else "error"
     if "dask" in sys.modules:
         import dask
 
