@@ -132,20 +132,26 @@ class WaterMap:
     def observed_share(self, geom: BaseGeometry, crs: Any = None) -> float:
         """Share of the pixels under ``geom`` with at least one open-water observation.
 
-        ``geom`` is in ``crs`` (default: the CRS of the first zone, the lake layers' CRS). Only the
-        window of the raster under the geometry is read.
+        ``geom`` is in ``crs`` (default: the CRS of the first zone, the lake layers' CRS); without
+        ``crs``, a geometry outside every grid of the map is an error (a lon/lat geometry, most
+        often). Only the window of the raster under the geometry is read.
         """
         from rasterio.windows import Window, from_bounds
 
         src_crs = crs or self.zones[0].crs
         n_in = n_obs = 0
+        touches = False
         for z in self.zones:
             g = geom if str(src_crs) == z.crs else _to_crs(geom, src_crs, z.crs)
+            h, w = z.shape
+            x0, y0 = z.transform * (0, 0)
+            x1, y1 = z.transform * (w, h)
+            gx0, gy0, gx1, gy1 = g.bounds
+            touches = touches or (gx0 < max(x0, x1) and gx1 > min(x0, x1) and gy0 < max(y0, y1) and gy1 > min(y0, y1))
             if len(self.zones) > 1 and z.part is not None:
                 g = g.intersection(z.part)
             if g.is_empty:
                 continue
-            h, w = z.shape
             win = from_bounds(*g.bounds, transform=z.transform).round_offsets(op="floor").round_lengths(op="ceil")
             c0, r0 = max(int(win.col_off) - 1, 0), max(int(win.row_off) - 1, 0)
             c1, r1 = min(int(win.col_off + win.width) + 1, w), min(int(win.row_off + win.height) + 1, h)
@@ -157,6 +163,9 @@ class WaterMap:
             inside = _centres_inside(g, z.transform * Affine.translation(c0, r0), nobs.shape)
             n_in += int(inside.sum())
             n_obs += int((nobs[inside] > 0).sum())
+        if crs is None and not touches:  # most often a lon/lat geometry given without its CRS
+            raise GliError(f"the geometry (bounds {', '.join(f'{v:g}' for v in geom.bounds)}) lies outside every grid "
+                           f"of water map {self.label} ({src_crs}); give its CRS, e.g. crs=\"EPSG:4326\" for lon/lat")
         return float(n_obs / n_in) if n_in else 0.0
 
 

@@ -652,6 +652,15 @@ def test_two_zone_aoi_is_mapped_on_each_zone_grid_whatever_the_chunking(two_zone
             np.testing.assert_array_equal(x.read(1), y.read(1))
     # observed_share reads windows of both zones: a lake polygon in the layers' CRS is fully observed
     assert a.masks[2019].observed_share(lakes_a.geometry.iloc[0], lakes_a.crs) == 1.0
+    # the same place in lon/lat: with its CRS it is observed; without, it lies outside every grid (it
+    # returned 0.0, "never observed", in silence)
+    from gli_toolbox.errors import GliError
+
+    ll = gpd.GeoSeries([lakes_a.geometry.iloc[0]], crs=lakes_a.crs).to_crs("EPSG:4326").iloc[0]
+    assert a.masks[2019].observed_share(ll, "EPSG:4326") == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(GliError, match=r"lies outside every grid of water map .+; give its CRS, e\.g\. "
+                                       r"crs=\"EPSG:4326\" for lon/lat"):
+        a.masks[2019].observed_share(ll)
 
 
 def test_two_zone_masks_are_written_per_zone(two_zone_region, tmp_path):
