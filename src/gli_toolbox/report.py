@@ -44,6 +44,27 @@ CITATIONS = (
     ("Snow and ice test (NDSI)", ("Hall, D. K., Riggs, G. A. and Salomonson, V. V. (1995): Development of methods "
      "for mapping global snow cover using MODIS data. Remote Sensing of Environment 54, 127-140.")),
 )
+#: Cited as well for ``method="multi"`` (the default): seeded growth and the NIR water test.
+MULTI_CITATIONS = (
+    ("Seeded water test (method multi)", ("Li, J. and Sheng, Y. (2012): An automated scheme for glacial lake "
+     "dynamics mapping using Landsat imagery and digital elevation models: a case study in the Himalayas. "
+     "International Journal of Remote Sensing 33(16), 5194-5213.")),
+    ("NIR water test (method multi)", ("Zhu, Z. and Woodcock, C. E. (2012): Object-based cloud and cloud shadow "
+     "detection in Landsat imagery. Remote Sensing of Environment 118, 83-94.")),
+)
+
+
+def _method(params: Mapping[str, Any]) -> str:
+    """The water classification of a run, as a partner reads it.
+
+    >>> _method({"method": "multi"})[:45]
+    'multi: seeded test on NDWI, MNDWI, NIR, SWIR1'
+    >>> _method({"method": "threshold", "index": "mndwi", "ndwi_threshold": 0.1})
+    'threshold: MNDWI above 0.1'
+    """
+    if params.get("method", "threshold") == "multi":
+        return "multi: seeded test on NDWI, MNDWI, NIR, SWIR1 (docs/accuracy.md)"
+    return f"threshold: {str(params.get('index', 'ndwi')).upper()} above {params.get('ndwi_threshold', 0.2):g}"
 
 _CSS = """
 body{font-family:"DejaVu Sans",Arial,Helvetica,sans-serif;max-width:1000px;margin:24px auto;padding:0 16px;color:#222;
@@ -195,7 +216,9 @@ def _warnings_section(run: Mapping[str, Any]) -> str:
 def _cite_section(run: Mapping[str, Any], periods: list[str]) -> str:
     version = (run.get("software") or {}).get("gli-toolbox", "")
     years = sorted({p[:4] for p in periods})
-    items = "".join(f"<li><b>{_e(what)}</b>: {_e(ref)}</li>" for what, ref in CITATIONS)
+    multi = (run.get("parameters") or {}).get("method") == "multi"
+    items = "".join(f"<li><b>{_e(what)}</b>: {_e(ref)}</li>"
+                    for what, ref in (*CITATIONS, *(MULTI_CITATIONS if multi else ())))
     data = (f"<p>Imagery: contains modified Copernicus Sentinel data {', '.join(years)}.</p>" if years else "")
     return ("<h2>How to cite</h2>"
             f"<p>Lakes mapped with gli-toolbox {_e(version)} (Sentinel-2 water index composite per season, "
@@ -240,7 +263,9 @@ def build_report(run: Mapping[str, Any], *, layers: Mapping[Any, gpd.GeoDataFram
         facts.append(("years requested", ", ".join(map(str, requested))))
     if params.get("months"):
         facts.append(("season", f"months {params['months'][0]}–{params['months'][1]} of each year"))
-    for key, name in (("index", "water index"), ("ndwi_threshold", "threshold"), ("min_area_m2", "minimum lake area (m²)"),
+    if params.get("method") is not None or params.get("index") is not None:  # gli detect (gli track has none)
+        facts.append(("water method", _method(params)))
+    for key, name in (("min_area_m2", "minimum lake area (m²)"),
                       ("max_cloud_pct", "maximum scene cloud cover (%)"), ("collection", "collection")):
         if params.get(key) is not None:
             facts.append((name, params[key]))

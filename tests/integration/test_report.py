@@ -47,6 +47,12 @@ def test_detect_report_holds_the_run(detect_run: Path):
     lake = pd.read_csv(detect_run / "lake_changes.csv")["lake_id"].item()
     assert f"<td>{lake}</td><td>growing</td>" in page
     assert "McFeeters" in page and "Copernicus Sentinel data 2017, 2019" in page
+    # the water method of the run (multi by default), with its sources: the report said "water index
+    # ndwi, threshold 0.2" whatever the method
+    assert run["parameters"]["method"] == "multi"
+    assert "<dt>water method</dt><dd>multi: seeded test on NDWI, MNDWI, NIR, SWIR1" in page
+    assert "Li, J. and Sheng, Y. (2012)" in page and "Zhu, Z. and Woodcock, C. E. (2012)" in page
+    assert "<dt>threshold</dt>" not in page
     # self-contained: three embedded PNG figures, no reference to anything outside the file
     assert page.count('src="data:image/png;base64,') == 3
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
@@ -61,6 +67,14 @@ def test_track_writes_a_report_with_its_warnings(detect_run: Path, tmp_path: Pat
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "lakes_2017.shp" in page and "Changes 2017–2019" in page
     assert page.count('src="data:image/png;base64,') == 3
+
+
+def test_a_threshold_run_names_its_index_and_threshold_and_not_the_multi_sources():
+    run = {"command": "detect", "parameters": {"method": "threshold", "index": "mndwi", "ndwi_threshold": 0.1},
+           "aoi": {"source": "naryn.geojson"}, "warnings": []}
+    page = build_report(run, layers={})
+    assert "<dt>water method</dt><dd>threshold: MNDWI above 0.1</dd>" in page
+    assert "Li, J. and Sheng" not in page and "Xu, H. (2006)" in page
 
 
 def test_incomplete_periods_are_reported():
