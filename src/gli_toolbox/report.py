@@ -271,7 +271,14 @@ def build_report(run: Mapping[str, Any], *, layers: Mapping[Any, gpd.GeoDataFram
             facts.append((name, params[key]))
     if (run.get("stac") or {}).get("location"):
         facts.append(("STAC", run["stac"]["location"]))
-    if (run.get("grid") or {}).get("crs"):
+    zones = run.get("zones") or []
+    if len(zones) > 1:  # each zone part on its own grid; the layers in one CRS
+        grid = run.get("grid") or {}
+        facts.append(("grids", ", ".join(f"UTM {z.get('zone')} ({z.get('crs')})" for z in zones)
+                      + (f", {grid['resolution_m']:g} m" if grid.get("resolution_m") else "")))
+        if grid.get("crs_of_layers"):
+            facts.append(("layers in", grid["crs_of_layers"]))
+    elif (run.get("grid") or {}).get("crs"):
         facts.append(("grid", f"{run['grid']['crs']}, {run['grid'].get('resolution_m', '')} m"))
     facts.append(("created", created))
     body = [f"<h1>Glacial lakes — {_e(area_name)}</h1>",

@@ -75,6 +75,12 @@ def test_a_threshold_run_names_its_index_and_threshold_and_not_the_multi_sources
     page = build_report(run, layers={})
     assert "<dt>water method</dt><dd>threshold: MNDWI above 0.1</dd>" in page
     assert "Li, J. and Sheng" not in page and "Xu, H. (2006)" in page
+    # a run over two UTM zones names both grids (it showed the first zone's only) and the layers' CRS
+    run["zones"] = [{"zone": "42N", "crs": "EPSG:32642"}, {"zone": "43N", "crs": "EPSG:32643"}]
+    run["grid"] = {"crs": "EPSG:32642", "resolution_m": 10.0, "crs_of_layers": "EPSG:32642"}
+    page = build_report(run, layers={})
+    assert "<dt>grids</dt><dd>UTM 42N (EPSG:32642), UTM 43N (EPSG:32643), 10 m</dd>" in page
+    assert "<dt>layers in</dt><dd>EPSG:32642</dd>" in page and "<dt>grid</dt>" not in page
 
 
 def test_incomplete_periods_are_reported():
