@@ -101,7 +101,8 @@ class RunEstimate:
             (f"plan: {self.scenes} scenes on {self.days} days; {len(self.zones)} UTM zone part(s) "
             f"({', '.join(self.zones)}), {self.chunks} chunks, {_pixels(self.pixels)} of 10 m grid"),
             (f"plan: about {_size(self.bytes_to_read)} of band data to decode; estimated "
-            f"{_duration(self.seconds)} on {self.workers} worker(s) (longer when the network is slow)"),
+            f"{_duration(self.seconds)} of processing on {self.workers} worker(s); reading over the network "
+            "and writing the outputs add to it"),
         ]
         if self.dashboard:
             out.append(f"plan: progress in the Dask dashboard at {self.dashboard} "
