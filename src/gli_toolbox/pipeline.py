@@ -514,6 +514,7 @@ def _period_results_each(plans: list[YearPlan], outcomes: dict[int, _SeasonOutco
             "days_failed": failed,
             "n_lakes": len(lakes[p.year]),
             "rivers_removed": int(lakes[p.year].attrs.get("rivers_removed", 0)),
+            "rivers_removed_km2": float(lakes[p.year].attrs.get("rivers_removed_km2", 0.0)),
             "lake_area_km2": float(lakes[p.year]["area_km2"].sum()),
             "water_pixels": sum(r.stats.get("water_px", 0) for r in year_r),
             "never_observed_pixels_in_aoi": sum(r.stats.get("never_observed_px", 0) for r in year_r)
@@ -570,12 +571,16 @@ def extract_period_lakes(rasters: list[ZoneRasters], config: DetectConfig, attri
     if config.keep_rivers:
         gdf["is_river"] = np.asarray(river, dtype=np.int64)
         gdf.attrs["rivers_removed"] = 0
+        gdf.attrs["rivers_removed_km2"] = 0.0
         return gdf
+    river = np.asarray(river, dtype=bool)
+    removed_km2 = float(gdf.loc[river, "area_km2"].sum()) if river.any() else 0.0
     if river.any():
-        logger.info("%s: removed %d river-like water object(s)", attributes.get("date", attributes.get("year")),
-                    int(river.sum()))
-    out = gdf.loc[~np.asarray(river, dtype=bool)].reset_index(drop=True)
+        logger.info("%s: removed %d river-like water object(s), %.4f km2", attributes.get("date", attributes.get("year")),
+                    int(river.sum()), removed_km2)
+    out = gdf.loc[~river].reset_index(drop=True)
     out.attrs["rivers_removed"] = int(river.sum())
+    out.attrs["rivers_removed_km2"] = removed_km2
     return out
 
 

@@ -126,6 +126,8 @@ class PeriodRecord:
     never_observed_pixels_in_aoi: int | None = None
     rivers_removed: int | None = None
     """River-like water objects removed from the layer (``keep_rivers`` keeps them, flagged)."""
+    rivers_removed_km2: float | None = None
+    """Their area."""
     reason: str | None = None
     """Why this period has no lake layer."""
     failures: list[str] = field(default_factory=list)
@@ -148,7 +150,7 @@ class PeriodRecord:
             "dropped_duplicates": list(self.dropped_duplicates),
         }
         for k in ("days_used", "days_failed", "n_lakes", "lake_area_km2", "water_pixels",
-                  "never_observed_pixels_in_aoi", "rivers_removed", "reason"):
+                  "never_observed_pixels_in_aoi", "rivers_removed", "rivers_removed_km2", "reason"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = list(v) if isinstance(v, list) else v

@@ -663,6 +663,31 @@ def test_two_zone_aoi_is_mapped_on_each_zone_grid_whatever_the_chunking(two_zone
         a.masks[2019].observed_share(ll)
 
 
+def test_the_river_like_objects_left_out_are_counted_with_their_area(tmp_path):
+    """run.json says how many water objects were left out as river-like and their area (the terminal
+    prints it): the same objects a --keep-rivers run keeps with is_river=1. (A 1024 px tile of the
+    real Havel bands: its river reaches are long enough to be flagged.)"""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_region", ROOT / "benchmarks" / "make_region.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not (mod.DATA / "s2_l1c_havel_T33UUU_20170216").is_dir():
+        pytest.skip(f"shared data not found at {mod.DATA}")
+    region = tmp_path / "region"
+    mod.make_region(region, tile_px=1024, cols=1, rows=1, dates=1, years=[2019])
+    kw = {"years": (2019,), "stac": str(region / "items.json"), "collection": "synthetic-l2a", "progress": False}
+    aoi = str(region / "aoi.geojson")
+    kept = detect(aoi, keep_rivers=True, work_dir=tmp_path / "k", **kw)
+    default = detect(aoi, work_dir=tmp_path / "d", **kw)
+    rivers = kept.lakes[2019][kept.lakes[2019]["is_river"] == 1]
+    rec = default.run["years"]["2019"]
+    assert len(rivers) >= 1 and rec["rivers_removed"] == len(rivers)
+    assert rec["rivers_removed_km2"] == pytest.approx(rivers["area_km2"].sum())
+    assert len(default.lakes[2019]) == len(kept.lakes[2019]) - len(rivers)
+    assert kept.run["years"]["2019"]["rivers_removed"] == 0
+
+
 def test_two_zone_masks_are_written_per_zone(two_zone_region, tmp_path):
     from dataclasses import replace
 

@@ -164,7 +164,10 @@ def detect_cmd(
         layers = result.scene_lakes if per_scene else result.lakes
         for key, gdf in layers.items():
             noun = "lake" if len(gdf) == 1 else "lakes"
-            click.echo(f"{key}: {len(gdf)} {noun}, {gdf['area_km2'].sum():.4f} km2", err=True)
+            rec = (result.run.get("years") or {}).get(str(key)) or {}
+            rivers = (f" (and {rec['rivers_removed']} river-like water object(s), {rec['rivers_removed_km2']:.4f} km2, "
+                      "left out; --keep-rivers keeps them)" if rec.get("rivers_removed") and not per_scene else "")
+            click.echo(f"{key}: {len(gdf)} {noun}, {gdf['area_km2'].sum():.4f} km2{rivers}", err=True)
         click.echo(f"wrote {len(paths)} files to {out}", err=True)
         click.echo(closing_summary(out), err=True)
     exit_if_incomplete(result.run, out, kept=work_base if work_base.exists() else None)
