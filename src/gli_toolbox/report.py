@@ -189,7 +189,10 @@ def _change_tables(tr: TrackResult) -> str:
     return (f"<h2>Changes {(_label(tr.periods[0]))}–{_label(tr.periods[-1])}</h2><p>{len(ch)} lake{'' if len(ch) == 1 else 's'}: {summary}. "
             "A lake is growing or shrinking only when its area change exceeds the combined one-sigma uncertainty; "
             "a lake whose place was not observed in a period (cloud, snow, failed reading) is never counted as "
-            "vanished because of it.</p><h3>Largest changes</h3>" + tab(top)
+            "vanished because of it."
+            + (" <i>not_assessed</i>: a lake seen in one period only that merged into another lake right after it "
+               "(see <code>lake_pairs.csv</code>), or a series of one period." if "not_assessed" in counts else "")
+            + "</p><h3>Largest changes</h3>" + tab(top)
             + f"<h3>New lakes ({len(new)})</h3>" + tab(new) + f"<h3>Vanished lakes ({len(gone)})</h3>" + tab(gone))
 
 
