@@ -176,8 +176,27 @@ def _found_layers(inventories: Sequence[Inventory] | Mapping[Any, Inventory], ye
 
 
 def _common_utm(layers: list[gpd.GeoDataFrame]) -> CRS:
-    """UTM zone of the centre of the layers' joint WGS84 bounding box: independent of the input order
-    and linear in the number of lakes (each layer's bounds are reprojected, not its polygons)."""
+    """The CRS areas are measured in: the layers' own CRS when they share one that keeps areas true
+    over them (an equal-area projection, such as the layers of a multi-zone ``gli detect``, or a UTM
+    zone next to the layers' centre, such as a one-zone run: its areas then stay those of detect);
+    otherwise the UTM zone of the centre of the layers' joint WGS84 bounding box. Independent of the
+    input order and linear in the number of lakes (each layer's bounds are reprojected, not its
+    polygons)."""
+    centre_utm = _centre_utm(layers)
+    shared = {CRS.from_user_input(g.crs) for g in layers}
+    if len(shared) == 1:
+        (own,) = shared
+        op = own.coordinate_operation
+        method = op.method_name if op is not None else ""
+        if "Equal Area" in method:
+            return own
+        zone, centre_zone = own.utm_zone, centre_utm.utm_zone
+        if zone and centre_zone and zone[-1] == centre_zone[-1] and abs(int(zone[:-1]) - int(centre_zone[:-1])) <= 1:
+            return own
+    return centre_utm
+
+
+def _centre_utm(layers: list[gpd.GeoDataFrame]) -> CRS:
     boxes = []
     for g in layers:
         x0, y0, x1, y1 = g.total_bounds

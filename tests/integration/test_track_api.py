@@ -60,6 +60,22 @@ def test_track_inventories_from_geodataframes_then_written(tmp_path):
     assert "lake_changes.csv" in doc["outputs"]
 
 
+def test_layers_sharing_a_utm_zone_next_to_their_centre_keep_it():
+    """Layers of a run over the 42N/43N border come in 42N (the AOI centre's zone) though the lakes'
+    centre may fall in 43N: tracking keeps 42N, so the areas of unedited lakes stay those of the
+    layers (it moved them to 43N, changing them by up to 0.1 %). Layers in Web Mercator (metres,
+    but not areas) still go to the UTM zone of their centre."""
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:32642", always_xy=True).transform(72.05, 41.5)  # in 43N
+    layer = gpd.GeoDataFrame(geometry=[box(x, y, x + 400, y + 300)], crs="EPSG:32642")
+    res = gli_toolbox.track_inventories({2019: layer, 2020: layer})
+    assert res.changes.crs.to_epsg() == 32642
+    assert res.layer(2019)["area_km2"].iloc[0] == pytest.approx(0.12, rel=1e-9)
+    mercator = {2019: layer.to_crs("EPSG:3857"), 2020: layer.to_crs("EPSG:3857")}
+    assert gli_toolbox.track_inventories(mercator).changes.crs.to_epsg() == 32643
+
+
 def test_repaired_geometry_is_a_filterable_warning_with_the_same_text_in_run_json(tmp_path):
     bowtie = Polygon([(X0, Y0), (X0 + 300, Y0 + 300), (X0 + 300, Y0), (X0, Y0 + 300)])
     layers = {2016: lakes((X0, Y0, X0 + 300, Y0 + 300)),
