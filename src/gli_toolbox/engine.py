@@ -1073,7 +1073,21 @@ def _task_size(task: Any) -> int:
 
 
 def make_runner(*, client: Any = None, scheduler: str | None = None, workers: int | None = None) -> SerialRunner | DaskRunner:
-    """The runner for the options: none -> in-process; ``client``/``scheduler``/``workers`` -> Dask."""
+    """The runner for the options: none -> in-process; ``client``/``scheduler``/``workers`` -> Dask
+    (one of them: two would leave one unused without a word).
+
+    >>> make_runner(client=object(), workers=2)
+    Traceback (most recent call last):
+    ...
+    gli_toolbox.errors.ConfigError: give one of client=, scheduler= and workers= (got client=, workers=): they say where the chunk tasks run
+    """
+    given = [name for name, on in (("client", client is not None), ("scheduler", scheduler is not None),
+                                   ("workers", bool(workers))) if on]
+    if len(given) > 1:
+        from .errors import ConfigError
+
+        raise ConfigError(f"give one of client=, scheduler= and workers= (got {', '.join(n + '=' for n in given)}): "
+                          "they say where the chunk tasks run")
     if client is None and scheduler is None and not workers:
         return SerialRunner()
     return DaskRunner(client, scheduler=scheduler, workers=workers)
