@@ -28,7 +28,8 @@ def test_bench_engine_runs_every_section(tmp_path):
     if not (SHARED / "s2_l1c_havel_T33UUU_20170216").is_dir():
         pytest.skip(f"shared data not found at {SHARED}")
     out = _run(str(BENCH / "bench_engine.py"), "--data", str(tmp_path), "--tile-px", "1024", "--turns", "1")
-    for line in ("I/O floor (rasterio, same windows)", "gli detect end to end", "`gli detect` command, all outputs",
+    for line in ("I/O floor (rasterio, same windows)", "gli detect end to end", "per-year floor: read classes, label",
+                 "`gli detect` command, all outputs",
                  "memory: chunk_px 512", "years: 512^2 px", "regional: 4 tiles of 512^2 px", "complete=True",
                  "throughput ratio", "paper estimate Tien Shan + Pamir", "r512-n2, 2 year(s), chunk 256"):
         assert line in out, out
