@@ -96,22 +96,29 @@ def check_run_folder(run_dir: str) -> None:
     whose tasks would otherwise write their results where the run never looks, or compute with other
     code. Only a success is cached (per process and folder): after a failure the next task checks again.
 
-    Raises :class:`~gli_toolbox.errors.ClusterError` (the task fails here, before reading anything; it
-    is retried, on another worker if the scheduler picks one, and recorded if it keeps failing).
+    Raises :class:`~gli_toolbox.errors.WorkerUnfitError` (the task fails here, before reading anything;
+    :meth:`DaskRunner.map` sends it to the other workers).
     """
     import socket
 
     from . import __version__
-    from .errors import ClusterError
+    from .errors import WorkerUnfitError
 
+    try:
+        from distributed import get_worker
+
+        worker = str(get_worker().address)
+    except (ImportError, ValueError):  # not in a Dask worker
+        worker = ""
+    where = f"the Dask worker {worker} on {socket.gethostname()}" if worker else f"the process {os.getpid()}"
     try:
         theirs = (Path(run_dir) / RUN_MARKER).read_text(encoding="utf-8").strip()
     except OSError:
-        raise ClusterError(f"the Dask worker on {socket.gethostname()} (process {os.getpid()}) does not see the run's "
-                           f"work folder {run_dir}: start workers only where the output folder is shared") from None
+        raise WorkerUnfitError(f"{where} does not see the run's work folder {run_dir}: start workers only where "
+                               "the output folder is shared", worker) from None
     if theirs != __version__:
-        raise ClusterError(f"the Dask worker on {socket.gethostname()} (process {os.getpid()}) runs gli-toolbox "
-                           f"{__version__}, the run {theirs}: install the same version on every worker")
+        raise WorkerUnfitError(f"{where} runs gli-toolbox {__version__}, the run {theirs}: install the same version "
+                               "on every worker", worker)
 
 
 def run_hash(config: DetectConfig, aoi_wkb: bytes) -> str:
@@ -206,7 +213,14 @@ def finished_chunks(work_base: Path) -> int:
                if p.with_suffix(".tif").exists() and _reusable(p) is not None)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], None], run_dir: str = "") -> None:
+    """``write`` into a temporary file beside ``path``, then rename it. With ``run_dir`` (a task's run
+    folder), nothing is written once that folder is gone: a task still running when its run was
+    stopped and its folder removed must not make it again."""
+    if run_dir and not os.path.isdir(run_dir):
+        from .errors import ClusterError
+
+        raise ClusterError(f"the run's work folder {run_dir} is gone (the run was stopped): nothing written")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
@@ -352,7 +366,7 @@ def run_cloud_block(task: CloudTask) -> dict[str, Any]:
                            tiled=True, blockxsize=256, blockysize=256) as dst:
             dst.write(core, 1)
 
-    _atomic_write(Path(task.path), write)
+    _atomic_write(Path(task.path), write, task.run_dir)
     return {"cloud_share": float(core.mean())}
 
 
@@ -544,14 +558,14 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
                                      min_water_fraction=config.min_water_fraction)
     summary = {"days": days, "notes": notes, "failures": failures, **tallies}
     out = {"class": wclass, "nobs": valid, "water": counts["water"], "snow": counts["snow"]}
-    _atomic_write(Path(task.path), lambda tmp: _write_chunk(tmp, out, crs=task.crs, transform=gbox.affine))
+    _atomic_write(Path(task.path), lambda tmp: _write_chunk(tmp, out, crs=task.crs, transform=gbox.affine), task.run_dir)
     if per_day or extra:
-        _atomic_write(_extra_path(task.path), lambda tmp: _save_npz(tmp, {**per_day, **extra}))
+        _atomic_write(_extra_path(task.path), lambda tmp: _save_npz(tmp, {**per_day, **extra}), task.run_dir)
 
     def write_summary(tmp: Path) -> None:
         tmp.write_text(json.dumps(summary), encoding="utf-8")
 
-    _atomic_write(_summary_path(task.path), write_summary)
+    _atomic_write(_summary_path(task.path), write_summary, task.run_dir)
     return summary
 
 
@@ -718,30 +732,75 @@ class DaskRunner:
             self.n_workers = 1
 
     def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
+        """Submit every task, yield each outcome as it finishes. The tasks' keys carry a token of this
+        call, so that another run on the same cluster (a second notebook, a re-run after an
+        interrupt) never shares a task with this one. Whatever ends the iteration (an interrupt, an
+        error, the caller closing it), the tasks not finished are cancelled: a user's cluster is not
+        left computing for a run that is gone. A task refused by a worker that cannot take part
+        (:class:`~gli_toolbox.errors.WorkerUnfitError`, a worker that joined late) goes to the others."""
+        import secrets
+
         from dask.distributed import as_completed
 
+        from .errors import WorkerUnfitError
+
+        token = secrets.token_hex(4)
+        unfit: set[str] = set()
         # largest first (pixels x days): the small chunks at the AOI's edges then fill the workers'
         # last gaps instead of leaving one worker alone with a big chunk at the end
         order = sorted(tasks, key=lambda t: -_task_size(t))
-        futures = {self.client.submit(fn, t, key=t.key, retries=CHUNK_RETRIES, pure=False,
+        futures = {self.client.submit(fn, t, key=f"{t.key}-{token}", retries=CHUNK_RETRIES, pure=False,
                                       priority=len(order) - i): t for i, t in enumerate(order)}
-        done = as_completed(futures)
+        done = as_completed(futures, loop=self.client.loop)  # not through Dask's default client: maybe another one
         watch = _WorkerWatch(self.client)
-        while not done.is_empty():
-            batch = done.next_batch(block=False)
-            if not batch:  # nothing finished yet: are there still workers to do it?
-                watch.check(self.address, futures)
-                time.sleep(0.05)
-                continue
-            watch.progress()
-            for fut in batch:
-                t = futures.pop(fut)
-                if fut.status == "finished":
-                    yield TaskOutcome(t, fut.result())
-                else:
-                    exc = fut.exception()
+        try:
+            while not done.is_empty():
+                batch = done.next_batch(block=False)
+                if not batch:  # nothing finished yet: are there still workers to do it?
+                    watch.check(self.address, futures)
+                    time.sleep(0.05)
+                    continue
+                watch.progress()
+                for fut in batch:
+                    t = futures.pop(fut)
+                    if fut.status == "finished":
+                        try:  # the result lives on a worker: if it dies now, Dask computes it again
+                            summary = fut.result(timeout=10)
+                        except (TimeoutError, asyncio.TimeoutError):
+                            futures[fut] = t
+                            done.add(fut)
+                            watch.check(self.address, futures)
+                            continue
+                        yield TaskOutcome(t, summary)
+                        fut.release()
+                        continue
+                    exc = fut.exception() if fut.status == "error" else None
+                    if isinstance(exc, WorkerUnfitError) and exc.worker:
+                        again = self._elsewhere(fn, t, token, unfit | {exc.worker})
+                        unfit.add(exc.worker)
+                        if again is not None:
+                            logger.warning("%s", exc)
+                            futures[again] = t
+                            done.add(again)
+                            fut.release()
+                            continue
                     yield TaskOutcome(t, None, _task_error(exc) if exc is not None else fut.status)
-                fut.release()
+                    fut.release()
+        finally:
+            if futures:
+                try:
+                    self.client.cancel(list(futures))
+                except Exception as exc:  # noqa: BLE001 - a scheduler that is gone has nothing to cancel
+                    logger.debug("cancelling the tasks left: %s", exc)
+
+    def _elsewhere(self, fn: Callable[[ChunkTask], dict[str, Any]], task: ChunkTask, token: str,
+                   unfit: set[str]) -> Any:
+        """``task`` submitted again to the workers not in ``unfit`` (None when there is none)."""
+        others = sorted(set(_workers_info(self.client)) - unfit)
+        if not others:
+            return None
+        return self.client.submit(fn, task, key=f"{task.key}-{token}-{len(unfit)}", retries=CHUNK_RETRIES,
+                                  pure=False, workers=others, allow_other_workers=False)
 
     def check_workers(self, folder: Path) -> None:
         """Check, before any task, that every worker runs this version of gli-toolbox and reads what
@@ -1022,30 +1081,55 @@ def results_or_here(client: Any, futures: Sequence[Any], here: Callable[[int], A
     gli-toolbox), or that cannot run because the cluster has no worker left, is computed in this
     process instead: ``here(i)`` runs the same function on the same input, so the result is the same.
     """
-    from dask.distributed import wait
-
-    while True:
-        try:
-            wait(futures, timeout=2)
-            break
-        except (TimeoutError, asyncio.TimeoutError):  # asyncio's is another class on Python 3.10
+    idle_since: float | None = None
+    finished = 0
+    try:
+        asked = time.monotonic()
+        # polled (Dask's ``wait`` works through the default client, which may be another one)
+        while not all(f.done() for f in futures):
+            time.sleep(0.05)
+            if time.monotonic() - asked < 2.0:
+                continue
+            asked = time.monotonic()
+            now_done = sum(f.done() for f in futures)
             try:
-                if client.nthreads():
-                    continue  # still working
+                workers = _workers_info(client)
             except Exception as exc:  # noqa: BLE001 - the scheduler itself is gone
                 logger.debug("asking the scheduler for its workers: %s", exc)
-            logger.warning("the Dask cluster has no worker: the rest of this step runs in this process")
-            break
-    out = []
-    for i, f in enumerate(futures):
-        if f.status == "finished":
-            out.append(f.result())
-            continue
-        if f.status == "error":
-            logger.warning("a task failed on the Dask workers (%s); running it in this process", _one_line(f.exception()))
-        f.cancel()
-        out.append(here(i))
-    return out
+                workers = {}
+            if not workers:
+                logger.warning("the Dask cluster has no worker: the rest of this step runs in this process")
+                break
+            if now_done > finished or any(_working(w) for w in workers.values()):
+                finished, idle_since = now_done, None
+                continue  # still working
+            if idle_since is None:  # every worker paused at its memory limit
+                idle_since = time.monotonic()
+                logger.warning("every worker of the Dask cluster is paused at its memory limit; waiting up to %s "
+                               "before running the rest of this step in this process", _duration(worker_wait_s()))
+            elif time.monotonic() - idle_since >= worker_wait_s():
+                logger.warning("the Dask workers are still paused: the rest of this step runs in this process")
+                break
+        out = []
+        for i, f in enumerate(futures):
+            if f.status == "finished":
+                try:  # its worker may die now: then computed here
+                    out.append(f.result(timeout=30))
+                    continue
+                except (TimeoutError, asyncio.TimeoutError):
+                    logger.warning("a task's result could not be fetched from the Dask workers: running it here")
+            if f.status == "error":
+                logger.warning("a task failed on the Dask workers (%s); running it in this process",
+                               _one_line(f.exception()))
+            f.cancel()
+            out.append(here(i))
+        return out
+    except BaseException:  # an interrupt, an error here: the workers stop too
+        try:
+            client.cancel(list(futures))
+        except Exception as exc:  # noqa: BLE001 - a scheduler that is gone has nothing to cancel
+            logger.debug("cancelling the tasks left: %s", exc)
+        raise
 
 
 def _probe_worker(probe: str, token: str) -> tuple[str, str]:

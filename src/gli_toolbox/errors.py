@@ -104,5 +104,18 @@ class ClusterError(GliError, RuntimeError):
     take part in the run (another gli-toolbox version, the work folder not shared with it)."""
 
 
+class WorkerUnfitError(ClusterError):
+    """A Dask worker that joined a run cannot take part in it (the work folder not visible there,
+    another gli-toolbox version): its tasks are sent to the other workers. ``worker`` is its address
+    (empty outside a Dask worker)."""
+
+    def __init__(self, message: str, worker: str = "") -> None:
+        super().__init__(message, worker)
+        self.worker = worker
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class InventoryError(GliError, ValueError):
     """An existing lake inventory layer cannot be used for tracking."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -106,7 +107,7 @@ class RunEstimate:
         ]
         if self.dashboard:
             out.append(f"plan: progress in the Dask dashboard at {self.dashboard} "
-                       "(tasks gli-chunk-<season>-<zone>-<chunk>)")
+                       "(tasks gli-chunk-<season>-<zone>-<chunk>-<run>)")
         return out
 
 
@@ -307,6 +308,11 @@ def detect(
     the_aoi = _as_aoi(aoi)
     zones = grids.zone_parts(the_aoi.geometry_wgs84, crs=config.crs, resolution_m=config.resolution_m)
     _check_inputs(config)
+    if config.dem and config.dem != "auto":  # read by the chunk tasks, whose workers may run in another folder
+        config = replace(config, dem=os.path.abspath(config.dem))
+    if resume and work_dir is None:
+        raise ConfigError("resume=True needs work_dir=, the folder of the run to continue (without it, each run "
+                          "works in a new temporary folder)")
     temporary = None
     if work_dir is None:  # our own folder: removed with the result that reads from it, or at once on failure
         import tempfile
@@ -776,6 +782,8 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
                log: _RunLog) -> dict[int, _SeasonOutcome]:
     """Run every chunk task of every season (finished ones are reused with ``resume``), then
     assemble the zone rasters of each season."""
+    from contextlib import closing
+
     from tqdm import tqdm
 
     from .engine import assemble, done_summary, run_chunk, run_cloud_block
@@ -787,18 +795,18 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
     for c in cloud_tasks:
         Path(c.path + ".failed").unlink(missing_ok=True)
     if cloud_tasks:
-        cbar = tqdm(total=len(cloud_tasks), unit="block", desc="cloud pass",
-                    disable=(None if progress is None else not progress), leave=False)
-        try:
-            for outcome in runner.map(run_cloud_block, cloud_tasks):  # type: ignore[arg-type]
+        # closing: an interrupt in this loop cancels the tasks left on a cluster at once (a traceback
+        # kept by Jupyter would keep the generator, and its tasks, alive)
+        with tqdm(total=len(cloud_tasks), unit="block", desc="cloud pass",
+                  disable=(None if progress is None else not progress), leave=False) as cbar, \
+                closing(runner.map(run_cloud_block, cloud_tasks)) as cloud_outcomes:  # type: ignore[arg-type]
+            for outcome in cloud_outcomes:
                 if outcome.summary is None:
                     line = f"{outcome.task.describe()}: {outcome.error}"
                     logger.warning("%s", line)
                     Path(outcome.task.path).parent.mkdir(parents=True, exist_ok=True)
                     Path(outcome.task.path + ".failed").write_text(line, encoding="utf-8")
                 cbar.update(1)
-        finally:
-            cbar.close()
     all_tasks = [t for zs in per_year.values() for ts in zs for t in ts]
     summaries: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
@@ -812,10 +820,10 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
     if resume and summaries:
         logger.info("resuming: %d of %d chunk tasks already done", len(summaries), len(all_tasks))
     total = len(all_tasks)
-    bar = tqdm(total=total, initial=len(summaries), unit="chunk", desc="chunks",
-               disable=(None if progress is None else not progress), leave=False)
-    try:
-        for outcome in runner.map(run_chunk, todo):
+    with tqdm(total=total, initial=len(summaries), unit="chunk", desc="chunks",
+              disable=(None if progress is None else not progress), leave=False) as bar, \
+            closing(runner.map(run_chunk, todo)) as outcomes:
+        for outcome in outcomes:
             if outcome.summary is not None:
                 summaries[outcome.task.path] = outcome.summary
                 logger.debug("chunk %s %s done: %d day(s) with valid observations", outcome.task.season,
@@ -827,8 +835,6 @@ def _run_tasks(plans: list[YearPlan], zone_chunks: list[Any], config: DetectConf
             bar.update(1)
             if on_progress is not None:
                 on_progress(len(summaries) + len(errors), total, outcome.task.key)
-    finally:
-        bar.close()
     out: dict[int, _SeasonOutcome] = {}
     for year, zones_tasks in per_year.items():
         so = _SeasonOutcome()

@@ -250,7 +250,7 @@ def test_each_task_checks_the_run_folder_before_reading(monkeypatch, tmp_path):
 
     elsewhere = tmp_path / "elsewhere"  # the work folder as a worker without it sees it: absent
     moved = replace(task, run_dir=str(elsewhere), path=str(elsewhere / "chunks" / "c.tif"))
-    with pytest.raises(ClusterError, match=r"^the Dask worker on .+ does not see the run's work folder .+elsewhere: "
+    with pytest.raises(ClusterError, match=r"^the process \d+ does not see the run's work folder .+elsewhere: "
                                            r"start workers only where the output folder is shared$"):
         engine.run_chunk(moved)
     assert not elsewhere.exists()  # nothing written, not even its folders
@@ -488,7 +488,8 @@ def test_a_worker_joining_later_without_the_work_folder_gets_no_chunk(tmp_path):
     # the one year had only this worker: its chunks failed, and the error says why, in one line
     (line,) = str(err.value).splitlines()
     assert "1 chunk task(s) or band file(s) failed, e.g. chunk zone 32N rows 0-42 cols 0-24: " in line, line
-    assert "ClusterError: the Dask worker on " in line and "does not see the run's work folder" in line
+    assert re.search(r"WorkerUnfitError: the Dask worker tcp://127\.0\.0\.1:\d+ on .+ does not see the run's work "
+                     r"folder", line), line
     assert "start workers only where the output folder is shared" in line
     assert not [p for p in tmp_path.rglob("*.tif") if "work" in p.parts]  # nothing written for the failed chunks
 
@@ -806,3 +807,131 @@ def test_river_flags_on_the_workers_equal_the_serial_ones(loopback_cluster):
     serial = is_river(polys, pixel_size_m=10.0)
     assert 5 < serial.sum() < 145  # rivers and lakes both present
     np.testing.assert_array_equal(_rivers(polys, 10.0, loopback_cluster), serial)
+
+
+def test_a_worker_joining_later_without_the_work_folder_leaves_its_chunks_to_the_others(havel_reference, tmp_path):
+    """A worker without the work folder joins beside a good one after the start-up check. Idle, it
+    takes task after task and refuses each at once; before, the retries landed on it too and most
+    chunks of the run were lost. Now each refused task goes to the other workers: the run is
+    complete, with the layers of a run in this process."""
+    if shutil.which("unshare") is None or not _can_unshare_mounts():
+        pytest.skip("needs `unshare --mount` (root, util-linux) to give one worker a file system of its own")
+    elsewhere = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 f"mount -t tmpfs tmpfs {tmp_path} && exec {' '.join(_WORKER)}"]
+    procs: list[subprocess.Popen] = []
+
+    def join(_plan) -> None:  # after the start-up check, as with adaptive scaling
+        procs.append(subprocess.Popen([c.replace("{addr}", client.scheduler.address) for c in elsewhere],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env={**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}))
+        client.wait_for_workers(2, timeout=60)
+
+    with _cluster([(_WORKER, {})]) as client:
+        try:
+            res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=128,
+                         progress=False, client=client, work_dir=tmp_path / "work", on_plan=join)
+            assert len(client.nthreads()) == 2  # the other worker was there all along
+        finally:
+            _stop(procs)
+    assert res.run["complete"] is True, res.run["incomplete"]
+    assert _layers(res) == _layers(havel_reference)
+
+
+def test_two_runs_at_once_on_one_cluster_do_not_share_tasks(loopback_cluster, tmp_path):
+    """A second run on the same cluster while the first holds its tasks (two notebooks, or a cell
+    run again): chunk tasks were named by season, zone and chunk only, so Dask handed the second run
+    the first one's tasks (results in the other run's folder: its chunks never written). Each run
+    now has its own tasks and gets the result of a run in this process."""
+    kw = {"years": (2017, 2019), "stac": CATALOG, "progress": False}  # one chunk task a year
+    second: dict[str, object] = {}
+
+    def start_second(done: int, total: int, _what: str) -> None:
+        if not second:  # the first run holds the futures of its other chunks now
+            assert done < total
+            second["res"] = detect(BARBELLINO["aoi"], method="threshold", ndwi_threshold=0.25, **kw,
+                                   client=loopback_cluster, work_dir=tmp_path / "second")
+
+    first = detect(BARBELLINO["aoi"], **kw, client=loopback_cluster, work_dir=tmp_path / "first",
+                   on_progress=start_second)
+    here_first = detect(BARBELLINO["aoi"], **kw, work_dir=tmp_path / "here1")
+    here_second = detect(BARBELLINO["aoi"], method="threshold", ndwi_threshold=0.25, **kw, work_dir=tmp_path / "here2")
+    assert first.run["complete"] is True and second["res"].run["complete"] is True
+    assert _layers(first) == _layers(here_first)
+    assert _layers(second["res"]) == _layers(here_second)
+
+
+def test_an_interrupted_run_cancels_its_tasks_on_the_cluster(loopback_cluster, tmp_path, monkeypatch):
+    """Jupyter's interrupt is a KeyboardInterrupt in the main thread, most often while the run waits
+    for its tasks, and IPython keeps its traceback (and with it the waiting frame and the run's
+    futures). The run's tasks left on the user's cluster are cancelled at once: before, the workers
+    went on computing every chunk of a run that was gone."""
+    def interrupt(self, address, pending) -> None:  # the first time the run waits for a task
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine._WorkerWatch, "check", interrupt)
+    kept = []
+    try:
+        detect(BARBELLINO["aoi"], years=(2017, 2019), stac=CATALOG, progress=False, client=loopback_cluster,
+               work_dir=tmp_path / "w")
+    except KeyboardInterrupt as exc:
+        kept.append(exc)  # the traceback stays alive, as in IPython's sys.last_traceback
+    assert kept and kept[0].__traceback__ is not None
+
+    def ours(dask_scheduler) -> list[str]:
+        return [str(k) for k, ts in dask_scheduler.tasks.items() if str(k).startswith("gli-chunk-")
+                and ts.state not in ("forgotten", "released")]
+
+    deadline = time.monotonic() + 10
+    while loopback_cluster.run_on_scheduler(ours) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert loopback_cluster.run_on_scheduler(ours) == []
+
+
+def test_a_relative_dem_path_is_read_by_workers_started_elsewhere(loopback_cluster, tmp_path, monkeypatch):
+    """``dem="dem.tif"`` relative to this process's folder: the chunk tasks read the DEM on the
+    workers, which run in another folder (every chunk failed with "file not found" there, or read
+    another dem.tif). The path is made absolute before the tasks leave."""
+    from rasterio.transform import from_origin
+
+    here = tmp_path / "here"
+    here.mkdir()
+    with rasterio.open(here / "dem.tif", "w", driver="GTiff", width=420, height=420, count=1, dtype="float32",
+                       crs="EPSG:32632", transform=from_origin(574500, 5108200, 30, 30), nodata=-9999) as dst:
+        dst.write(np.full((1, 420, 420), 1870.0, dtype="float32"))  # flat, around Barbellino
+    monkeypatch.chdir(here)
+    assert str(here) not in set(loopback_cluster.run(os.getcwd).values())
+    res = detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, dem="dem.tif",
+                 client=loopback_cluster, work_dir=tmp_path / "w")
+    assert res.run["complete"] is True
+    assert res.lakes[2019]["elev_m"].tolist() == [pytest.approx(1870.0)]
+
+
+def test_lake_passes_on_paused_workers_run_here_after_the_wait(monkeypatch, caplog):
+    """The steps after the chunk tasks (lake passes, river flags) wait for their tasks while the
+    cluster has workers. Workers paused by Dask at their memory limit never run them: the run waited
+    for ever, silently. Now it says so at once and, after ``GLI_WORKER_WAIT_S``, computes the rest
+    in this process (the same function on the same input)."""
+    monkeypatch.setenv("GLI_WORKER_WAIT_S", "2")
+    paused = {"DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE": "0.01", "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "False",
+              "DASK_DISTRIBUTED__WORKER__MEMORY__SPILL": "False", "DASK_DISTRIBUTED__WORKER__MEMORY__TARGET": "False",
+              "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "100ms"}
+    with _cluster([(_WORKER, paused)], running=False) as client:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and \
+                {w.get("status") for w in client.scheduler_info()["workers"].values()} != {"paused"}:
+            time.sleep(0.2)
+        futures = [client.submit(pow, i, 2, pure=False) for i in range(3)]
+        box: list[object] = []
+        err = _within(60, lambda: box.append(engine.results_or_here(client, futures, lambda i: i ** 2)))
+    assert err is None, err
+    assert box == [[0, 1, 4]]
+    assert any(r.levelname == "WARNING" and "is paused at its memory limit" in r.getMessage() for r in caplog.records)
+
+
+def test_resume_without_a_work_folder_is_refused():
+    """``resume=True`` continues the run of a work folder; without ``work_dir=`` each run gets a new
+    temporary one, so there would be nothing to resume (it warned and started again)."""
+    from gli_toolbox.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^resume=True needs work_dir=, the folder of the run to continue"):
+        detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, resume=True)
