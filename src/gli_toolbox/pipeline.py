@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +301,12 @@ def detect(
         No scene for any year. Years without scenes are otherwise skipped and listed in
         ``run["warnings"]``.
     """
+    unknown = sorted(set(params) - {f.name for f in fields(DetectConfig)})
+    if unknown:  # a bare TypeError otherwise; the options of writing files belong to write_outputs
+        where = " (output options such as overwrite belong to gli_toolbox.write_outputs)" \
+            if set(unknown) & {"out", "overwrite"} else ""
+        raise ConfigError(f"detect() got unknown parameter(s) {', '.join(unknown)}{where}: see "
+                          "help(gli_toolbox.DetectConfig) for the run parameters")
     if config is None:
         config = DetectConfig(**params)
     elif params:

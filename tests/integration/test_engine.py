@@ -935,3 +935,15 @@ def test_resume_without_a_work_folder_is_refused():
 
     with pytest.raises(ConfigError, match=r"^resume=True needs work_dir=, the folder of the run to continue"):
         detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, progress=False, resume=True)
+
+
+def test_an_unknown_parameter_is_one_line_that_says_where_it_belongs():
+    """``detect(overwrite=True)`` (an option of the command line's output folder) gave a bare
+    ``TypeError`` from the configuration's constructor."""
+    from gli_toolbox.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^detect\(\) got unknown parameter\(s\) overwrite \(output options such as "
+                                          r"overwrite belong to gli_toolbox.write_outputs\): see help"):
+        detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, overwrite=True)
+    with pytest.raises(ConfigError, match=r"^detect\(\) got unknown parameter\(s\) ndwi_treshold: see help"):
+        detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, ndwi_treshold=0.2)
