@@ -93,6 +93,8 @@ class RunEstimate:
     """Estimated duration of the run (chunk tasks and the per-year work) on ``workers`` workers, for
     band files read at local-disk speed: see :func:`estimate_seconds`."""
     workers: int
+    seasons: int
+    """Seasons with scenes: each has one task per chunk (the progress bar counts these tasks)."""
     dashboard: str | None = None
     """Address of the Dask dashboard when the chunk tasks run on a cluster (progress, task stream)."""
 
@@ -100,7 +102,8 @@ class RunEstimate:
         """Human-readable plan (the first lines of ``gli detect``)."""
         out = [
             (f"plan: {self.scenes} scenes on {self.days} days; {len(self.zones)} UTM zone part(s) "
-            f"({', '.join(self.zones)}), {self.chunks} chunks, {_pixels(self.pixels)} of 10 m grid"),
+            f"({', '.join(self.zones)}), {self.chunks} chunks, {_pixels(self.pixels)} of 10 m grid; "
+            f"{self.chunks * self.seasons} chunk tasks ({self.seasons} season(s))"),
             (f"plan: about {_size(self.bytes_to_read)} of band data to decode; estimated "
             f"{_duration(self.seconds)} of processing on {self.workers} worker(s); reading over the network "
             "and writing the outputs add to it"),
@@ -200,7 +203,7 @@ def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, w
         pixel_days=pixel_days, chunk_days=chunk_days, bytes_to_read=int(pixel_days * BYTES_PER_PIXEL_DAY),
         seconds=estimate_seconds(pixels=pixels, chunks=chunks, pixel_days=pixel_days, chunk_days=chunk_days,
                                  seasons=seasons, workers=workers),
-        workers=max(workers, 1), dashboard=dashboard,
+        workers=max(workers, 1), seasons=seasons, dashboard=dashboard,
     )
 
 
