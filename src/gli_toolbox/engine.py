@@ -221,7 +221,11 @@ def _atomic_write(path: Path, write: Callable[[Path], None], run_dir: str = "") 
         from .errors import ClusterError
 
         raise ClusterError(f"the run's work folder {run_dir} is gone (the run was stopped): nothing written")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if run_dir and Path(run_dir) in path.parents:  # the folders below it, one by one: never the run folder itself
+        for d in reversed(path.relative_to(run_dir).parents[:-1]):
+            (Path(run_dir) / d).mkdir(exist_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
@@ -746,6 +750,8 @@ class DaskRunner:
 
         token = secrets.token_hex(4)
         unfit: set[str] = set()
+        restricted: dict[Any, ChunkTask] = {}  # sent to some workers only (see _elsewhere)
+        strand_asked = 0.0
         # largest first (pixels x days): the small chunks at the AOI's edges then fill the workers'
         # last gaps instead of leaving one worker alone with a big chunk at the end
         order = sorted(tasks, key=lambda t: -_task_size(t))
@@ -758,11 +764,15 @@ class DaskRunner:
                 batch = done.next_batch(block=False)
                 if not batch:  # nothing finished yet: are there still workers to do it?
                     watch.check(self.address, futures)
+                    if restricted and time.monotonic() - strand_asked >= 2.0:
+                        strand_asked = time.monotonic()
+                        self._strand_check(fn, token, unfit, restricted, futures, done)
                     time.sleep(0.05)
                     continue
                 watch.progress()
                 for fut in batch:
                     t = futures.pop(fut)
+                    restricted.pop(fut, None)
                     if fut.status == "finished":
                         try:  # the result lives on a worker: if it dies now, Dask computes it again
                             summary = fut.result(timeout=10)
@@ -774,13 +784,19 @@ class DaskRunner:
                         yield TaskOutcome(t, summary)
                         fut.release()
                         continue
+                    if fut.status not in ("error", "cancelled"):  # lost with its worker: Dask computes it again
+                        futures[fut] = t
+                        done.add(fut)
+                        continue
                     exc = fut.exception() if fut.status == "error" else None
                     if isinstance(exc, WorkerUnfitError) and exc.worker:
-                        again = self._elsewhere(fn, t, token, unfit | {exc.worker})
+                        if exc.worker not in unfit:
+                            logger.warning("%s; its tasks go to the other workers", exc)
                         unfit.add(exc.worker)
+                        again = self._elsewhere(fn, t, token, unfit)
                         if again is not None:
-                            logger.warning("%s", exc)
                             futures[again] = t
+                            restricted[again] = t
                             done.add(again)
                             fut.release()
                             continue
@@ -796,11 +812,39 @@ class DaskRunner:
     def _elsewhere(self, fn: Callable[[ChunkTask], dict[str, Any]], task: ChunkTask, token: str,
                    unfit: set[str]) -> Any:
         """``task`` submitted again to the workers not in ``unfit`` (None when there is none)."""
-        others = sorted(set(_workers_info(self.client)) - unfit)
+        try:
+            others = sorted(set(_workers_info(self.client)) - unfit)
+        except Exception as exc:  # noqa: BLE001 - the scheduler went away: the task is recorded as failed
+            logger.debug("asking the scheduler for its workers: %s", exc)
+            return None
         if not others:
             return None
-        return self.client.submit(fn, task, key=f"{task.key}-{token}-{len(unfit)}", retries=CHUNK_RETRIES,
-                                  pure=False, workers=others, allow_other_workers=False)
+        return self.client.submit(fn, task, key=f"{task.key}-{token}-{len(unfit)}-{_token()}",
+                                  retries=CHUNK_RETRIES, pure=False, workers=others, allow_other_workers=False)
+
+    def _strand_check(self, fn: Callable[[ChunkTask], dict[str, Any]], token: str, unfit: set[str],
+                      restricted: dict[Any, ChunkTask], futures: dict[Any, ChunkTask], done: Any) -> None:
+        """Tasks sent to some workers only, none of which is left (an HPC job ended): sent again to
+        the workers there are now (not the unfit ones), or they would wait for ever."""
+        try:
+            present = set(_workers_info(self.client))
+            allowed = self.client.run_on_scheduler(_restrictions, keys=[f.key for f in restricted])
+        except Exception as exc:  # noqa: BLE001 - the worker watch decides about a scheduler that is gone
+            logger.debug("checking the tasks sent to some workers: %s", exc)
+            return
+        for fut, t in list(restricted.items()):
+            workers = allowed.get(fut.key)
+            if workers is None or set(workers) & present:
+                continue
+            again = self._elsewhere(fn, t, token, unfit)
+            if again is None:
+                continue
+            del restricted[fut]
+            futures.pop(fut, None)
+            fut.cancel()
+            futures[again] = t
+            restricted[again] = t
+            done.add(again)
 
     def check_workers(self, folder: Path) -> None:
         """Check, before any task, that every worker runs this version of gli-toolbox and reads what
@@ -1111,13 +1155,16 @@ def results_or_here(client: Any, futures: Sequence[Any], here: Callable[[int], A
                 logger.warning("the Dask workers are still paused: the rest of this step runs in this process")
                 break
         out = []
+        deadline = time.monotonic() + 30  # for fetching all results: a hung worker costs 30 s once
         for i, f in enumerate(futures):
-            if f.status == "finished":
+            if f.status == "finished" and time.monotonic() < deadline:
                 try:  # its worker may die now: then computed here
-                    out.append(f.result(timeout=30))
+                    out.append(f.result(timeout=max(deadline - time.monotonic(), 0.1)))
                     continue
                 except (TimeoutError, asyncio.TimeoutError):
-                    logger.warning("a task's result could not be fetched from the Dask workers: running it here")
+                    logger.warning("a task's result could not be fetched from the Dask workers: the rest of this "
+                                   "step runs in this process")
+                    deadline = 0.0
             if f.status == "error":
                 logger.warning("a task failed on the Dask workers (%s); running it in this process",
                                _one_line(f.exception()))
@@ -1130,6 +1177,23 @@ def results_or_here(client: Any, futures: Sequence[Any], here: Callable[[int], A
         except Exception as exc:  # noqa: BLE001 - a scheduler that is gone has nothing to cancel
             logger.debug("cancelling the tasks left: %s", exc)
         raise
+
+
+def _token() -> str:
+    """A short random token (task keys)."""
+    import secrets
+
+    return secrets.token_hex(3)
+
+
+def _restrictions(dask_scheduler: Any, keys: Sequence[str]) -> dict[str, list[str]]:
+    """On the scheduler: the workers each task of ``keys`` may run on (tasks still waiting only)."""
+    out = {}
+    for k in keys:
+        ts = dask_scheduler.tasks.get(k)
+        if ts is not None and ts.state in ("no-worker", "queued", "waiting", "released") and ts.worker_restrictions:
+            out[k] = sorted(ts.worker_restrictions)
+    return out
 
 
 def _probe_worker(probe: str, token: str) -> tuple[str, str]:

@@ -311,6 +311,13 @@ def detect(
         raise ConfigError(f"detect() got unknown parameter(s) {', '.join(unknown)}{where}: see "
                           "help(gli_toolbox.DetectConfig) for the run parameters")
     if config is None:
+        from dataclasses import MISSING
+
+        missing = [f.name for f in fields(DetectConfig)
+                   if f.default is MISSING and f.default_factory is MISSING and f.name not in params]
+        if missing:
+            raise ConfigError(f"detect() needs {', '.join(m + '=' for m in missing)} (e.g. years=(2019, 2020)), "
+                              "or config=DetectConfig(...)")
         config = DetectConfig(**params)
     elif params:
         config = replace(config, **params)

@@ -947,3 +947,65 @@ def test_an_unknown_parameter_is_one_line_that_says_where_it_belongs():
         detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, overwrite=True)
     with pytest.raises(ConfigError, match=r"^detect\(\) got unknown parameter\(s\) ndwi_treshold: see help"):
         detect(BARBELLINO["aoi"], years=(2019,), stac=CATALOG, ndwi_treshold=0.2)
+    with pytest.raises(ConfigError, match=r"^detect\(\) needs years= \(e\.g\. years=\(2019, 2020\)\), or config="):
+        detect(BARBELLINO["aoi"], stac=CATALOG)
+
+
+def test_a_result_lost_with_its_worker_is_waited_for_not_recorded_as_failed(monkeypatch):
+    """A finished future turns ``lost`` when its worker goes away before the result is fetched;
+    Dask computes it again. It was reported as a failed chunk (status "lost") and Dask's
+    recomputation thrown away; now the runner waits for it like any other task. (Dask's objects
+    are stood in for: the order of these events cannot be forced on a real cluster.)"""
+    import dask.distributed
+
+    class Fut:
+        def __init__(self, key, statuses, value):
+            self.key, self.statuses, self.value = key, list(statuses), value
+
+        @property
+        def status(self):
+            return self.statuses[0]
+
+        def result(self, timeout=None):
+            return self.value
+
+        def release(self):
+            pass
+
+    futs = {"a": Fut("a", ["finished"], {"days": "a"}), "b": Fut("b", ["lost", "finished"], {"days": "b"})}
+
+    class Client:
+        loop = None
+
+        def submit(self, fn, task, key, **kw):
+            return futs[task.name]
+
+        def cancel(self, fs):
+            pass
+
+        def scheduler_info(self, **kw):
+            return {"workers": {"tcp://w:1": {"status": "running"}}}
+
+    class AsCompleted:
+        def __init__(self, fs, loop=None):
+            self.batches = [list(fs)]
+
+        def is_empty(self):
+            return not self.batches
+
+        def next_batch(self, block=False):
+            return self.batches.pop(0) if self.batches else []
+
+        def add(self, fut):  # Dask's recomputation finishes: the future comes back
+            fut.statuses.pop(0)
+            self.batches.append([fut])
+
+    monkeypatch.setattr(dask.distributed, "as_completed", AsCompleted)
+    runner = object.__new__(engine.DaskRunner)
+    runner.client, runner.address = Client(), "tcp://s:1"
+    from types import SimpleNamespace
+
+    tasks = [SimpleNamespace(name=n, key=f"gli-chunk-{n}", chunk=None, days=()) for n in "ab"]
+    outcomes = list(runner.map(lambda t: {}, tasks))
+    assert sorted((o.task.name, o.summary, o.error) for o in outcomes) == [
+        ("a", {"days": "a"}, None), ("b", {"days": "b"}, None)]
