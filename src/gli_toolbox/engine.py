@@ -759,18 +759,34 @@ class DaskRunner:
                                       priority=len(order) - i): t for i, t in enumerate(order)}
         done = as_completed(futures, loop=self.client.loop)  # not through Dask's default client: maybe another one
         watch = _WorkerWatch(self.client)
+        # refused by unfit workers while no other worker was there: placed again when one joins, or
+        # recorded as failed after the wait for workers (task, since when, why)
+        parked: list[tuple[ChunkTask, float, str]] = []
         try:
-            while not done.is_empty():
+            while not done.is_empty() or parked:
                 batch = done.next_batch(block=False)
                 if not batch:  # nothing finished yet: are there still workers to do it?
                     watch.check(self.address, futures)
-                    if restricted and time.monotonic() - strand_asked >= 2.0:
+                    if (restricted or parked) and time.monotonic() - strand_asked >= 2.0:
                         strand_asked = time.monotonic()
                         self._strand_check(fn, token, unfit, restricted, futures, done)
+                        still = []
+                        for t, since, why in parked:
+                            again = self._elsewhere(fn, t, token, unfit)
+                            if again is not None:
+                                futures[again] = restricted[again] = t
+                                done.add(again)
+                            elif time.monotonic() - since >= worker_wait_s():
+                                yield TaskOutcome(t, None, why)
+                            else:
+                                still.append((t, since, why))
+                        parked = still
                     time.sleep(0.05)
                     continue
                 watch.progress()
                 for fut in batch:
+                    if fut not in futures:  # superseded: sent again elsewhere (see _strand_check)
+                        continue
                     t = futures.pop(fut)
                     restricted.pop(fut, None)
                     if fut.status == "finished":
@@ -795,11 +811,12 @@ class DaskRunner:
                         unfit.add(exc.worker)
                         again = self._elsewhere(fn, t, token, unfit)
                         if again is not None:
-                            futures[again] = t
-                            restricted[again] = t
+                            futures[again] = restricted[again] = t
                             done.add(again)
-                            fut.release()
-                            continue
+                        else:
+                            parked.append((t, time.monotonic(), _task_error(exc)))
+                        fut.release()
+                        continue
                     yield TaskOutcome(t, None, _task_error(exc) if exc is not None else fut.status)
                     fut.release()
         finally:

@@ -468,13 +468,14 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def test_a_worker_joining_later_without_the_work_folder_gets_no_chunk(tmp_path):
+def test_a_worker_joining_later_without_the_work_folder_gets_no_chunk(tmp_path, monkeypatch):
     """A worker that joins after the start-up check and does not see the work folder (its own mount
     namespace with a tmpfs over it, as on another machine) takes the place of the checked one. Its
     chunk tasks fail before reading, are retried and recorded (the run says it is incomplete), not
     written where nobody looks; the lake passes it cannot read run in this process."""
     if shutil.which("unshare") is None or not _can_unshare_mounts():
         pytest.skip("needs `unshare --mount` (root, util-linux) to give one worker a file system of its own")
+    monkeypatch.setenv("GLI_WORKER_WAIT_S", "3")  # how long its chunk waits for another worker
     elsewhere = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                  f"mount -t tmpfs tmpfs {tmp_path} && exec {' '.join(_WORKER)}"]
     with _cluster([(_WORKER, {})]) as client:
@@ -1009,3 +1010,56 @@ def test_a_result_lost_with_its_worker_is_waited_for_not_recorded_as_failed(monk
     outcomes = list(runner.map(lambda t: {}, tasks))
     assert sorted((o.task.name, o.summary, o.error) for o in outcomes) == [
         ("a", {"days": "a"}, None), ("b", {"days": "b"}, None)]
+
+
+def test_chunks_refused_by_an_unfit_worker_wait_for_a_fit_one(monkeypatch):
+    """A worker that cannot take part refuses its tasks; they go to the other workers only. When
+    those leave (an HPC job ends) before the chunk ran, and another joins, the chunk goes to the new
+    one: before, it waited for ever on the workers that had left (or was recorded as failed when the
+    refusal came while no other worker was there)."""
+    from types import SimpleNamespace
+
+    from dask.distributed import Client, LocalCluster
+
+    monkeypatch.setenv("GLI_WORKER_WAIT_S", "60")
+
+    def fn(task):
+        import time
+
+        from distributed import get_worker
+
+        from gli_toolbox.errors import WorkerUnfitError
+
+        w = get_worker()
+        if w.name == "unfit":
+            raise WorkerUnfitError(f"the Dask worker {w.address} does not see the run's work folder", w.address)
+        time.sleep(3)
+        return {"by": w.name}
+
+    def start(name: str, addr: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--name", name,
+                                 "--nthreads", "1", "--no-nanny", "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        addr = cluster.scheduler_address
+        procs = [start("fit", addr), start("unfit", addr)]
+        try:
+            client.wait_for_workers(2, timeout=60)
+            runner = engine.DaskRunner(client)
+            tasks = [SimpleNamespace(key=f"gli-test-{n}", describe=lambda: "a chunk") for n in "ab"]
+            outcomes = []
+
+            def swap() -> None:  # the fit worker runs one chunk, the other waits for it: it leaves
+                time.sleep(1.5)
+                procs[0].kill()
+                procs.append(start("fit2", addr))
+
+            import threading
+
+            threading.Thread(target=swap, daemon=True).start()
+            err = _within(90, lambda: outcomes.extend(runner.map(fn, tasks)))
+        finally:
+            _stop(procs)
+    assert err is None, err
+    assert [(o.summary, o.error) for o in outcomes] == [({"by": "fit2"}, None)] * 2
