@@ -236,6 +236,70 @@ def _atomic_write(path: Path, write: Callable[[Path], None], run_dir: str = "") 
             os.unlink(tmp)
 
 
+def task_inputs(task: Any) -> dict[str, Path]:
+    """The files of the run's work folder a task reads, by their path relative to it: the coarse
+    cloud + shadow masks of its days (L1C), or a block's ``.failed`` note. Sent with the task to
+    workers that do not share the folder (:func:`run_shipped`)."""
+    clouds = getattr(task, "clouds", None)
+    if not clouds:
+        return {}
+    from .clouds import CLOUD_DILATION_PX
+
+    blocks = sorted(cloud_blocks(task.geobox().pad(CLOUD_DILATION_PX)))  # those _chunk_clouds reads
+    out: dict[str, Path] = {}
+    for folder in clouds.values():
+        for br, bc in blocks:
+            for name in (f"b{br}_{bc}.tif", f"b{br}_{bc}.tif.failed"):
+                p = Path(folder) / name
+                if p.exists():
+                    out[p.relative_to(task.run_dir).as_posix()] = p
+    return out
+
+
+def _moved(task: Any, root: str) -> Any:
+    """``task`` with its work-folder paths under ``root`` instead of its run folder."""
+    import dataclasses
+
+    def there(path: str) -> str:
+        return str(Path(root) / Path(path).relative_to(task.run_dir))
+
+    changes: dict[str, Any] = {"path": there(task.path), "run_dir": root}
+    if getattr(task, "clouds", None):
+        changes["clouds"] = {k: there(v) for k, v in task.clouds.items()}
+    return dataclasses.replace(task, **changes)
+
+
+def run_shipped(fn: Callable[[Any], dict[str, Any]], task: Any, version: str,
+                inputs: Mapping[str, bytes]) -> dict[str, Any]:
+    """On a worker that does not share the run's work folder (a cloud Dask service, a machine
+    without the file system of ``--out``): ``fn(task)`` in a temporary folder of this worker, given
+    the files the task reads (``inputs``: relative path -> content); returns the task's summary and
+    every file it wrote (relative path -> content), which the main process writes into the work
+    folder (:meth:`DaskRunner.map`). ``version`` is the gli-toolbox of the run: a worker of another
+    version refuses the task as it would in a shared folder (:func:`check_run_folder`)."""
+    with tempfile.TemporaryDirectory(prefix="gli-task-") as tmp:
+        root = Path(tmp)
+        (root / RUN_MARKER).write_text(version, encoding="utf-8")
+        for rel, data in inputs.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+        summary = fn(_moved(task, tmp))
+        files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+                 if p.is_file() and p.name != RUN_MARKER and p.relative_to(root).as_posix() not in inputs}
+    return {"summary": summary, "files": files}
+
+
+def land_files(task: Any, files: Mapping[str, bytes]) -> None:
+    """Write what a task run elsewhere (:func:`run_shipped`) wrote, into the run's work folder: each
+    file atomically, the chunk's summary last (``--resume`` takes a chunk as finished by it)."""
+    for rel in sorted(files, key=lambda r: (r.endswith(".json"), r)):
+        _atomic_write(Path(task.run_dir) / rel, functools.partial(_write_bytes, data=files[rel]), task.run_dir)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
 def _classify(obs: Any, masked: NDArray[np.bool_], config: DetectConfig) -> tuple[NDArray[np.bool_], ...]:
     """Per-pixel water test of one observation: (water, maybe, observed, snow).
 
@@ -657,6 +721,7 @@ class SerialRunner:
     name = "in-process"
     n_workers = 1
     dashboard: str | None = None
+    shipping = False
 
     def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
         for t in tasks:
@@ -675,6 +740,9 @@ class SerialRunner:
 
     def check_workers(self, folder: Path) -> None:
         """Nothing to check: the tasks run in this process."""
+
+    def check_files(self, paths: Iterable[str]) -> None:
+        """Nothing to check: the tasks read what this process reads."""
 
     def close(self) -> None:
         pass
@@ -696,6 +764,10 @@ WORKER_CONFIG = {
 class DaskRunner:
     """Runs tasks on a ``dask.distributed`` cluster: the user's ``Client``, an existing scheduler,
     or a ``LocalCluster`` of ``workers`` processes started here (and stopped by :meth:`close`)."""
+
+    #: The workers do not share the work folder (set by :meth:`check_workers`): each task runs in a
+    #: folder of its worker and its files come back with its result (:func:`run_shipped`).
+    shipping = False
 
     def __init__(self, client: Any = None, *, scheduler: str | None = None, workers: int | None = None,
                  memory_limit: str = "auto") -> None:
@@ -735,6 +807,22 @@ class DaskRunner:
         except Exception:  # noqa: BLE001
             self.n_workers = 1
 
+    def _submit(self, fn: Callable[[Any], dict[str, Any]], task: Any, key: str, **kw: Any) -> Any:
+        if not self.shipping:
+            return self.client.submit(fn, task, key=key, pure=False, **kw)
+        from . import __version__
+
+        inputs = {rel: self._inputs[str(path)] for rel, path in task_inputs(task).items()}
+        return self.client.submit(run_shipped, fn, task, __version__, inputs, key=key, pure=False, **kw)
+
+    def _send_inputs(self, tasks: Sequence[Any]) -> None:
+        """With shipping: the files the tasks read (cloud masks of L1C days), each sent to the cluster
+        once (tasks on the same block share it), before the tasks."""
+        paths = sorted({str(p) for t in tasks for p in task_inputs(t).values()})
+        if paths:
+            futures = self.client.scatter([Path(p).read_bytes() for p in paths], hash=False)
+            self._inputs.update(zip(paths, futures))
+
     def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
         """Submit every task, yield each outcome as it finishes. The tasks' keys carry a token of this
         call, so that another run on the same cluster (a second notebook, a re-run after an
@@ -755,8 +843,11 @@ class DaskRunner:
         # largest first (pixels x days): the small chunks at the AOI's edges then fill the workers'
         # last gaps instead of leaving one worker alone with a big chunk at the end
         order = sorted(tasks, key=lambda t: -_task_size(t))
-        futures = {self.client.submit(fn, t, key=f"{t.key}-{token}", retries=CHUNK_RETRIES, pure=False,
-                                      priority=len(order) - i): t for i, t in enumerate(order)}
+        self._inputs: dict[str, Any] = {}  # with shipping: a file the tasks read -> its data on the cluster
+        if self.shipping:
+            self._send_inputs(order)
+        futures = {self._submit(fn, t, f"{t.key}-{token}", retries=CHUNK_RETRIES, priority=len(order) - i): t
+                   for i, t in enumerate(order)}
         done = as_completed(futures, loop=self.client.loop)  # not through Dask's default client: maybe another one
         watch = _WorkerWatch(self.client)
         # refused by unfit workers while no other worker was there: placed again when one joins, or
@@ -791,12 +882,15 @@ class DaskRunner:
                     restricted.pop(fut, None)
                     if fut.status == "finished":
                         try:  # the result lives on a worker: if it dies now, Dask computes it again
-                            summary = fut.result(timeout=10)
+                            summary = fut.result(timeout=60 if self.shipping else 10)  # with its files: longer
                         except (TimeoutError, asyncio.TimeoutError):
                             futures[fut] = t
                             done.add(fut)
                             watch.check(self.address, futures)
                             continue
+                        if self.shipping:
+                            land_files(t, summary["files"])
+                            summary = summary["summary"]
                         yield TaskOutcome(t, summary)
                         fut.release()
                         continue
@@ -820,6 +914,7 @@ class DaskRunner:
                     yield TaskOutcome(t, None, _task_error(exc) if exc is not None else fut.status)
                     fut.release()
         finally:
+            self._inputs = {}  # the cluster forgets the files sent for these tasks
             if futures:
                 try:
                     self.client.cancel(list(futures))
@@ -836,8 +931,8 @@ class DaskRunner:
             return None
         if not others:
             return None
-        return self.client.submit(fn, task, key=f"{task.key}-{token}-{len(unfit)}-{_token()}",
-                                  retries=CHUNK_RETRIES, pure=False, workers=others, allow_other_workers=False)
+        return self._submit(fn, task, f"{task.key}-{token}-{len(unfit)}-{_token()}", retries=CHUNK_RETRIES,
+                            workers=others, allow_other_workers=False)
 
     def _strand_check(self, fn: Callable[[ChunkTask], dict[str, Any]], token: str, unfit: set[str],
                       restricted: dict[Any, ChunkTask], futures: dict[Any, ChunkTask], done: Any) -> None:
@@ -864,11 +959,13 @@ class DaskRunner:
             done.add(again)
 
     def check_workers(self, folder: Path) -> None:
-        """Check, before any task, that every worker runs this version of gli-toolbox and reads what
-        this process writes in ``folder`` and the reverse: chunk results are written there by the
-        workers and read back here. A cluster on other machines needs the folder on a file system
-        they share (NFS, an HPC's project storage) and gli-toolbox installed in the workers'
-        environment; without either, every chunk task would fail, or the run would fail late.
+        """Check, before any task, that every worker runs this version of gli-toolbox, and whether
+        each reads what this process writes in ``folder`` and the reverse. When all do (this machine,
+        an HPC's shared project storage), chunk results are written there by the workers and read
+        back here; when one does not (a cloud Dask service, another machine without that file
+        system), every task runs in a folder of its worker and its files come back with its result
+        (:attr:`shipping`, :func:`run_shipped`). Without gli-toolbox in the workers' environment
+        every chunk task would fail, or the run would fail late.
 
         A cluster without workers yet (an HPC job in its queue) is waited for, up to
         :data:`WORKER_WAIT_S`. Workers that join later are checked by each task
@@ -919,14 +1016,15 @@ class DaskRunner:
                 problem = (f"the Dask worker {other[0][0]} runs gli-toolbox {other[0][1]}, this process "
                            f"{__version__}: install the same version on the workers (a result must not depend on "
                            "where its chunks ran)")
-            elif bad:
-                more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
-                problem = (f"the Dask worker {bad[0][0]}{more} cannot share the work folder {folder} ({bad[0][1]}): "
-                           "chunk results are written there by the workers and read back here, so put the output "
-                           "folder (--out; work_dir= in Python) on a file system this machine and the workers share, "
-                           "e.g. NFS or the cluster's project storage, or use --workers N on this machine")
             else:
                 problem = None
+                if bad:  # a cloud Dask service, a machine without the file system of --out
+                    self.shipping = True
+                    more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
+                    logger.warning("the Dask worker %s%s does not share the work folder %s (%s): chunk results come "
+                                   "back through the cluster's connections and lakes are extracted in this process "
+                                   "(slower; on a file system the workers share, e.g. NFS, they write them there)",
+                                   bad[0][0], more, folder, bad[0][1])
         finally:
             for f in folder.glob(f".probe-{token}*"):
                 f.unlink(missing_ok=True)
@@ -934,6 +1032,31 @@ class DaskRunner:
             return
         _remove_if_empty(folder)
         raise ConfigError(problem)
+
+    def check_files(self, paths: Iterable[str]) -> None:
+        """Check, before any task, that every worker sees the files of this machine the tasks read
+        (``paths``: the scenes' band files of a local catalog, a DEM file; URLs are not checked): on a
+        cluster of other machines they are often on this one only, and every chunk would fail.
+
+        Raises :class:`~gli_toolbox.errors.ConfigError`: one line, which worker and file, what to do."""
+        from .errors import ConfigError
+
+        local = sorted({str(p) for p in paths if is_local_path(str(p))})
+        if not local:
+            return
+        try:
+            answers = self.client.run(_missing_files, local)
+        except Exception as exc:  # noqa: BLE001 - the workers went away: the run's own checks say so later
+            logger.debug("asking the workers for the input files: %s", exc)
+            return
+        blind = sorted((a, n, first) for a, (n, first) in answers.items() if n)
+        if blind:
+            addr, n, first = blind[0]
+            more = f" (and {len(blind) - 1} other worker(s))" if len(blind) > 1 else ""
+            raise ConfigError(f"the Dask worker {addr}{more} does not see {n} of the {len(local)} file(s) of this "
+                              f"machine the run reads, e.g. {first}: put the scenes' files (--stac) and the DEM "
+                              "(--dem) where the workers read them too (a shared file system, or URLs), or use "
+                              "--workers N on this machine")
 
     def close(self) -> None:
         for obj in self._own:
@@ -1229,6 +1352,21 @@ def _probe_worker(probe: str, token: str) -> tuple[str, str]:
         return __version__, f"ok {back}"
     except OSError as exc:
         return __version__, f"{socket.gethostname()}: {exc.strerror or exc.__class__.__name__}"
+
+
+def is_local_path(href: str) -> bool:
+    """A file of this machine (not a URL nor a GDAL virtual file system path).
+
+    >>> [is_local_path(h) for h in ("/data/B03.tif", "B03.tif", "https://x/B03.tif", "s3://b/B03.tif", "/vsis3/b/B03.tif")]
+    [True, True, False, False, False]
+    """
+    return "://" not in href and not href.startswith("/vsi")
+
+
+def _missing_files(paths: Sequence[str]) -> tuple[int, str]:
+    """On a worker: how many of ``paths`` it does not see, and the first of them."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    return len(missing), (missing[0] if missing else "")
 
 
 def _task_size(task: Any) -> int:

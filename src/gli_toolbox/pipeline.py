@@ -377,6 +377,7 @@ def _detect(the_aoi: Aoi, zones: list[Any], config: DetectConfig, *, client: Any
         work = _work_folder(work_dir, config, the_aoi, resume)
         try:
             runner.check_workers(work)  # gli-toolbox on the workers, the folder shared with them: before any read
+            runner.check_files(_task_files(plans, config))  # the scenes and DEM of this machine, seen by the workers
             glaciers = _glaciers(the_aoi, config, zones)
             if config.dem:
                 _check_dem(config, zones)
@@ -397,9 +398,12 @@ def _detect(the_aoi: Aoi, zones: list[Any], config: DetectConfig, *, client: Any
         out_crs = config.crs or grids.utm_crs(*the_aoi.centre)
         if len(zones) == 1:
             out_crs = zones[0].crs
-        with _no_space_guard(work):  # lake extraction's chunk passes run on the same workers as the chunk tasks
+        # lake extraction's chunk passes run on the same workers as the chunk tasks, when they share the
+        # work folder (its zone rasters): else here
+        with _no_space_guard(work):
             periods = _period_results(plans, outcomes, config, glaciers, out_crs, log, on_scene,
-                                      client=getattr(runner, "client", None), progress=progress)
+                                      client=None if runner.shipping else getattr(runner, "client", None),
+                                      progress=progress)
     finally:
         runner.close()
         from .load import close_datasets
@@ -636,6 +640,24 @@ def _check_inputs(config: DetectConfig) -> None:
     for flag, value in (("--glaciers", config.glaciers), ("--dem", None if config.dem == "auto" else config.dem)):
         if value and not Path(value).exists():
             raise ConfigError(f"{flag} {value}: file not found")
+
+
+def _task_files(plans: list[YearPlan], config: DetectConfig) -> list[str]:
+    """What the chunk tasks read by name: the band files of every scene (those the cloud masking
+    needs too) and a DEM file; URLs among them are the providers' business."""
+    from .errors import AssetReadError
+    from .load import mask_plan
+
+    out = [config.dem] if config.dem and config.dem != "auto" else []
+    for p in plans:
+        for scenes in p.days.values():
+            for s in scenes:
+                try:
+                    keys = mask_plan([s.item], ["green", "nir", "swir16"], config.cloud_detector).keys
+                except AssetReadError:  # said by the chunk task that reads it
+                    continue
+                out += [s.item.assets[k].href for k in keys.values()]
+    return out
 
 
 def _check_dem(config: DetectConfig, zones: list[Any]) -> None:

@@ -178,28 +178,96 @@ def _can_unshare_mounts() -> bool:
         return False
 
 
-def test_a_worker_on_another_file_system_is_refused_before_any_read(tmp_path):
-    """A Dask worker that does not see the work folder (as on another machine without a shared file
-    system): simulated by a worker process in its own mount namespace with an empty tmpfs over the
-    folder. `gli detect --scheduler` stops before reading anything, with one line that names the
-    worker and says what to do, and leaves no output or work folder behind."""
+def _elsewhere(hidden: Path) -> list[str]:
+    """A worker command for a process that does not see ``hidden`` (its own mount namespace with an
+    empty tmpfs over it), as a worker on another machine or of a cloud Dask service."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f"mount -t tmpfs tmpfs {hidden} && exec {' '.join(_WORKER)}"]
+
+
+def _needs_unshare() -> None:
     if shutil.which("unshare") is None or not _can_unshare_mounts():
-        pytest.skip("needs `unshare --mount` (root, util-linux) to give one worker a file system of its own")
-    elsewhere = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                 f"mount -t tmpfs tmpfs {tmp_path} && exec {' '.join(_WORKER)}"]  # tmp_path: empty for this worker
-    with _cluster([(_WORKER, {}), (elsewhere, {})]) as client:
+        pytest.skip("needs `unshare --mount` (root, util-linux) to give a worker a file system of its own")
+
+
+def _task_folders() -> set[str]:
+    import tempfile
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("gli-task-*")}
+
+
+def test_workers_without_the_work_folder_send_their_results_back(havel_reference, tmp_path, caplog):
+    """Workers that do not see the work folder (a cloud Dask service; simulated by two worker
+    processes, each in its own mount namespace with an empty tmpfs over it) were refused. Now each
+    task runs in a folder of its worker, gets the coarse cloud masks of its days (the L1C path:
+    s2cloudless clouds and projected shadows, 256 px chunks) from the cluster and sends its files
+    back: the layers are those of one chunk in this process, the chunk files are in the work
+    folder, and a second run with ``resume=True`` reuses every one of them."""
+    _needs_unshare()
+    before = _task_folders()
+    kw = {k: v for k, v in HAVEL.items() if k != "aoi"}
+    with _cluster([(_elsewhere(tmp_path), {}), (_elsewhere(tmp_path), {})]) as client:
         marker = tmp_path / "marker"
         marker.write_text("here")
-        others = {a for a, sees in client.run(os.path.exists, str(marker)).items() if not sees}
+        assert not any(client.run(os.path.exists, str(marker)).values())  # no worker sees this machine's folder
         marker.unlink()
-        assert len(others) == 1  # one worker shares this machine's files, the other does not
+        with caplog.at_level("INFO", logger="gli_toolbox"):
+            res = detect(HAVEL["aoi"], **kw, chunk_px=256, progress=False, client=client, work_dir=tmp_path / "work")
+        assert any("does not share the work folder" in r.getMessage() and "(and 1 other worker(s))" in r.getMessage()
+                   for r in caplog.records if r.levelname == "WARNING")
+        assert res.run["complete"] is True, res.run["incomplete"]
+        assert _layers(res) == _layers(havel_reference)
+        chunk_files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "work").rglob("chunks/*/*/*.tif"))
+        assert len(chunk_files) == 6
+        assert list((tmp_path / "work").rglob("clouds/*/*/*/b*.tif"))  # the cloud pass came back too
+        progress: list[int] = []
+        caplog.clear()
+        with caplog.at_level("INFO", logger="gli_toolbox"):
+            again = detect(HAVEL["aoi"], **kw, chunk_px=256, progress=False, client=client, work_dir=tmp_path / "work",
+                           resume=True, on_progress=lambda done, total, key: progress.append(done))
+    assert progress == [] and any("resuming: 6 of 6 chunk tasks already done" in r.getMessage() for r in caplog.records)
+    assert _layers(again) == _layers(havel_reference)
+    assert _task_folders() <= before  # the workers' task folders are removed
+
+
+def test_a_cli_run_on_workers_of_which_one_lacks_the_work_folder_completes(tmp_path):
+    """`gli detect --scheduler` on a cluster where one worker shares this machine's files and the
+    other does not (was refused before any read): the run completes with the sample's lake, says
+    once where the results go, and writes no traceback."""
+    _needs_unshare()
+    with _cluster([(_WORKER, {}), (_elsewhere(tmp_path), {})]) as client:
         res = _detect_on(client.scheduler.address, tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert res.output.count("does not share the work folder") == 1 and "Traceback" not in res.output
+    lakes = gpd.read_file(tmp_path / "out" / "lakes_2017.shp")
+    assert len(lakes) == 1 and lakes["area_km2"].iloc[0] > 0.01
+
+
+def test_scenes_the_workers_do_not_see_are_refused_before_any_read(tmp_path):
+    """A catalog of local files on this machine only (the sample copied into a folder the worker does
+    not see): every chunk would fail; the run stops before any read with one line that names the
+    worker and a file and says what to do, and leaves nothing behind."""
+    _needs_unshare()
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    out_parent = tmp_path / "run"
+    out_parent.mkdir()
+    with _cluster([(_elsewhere(data), {})]) as client:
+        from click.testing import CliRunner
+
+        from gli_toolbox.cli import cli
+
+        res = CliRunner().invoke(cli, ["detect", "--aoi", str(data / "barbellino.geojson"), "--stac",
+                                       str(data / "catalog.json"), "--years", "2017", "--out", str(out_parent / "out"),
+                                       "--scheduler", client.scheduler.address])
+        (addr,) = client.nthreads()
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
     (line,) = [ln for ln in res.output.splitlines() if ln.startswith("Error: ")]
-    assert line.startswith(f"Error: the Dask worker {others.pop()} cannot share the work folder ")
-    assert "does not see this machine's files in it" in line and "--out" in line and "--workers N" in line
-    assert "Traceback" not in res.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output folder, no work folder
+    # the 2017 scene: green, NIR, SWIR1 and SCL
+    assert line.startswith(f"Error: the Dask worker {addr} does not see 4 of the 4 file(s) of this machine the run reads, "
+                           f"e.g. {data / 'sentinel-2-c1-l2a'}")
+    assert "--stac" in line and "--dem" in line and "Traceback" not in res.output
+    assert sorted(p.name for p in out_parent.iterdir()) == []
 
 
 def _without_gli(folder: Path) -> Path:
