@@ -12,6 +12,8 @@ workers   chunk-task throughput with 2 worker processes vs 1 (LocalCluster, star
 years     peak RSS for 8 years vs 1 year (one date a year)
 regional  a region of 4 tiles across the 42N/43N border, 3 dates, 2 years: time per tile-date, and
           from it a paper estimate for the Tien Shan + Pamir 2016-2023 on 1, 8 and 64 workers
+shipped   whole runs on 2 workers writing into the shared work folder vs sending their files back
+          with each result (workers without a shared folder: a cloud Dask service)
 estimate  the time the plan announces (``RunEstimate.seconds``) against the measured run, for a
           tile with 1 and 12 dates and the region, at several chunk sizes (in-process, second run)
 
@@ -356,6 +358,56 @@ def bench_workers(data: Path, tile_px: int, repeats: int = 4) -> None:
     print(f"  ratio in each turn {', '.join(f'{r:.2f}' for r in ratios)}: median {median(ratios):.2f}x")
 
 
+# ----------------------------------------------------------------------------------------- shipped
+
+
+def bench_shipped(data: Path, tile_px: int, repeats: int = 3) -> None:
+    """Whole runs on 2 workers that share the work folder against the same workers sending every
+    chunk's files back with its result (a cloud Dask service: ``DaskRunner.shipping``), turn about.
+    The workers here do see the folder (loopback), so shipping is switched on after the check: this
+    measures the extra serialisation, the writing here and lake extraction in this process, not a
+    network (the bytes sent are printed: divide by a link's bandwidth for its share)."""
+    from dask.distributed import Client, LocalCluster
+
+    from gli_toolbox import engine
+    from gli_toolbox.pipeline import detect
+
+    region = _region(data, f"r{tile_px}", tile_px=tile_px, cols=2, rows=2, dates=3, years=[2019, 2020])
+    kw = {**_kw(region, (2019, 2020)), "chunk_px": 2048}
+    aoi = str(region / "aoi.geojson")
+    check = engine.DaskRunner.check_workers
+    times: dict[bool, list[float]] = {False: [], True: []}
+    n_lakes: dict[bool, int] = {}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
+                      memory_limit="3GB") as cluster, Client(cluster) as client:
+        for turn in range(repeats + 1):  # the first turn warms up (imports, compiled kernels)
+            for ship in (False, True):
+                def checked(self: engine.DaskRunner, folder: Path, ship: bool = ship) -> None:
+                    check(self, folder)
+                    self.shipping = ship
+
+                engine.DaskRunner.check_workers = checked  # type: ignore[method-assign]
+                work = data / f"s-work{int(ship)}"
+                import shutil
+
+                shutil.rmtree(work, ignore_errors=True)
+                t = time.perf_counter()
+                try:
+                    res = detect(aoi, client=client, work_dir=work, **kw)  # type: ignore[arg-type]
+                finally:
+                    engine.DaskRunner.check_workers = check  # type: ignore[method-assign]
+                if turn:
+                    times[ship].append(time.perf_counter() - t)
+                n_lakes[ship] = sum(len(g) for g in res.lakes.values())
+    sent = sum(p.stat().st_size for p in (data / "s-work1").glob("*/chunks/*/*/*") if p.is_file())
+    shared, shipped = min(times[False]), min(times[True])
+    print(f"shipped: 4 tiles of {tile_px}^2 px, 3 dates, 2 years, 2 workers, {repeats} turns; lakes "
+          f"{n_lakes[False]} (shared folder) and {n_lakes[True]} (shipped)")
+    print(f"  workers write into the shared work folder  {shared:7.2f} s   1.00x")
+    print(f"  results sent back with each task           {shipped:7.2f} s   {shipped / shared:.2f}x"
+          f"   ({sent / 1e6:.1f} MB of chunk files sent)")
+
+
 # ---------------------------------------------------------------------------------------- regional
 
 
@@ -425,7 +477,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/tmp/gli-bench"))
     ap.add_argument("--tile-px", type=int, default=4096)
-    ap.add_argument("--only", choices=["floor", "memory", "workers", "years", "regional", "estimate"],
+    ap.add_argument("--only", choices=["floor", "memory", "workers", "years", "regional", "estimate", "shipped"],
                     action="append")
     ap.add_argument("--turns", type=int, default=4, help="turns of the workers section (in-process, 1, 2 workers)")
     ap.add_argument("--noise-dn", type=float, default=NOISE_DN,
@@ -440,7 +492,8 @@ def main() -> None:
         t = time.perf_counter()
         {"floor": bench_floor, "memory": bench_memory, "years": bench_years,
          "workers": lambda d, px: bench_workers(d, px, repeats=a.turns),
-         "regional": lambda d, px: bench_regional(d, px // 2), "estimate": bench_estimate}[name](a.data, a.tile_px)
+         "regional": lambda d, px: bench_regional(d, px // 2), "estimate": bench_estimate,
+         "shipped": bench_shipped}[name](a.data, a.tile_px)
         print(f"  ({name}: {time.perf_counter() - t:.0f} s)")
 
 
