@@ -184,9 +184,11 @@ def _zone_chunks(zones: list[Any], config: DetectConfig) -> list[tuple[Any, Base
 
 
 def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, workers: int = 1,
-             dashboard: str | None = None) -> RunEstimate:
+             dashboard: str | None = None, lakes_here: bool = False) -> RunEstimate:
     """The plan of a run: scenes, chunks, pixels, bytes and an estimated time (no pixel is read).
-    Each chunk counts the days whose scene footprints touch it, as its chunk task reads them."""
+    Each chunk counts the days whose scene footprints touch it, as its chunk task reads them.
+    ``lakes_here``: the per-year lake step runs in this process, not on the ``workers`` (workers that
+    do not share the work folder)."""
     zc = _zone_chunks(zones, config)
     pixels = sum(c.height * c.width for _, _, cs in zc for c in cs)
     days = sum(len(p.days) for p in plans)
@@ -202,7 +204,7 @@ def estimate(plans: list[YearPlan], zones: list[Any], config: DetectConfig, *, w
         zones=[z.label for z in zones], chunks=chunks, scenes=scenes, days=days, pixels=pixels,
         pixel_days=pixel_days, chunk_days=chunk_days, bytes_to_read=int(pixel_days * BYTES_PER_PIXEL_DAY),
         seconds=estimate_seconds(pixels=pixels, chunks=chunks, pixel_days=pixel_days, chunk_days=chunk_days,
-                                 seasons=seasons, workers=workers),
+                                 seasons=seasons, workers=workers, lake_workers=1 if lakes_here else None),
         workers=max(workers, 1), seasons=seasons, dashboard=dashboard,
     )
 
@@ -232,20 +234,28 @@ def _days_per_chunk(plans: list[YearPlan], zone: Any, chunks: list[grids.Chunk])
 
 
 def estimate_seconds(*, pixels: int, chunks: int, pixel_days: int, chunk_days: int, seasons: int,
-                     workers: int = 1) -> float:
+                     workers: int = 1, lake_workers: int | None = None) -> float:
     """Estimated duration of a run on ``workers`` workers, band files read at local-disk speed (the
     cost model above; each part divided among the workers): ``pixels`` of grid in ``chunks`` chunks,
     ``pixel_days`` and ``chunk_days`` to read (see :class:`RunEstimate`), over ``seasons`` years.
+    ``lake_workers``: the workers of the per-year step when not ``workers`` (1: it runs here).
 
     >>> px = 4096 * 4096  # one tile in 4 chunks, a season of 12 days
     >>> round(estimate_seconds(pixels=px, chunks=4, pixel_days=12 * px, chunk_days=48, seasons=1), 1)
     4.6
     >>> estimate_seconds(pixels=px, chunks=4, pixel_days=0, chunk_days=0, seasons=0)
     0.0
+
+    On 2 workers with the per-year step here, that step is not halved:
+
+    >>> kw = dict(pixels=px, chunks=4, pixel_days=12 * px, chunk_days=48, seasons=1, workers=2)
+    >>> per_year = estimate_seconds(pixels=px, chunks=4, pixel_days=0, chunk_days=0, seasons=1)
+    >>> round(estimate_seconds(**kw, lake_workers=1) - estimate_seconds(**kw), 6) == round(per_year / 2, 6)
+    True
     """
     chunk_tasks = pixel_days / PIXEL_DAYS_PER_S_PER_WORKER + chunk_days * S_PER_CHUNK_DAY
     per_year = seasons * (pixels / PIXEL_SEASONS_PER_S + chunks * S_PER_CHUNK_SEASON)
-    return (chunk_tasks + per_year) / max(workers, 1)
+    return chunk_tasks / max(workers, 1) + per_year / max(lake_workers or workers, 1)
 
 
 def detect(
@@ -381,7 +391,8 @@ def _detect(the_aoi: Aoi, zones: list[Any], config: DetectConfig, *, client: Any
             glaciers = _glaciers(the_aoi, config, zones)
             if config.dem:
                 _check_dem(config, zones)
-            est = estimate(plans, zones, config, workers=runner.n_workers, dashboard=runner.dashboard)
+            est = estimate(plans, zones, config, workers=runner.n_workers, dashboard=runner.dashboard,
+                           lakes_here=runner.shipping)
             for line in est.lines():
                 logger.info(line)
             if on_plan is not None:
