@@ -108,6 +108,12 @@ def find_dem_items(stac: str, bounds_lonlat: tuple[float, float, float, float]) 
     return list(items)
 
 
+def dem_asset_key(item: Any) -> str:
+    """The asset of a DEM item that holds the elevations: ``data`` (Copernicus DEM on the STAC
+    APIs), else its first asset."""
+    return "data" if "data" in item.assets else next(iter(item.assets))
+
+
 def read_dem_items(items: Sequence[Any], target: GeoBox) -> NDArray[np.float32]:
     """The DEM ``items`` mosaicked onto ``target`` (bilinear), NaN where none covers it; transient
     network failures are retried (:mod:`gli_toolbox.retry`)."""
@@ -121,7 +127,7 @@ def read_dem_items(items: Sequence[Any], target: GeoBox) -> NDArray[np.float32]:
     elev = np.full(target.shape, np.nan, dtype=np.float32)
     if not over:
         return elev
-    key = "data" if "data" in over[0].assets else next(iter(over[0].assets))
+    key = dem_asset_key(over[0])
 
     def load() -> Any:
         with rasterio.Env(**retry.gdal_env(over)):

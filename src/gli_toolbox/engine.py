@@ -34,6 +34,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,16 +278,62 @@ def run_shipped(fn: Callable[[Any], dict[str, Any]], task: Any, version: str,
     every file it wrote (relative path -> content), which the main process writes into the work
     folder (:meth:`DaskRunner.map`). ``version`` is the gli-toolbox of the run: a worker of another
     version refuses the task as it would in a shared folder (:func:`check_run_folder`)."""
-    with tempfile.TemporaryDirectory(prefix="gli-task-") as tmp:
-        root = Path(tmp)
-        (root / RUN_MARKER).write_text(version, encoding="utf-8")
-        for rel, data in inputs.items():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(data)
-        summary = fn(_moved(task, tmp))
-        files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-                 if p.is_file() and p.name != RUN_MARKER and p.relative_to(root).as_posix() not in inputs}
+    _remove_orphans()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"{_TASK_PREFIX}{os.getpid()}-") as tmp:
+            root = Path(tmp)
+            (root / RUN_MARKER).write_text(version, encoding="utf-8")
+            for rel, data in inputs.items():
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_bytes(data)
+            summary = fn(_moved(task, tmp))
+            files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+                     if p.is_file() and p.name != RUN_MARKER and p.relative_to(root).as_posix() not in inputs}
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        from .errors import ClusterError
+
+        raise ClusterError(f"no space left in the temporary folder {tempfile.gettempdir()} of a Dask worker (a chunk's "
+                           "files are written there before they are sent back): give the workers a larger one "
+                           "(TMPDIR, or the worker's --local-directory)") from None
     return {"summary": summary, "files": files}
+
+
+#: Name of a task folder of :func:`run_shipped` (then the worker's process id).
+_TASK_PREFIX = "gli-task-"
+_ORPHANS_REMOVED = False
+
+
+def _remove_orphans() -> None:
+    """Once per worker process: remove the task folders (:func:`run_shipped`) of worker processes
+    of this machine that no longer run (killed mid-task: a chunk's files can be tens of MB)."""
+    global _ORPHANS_REMOVED
+    if _ORPHANS_REMOVED:
+        return
+    _ORPHANS_REMOVED = True
+    import shutil
+
+    for d in Path(tempfile.gettempdir()).glob(f"{_TASK_PREFIX}*-*"):
+        pid = d.name[len(_TASK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # that process is gone
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:  # another user's process, still running
+            continue
+
+
+def _content(data: bytes) -> bytes:
+    """A file's content as a task's result (see :meth:`DaskRunner._send_inputs`)."""
+    return data
+
+
+#: Why a chunk task is recorded as failed when the cluster cancelled it (not this process).
+_CANCELLED = ("cancelled on the Dask cluster (by its scheduler, or a worker lost what it needed): run the same "
+              "command again with --resume")
 
 
 def land_files(task: Any, files: Mapping[str, bytes]) -> None:
@@ -738,11 +785,8 @@ class SerialRunner:
             else:
                 yield TaskOutcome(t, None, last)
 
-    def check_workers(self, folder: Path) -> None:
-        """Nothing to check: the tasks run in this process."""
-
-    def check_files(self, paths: Iterable[str]) -> None:
-        """Nothing to check: the tasks read what this process reads."""
+    def check_workers(self, folder: Path, files: Callable[[], Iterable[str]] | None = None) -> None:
+        """Nothing to check: the tasks run in this process, and read what it reads."""
 
     def close(self) -> None:
         pass
@@ -815,13 +859,15 @@ class DaskRunner:
         inputs = {rel: self._inputs[str(path)] for rel, path in task_inputs(task).items()}
         return self.client.submit(run_shipped, fn, task, __version__, inputs, key=key, pure=False, **kw)
 
-    def _send_inputs(self, tasks: Sequence[Any]) -> None:
+    def _send_inputs(self, tasks: Sequence[Any], token: str) -> None:
         """With shipping: the files the tasks read (cloud masks of L1C days), each sent to the cluster
-        once (tasks on the same block share it), before the tasks."""
+        once (tasks on the same block share it). As tasks that return their content, not scattered
+        data: a worker that dies with one makes Dask compute it again from the scheduler's copy
+        (scattered data would be gone, and every task needing it cancelled)."""
         paths = sorted({str(p) for t in tasks for p in task_inputs(t).values()})
-        if paths:
-            futures = self.client.scatter([Path(p).read_bytes() for p in paths], hash=False)
-            self._inputs.update(zip(paths, futures))
+        for i, path in enumerate(paths):
+            self._inputs[path] = self.client.submit(_content, Path(path).read_bytes(), key=f"gli-input-{token}-{i}",
+                                                    pure=False)
 
     def map(self, fn: Callable[[ChunkTask], dict[str, Any]], tasks: Sequence[ChunkTask]) -> Iterator[TaskOutcome]:
         """Submit every task, yield each outcome as it finishes. The tasks' keys carry a token of this
@@ -845,7 +891,7 @@ class DaskRunner:
         order = sorted(tasks, key=lambda t: -_task_size(t))
         self._inputs: dict[str, Any] = {}  # with shipping: a file the tasks read -> its data on the cluster
         if self.shipping:
-            self._send_inputs(order)
+            self._send_inputs(order, token)
         futures = {self._submit(fn, t, f"{t.key}-{token}", retries=CHUNK_RETRIES, priority=len(order) - i): t
                    for i, t in enumerate(order)}
         done = as_completed(futures, loop=self.client.loop)  # not through Dask's default client: maybe another one
@@ -853,6 +899,9 @@ class DaskRunner:
         # refused by unfit workers while no other worker was there: placed again when one joins, or
         # recorded as failed after the wait for workers (task, since when, why)
         parked: list[tuple[ChunkTask, float, str]] = []
+        # the time allowed for fetching a result, doubled after each timeout: a result sent back over a
+        # slow link (shipping) arrives in the end, and a worker gone quiet costs that time, not a hang
+        fetch_s: dict[Any, float] = {}
         try:
             while not done.is_empty() or parked:
                 batch = done.next_batch(block=False)
@@ -881,12 +930,17 @@ class DaskRunner:
                     t = futures.pop(fut)
                     restricted.pop(fut, None)
                     if fut.status == "finished":
+                        limit = fetch_s.pop(fut, 60.0 if self.shipping else 10.0)  # with its files: longer
                         try:  # the result lives on a worker: if it dies now, Dask computes it again
-                            summary = fut.result(timeout=60 if self.shipping else 10)  # with its files: longer
+                            summary = fut.result(timeout=limit)
                         except (TimeoutError, asyncio.TimeoutError):
                             futures[fut] = t
+                            fetch_s[fut] = 2 * limit
                             done.add(fut)
                             watch.check(self.address, futures)
+                            continue
+                        except CancelledError:  # cancelled between finishing and its fetch
+                            yield TaskOutcome(t, None, _CANCELLED)
                             continue
                         if self.shipping:
                             land_files(t, summary["files"])
@@ -911,7 +965,7 @@ class DaskRunner:
                             parked.append((t, time.monotonic(), _task_error(exc)))
                         fut.release()
                         continue
-                    yield TaskOutcome(t, None, _task_error(exc) if exc is not None else fut.status)
+                    yield TaskOutcome(t, None, _task_error(exc) if exc is not None else _CANCELLED)
                     fut.release()
         finally:
             self._inputs = {}  # the cluster forgets the files sent for these tasks
@@ -958,8 +1012,9 @@ class DaskRunner:
             restricted[again] = t
             done.add(again)
 
-    def check_workers(self, folder: Path) -> None:
-        """Check, before any task, that every worker runs this version of gli-toolbox, and whether
+    def check_workers(self, folder: Path, files: Callable[[], Iterable[str]] | None = None) -> None:
+        """Check, before any task, that every worker runs this version of gli-toolbox and sees the
+        files of this machine the tasks read (``files()``: band files of a local catalog, a DEM), and whether
         each reads what this process writes in ``folder`` and the reverse. When all do (this machine,
         an HPC's shared project storage), chunk results are written there by the workers and read
         back here; when one does not (a cloud Dask service, another machine without that file
@@ -1017,46 +1072,43 @@ class DaskRunner:
                            f"{__version__}: install the same version on the workers (a result must not depend on "
                            "where its chunks ran)")
             else:
-                problem = None
-                if bad:  # a cloud Dask service, a machine without the file system of --out
-                    self.shipping = True
-                    more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
-                    logger.warning("the Dask worker %s%s does not share the work folder %s (%s): chunk results come "
-                                   "back through the cluster's connections and lakes are extracted in this process "
-                                   "(slower; on a file system the workers share, e.g. NFS, they write them there)",
-                                   bad[0][0], more, folder, bad[0][1])
+                problem = self._unseen_files(files() if files is not None else ())
         finally:
             for f in folder.glob(f".probe-{token}*"):
                 f.unlink(missing_ok=True)
         if problem is None:
+            if bad:  # a cloud Dask service, a machine without the file system of --out
+                self.shipping = True
+                more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
+                logger.warning("the Dask worker %s%s does not share the work folder %s (%s): chunk results come "
+                               "back through the cluster's connections and lakes are extracted in this process "
+                               "(slower; on a file system the workers share, e.g. NFS, they write them there)",
+                               bad[0][0], more, folder, bad[0][1])
             return
         _remove_if_empty(folder)
         raise ConfigError(problem)
 
-    def check_files(self, paths: Iterable[str]) -> None:
-        """Check, before any task, that every worker sees the files of this machine the tasks read
-        (``paths``: the scenes' band files of a local catalog, a DEM file; URLs are not checked): on a
-        cluster of other machines they are often on this one only, and every chunk would fail.
-
-        Raises :class:`~gli_toolbox.errors.ConfigError`: one line, which worker and file, what to do."""
-        from .errors import ConfigError
-
+    def _unseen_files(self, paths: Iterable[str]) -> str | None:
+        """Whether every worker sees the files of this machine the tasks read (``paths``: the scenes'
+        band files of a local catalog, a DEM file; URLs are not checked): on a cluster of other
+        machines they are often on this one only, and every chunk would fail. None, or the problem in
+        one line (which worker and file, what to do)."""
         local = sorted({str(p) for p in paths if is_local_path(str(p))})
         if not local:
-            return
+            return None
         try:
             answers = self.client.run(_missing_files, local)
         except Exception as exc:  # noqa: BLE001 - the workers went away: the run's own checks say so later
             logger.debug("asking the workers for the input files: %s", exc)
-            return
+            return None
         blind = sorted((a, n, first) for a, (n, first) in answers.items() if n)
-        if blind:
-            addr, n, first = blind[0]
-            more = f" (and {len(blind) - 1} other worker(s))" if len(blind) > 1 else ""
-            raise ConfigError(f"the Dask worker {addr}{more} does not see {n} of the {len(local)} file(s) of this "
-                              f"machine the run reads, e.g. {first}: put the scenes' files (--stac) and the DEM "
-                              "(--dem) where the workers read them too (a shared file system, or URLs), or use "
-                              "--workers N on this machine")
+        if not blind:
+            return None
+        addr, n, first = blind[0]
+        more = f" (and {len(blind) - 1} other worker(s))" if len(blind) > 1 else ""
+        return (f"the Dask worker {addr}{more} does not see {n} of the {len(local)} file(s) of this machine the run "
+                f"reads, e.g. {first}: put the scenes' files (--stac) and the DEM (--dem) where the workers read "
+                "them too (a shared file system, or URLs), or use --workers N on this machine")
 
     def close(self) -> None:
         for obj in self._own:

@@ -386,8 +386,8 @@ def _detect(the_aoi: Aoi, zones: list[Any], config: DetectConfig, *, client: Any
                         config.resolution_m, z.grid.shape[0], z.grid.shape[1], len(cs), config.chunk_px)
         work = _work_folder(work_dir, config, the_aoi, resume)
         try:
-            runner.check_workers(work)  # gli-toolbox on the workers, the folder shared with them: before any read
-            runner.check_files(_task_files(plans, config))  # the scenes and DEM of this machine, seen by the workers
+            # gli-toolbox on the workers, the folder shared with them, the scenes and DEM they read: before any read
+            runner.check_workers(work, files=lambda: _task_files(plans, config, zones))
             glaciers = _glaciers(the_aoi, config, zones)
             if config.dem:
                 _check_dem(config, zones)
@@ -653,13 +653,17 @@ def _check_inputs(config: DetectConfig) -> None:
             raise ConfigError(f"{flag} {value}: file not found")
 
 
-def _task_files(plans: list[YearPlan], config: DetectConfig) -> list[str]:
+def _task_files(plans: list[YearPlan], config: DetectConfig, zones: list[Any]) -> list[str]:
     """What the chunk tasks read by name: the band files of every scene (those the cloud masking
-    needs too) and a DEM file; URLs among them are the providers' business."""
+    needs too) and the DEM (a file, or the files of ``--dem auto``'s items); URLs among them are the
+    providers' business."""
+    from .dem import dem_asset_key
     from .errors import AssetReadError
     from .load import mask_plan
 
     out = [config.dem] if config.dem and config.dem != "auto" else []
+    for z in zones:
+        out += [it.assets[dem_asset_key(it)].href for it in _zone_dem_items(config, z.grid)]
     for p in plans:
         for scenes in p.days.values():
             for s in scenes:

@@ -5,6 +5,7 @@ processes on loopback, a chunk that keeps failing, and ``--resume`` after a SIGK
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -1131,3 +1132,163 @@ def test_chunks_refused_by_an_unfit_worker_wait_for_a_fit_one(monkeypatch):
             _stop(procs)
     assert err is None, err
     assert [(o.summary, o.error) for o in outcomes] == [({"by": "fit2"}, None)] * 2
+
+
+def test_a_result_slower_to_fetch_than_the_limit_arrives(monkeypatch):
+    """A result sent back over a slow link (a chunk's files with ``--dem`` are tens of MB) took longer
+    than the fetch limit: the fetch was abandoned and started again with the same limit, for ever
+    (0 of 1 chunks after 4 minutes at 2 Mbit/s in the review). The limit now doubles after each
+    timeout, so the result arrives. (Dask's objects are stood in for: no slow link here.)"""
+    import dask.distributed
+
+    asked: list[float] = []
+
+    class Fut:
+        key, status = "a", "finished"
+
+        def result(self, timeout=None):
+            asked.append(timeout)
+            assert len(asked) < 6, f"fetched again and again: {asked}"
+            if timeout < 35:  # the transfer takes 35 s
+                raise TimeoutError
+            return {"days": "a"}
+
+        def release(self):
+            pass
+
+    fut = Fut()
+
+    class Client:
+        loop = None
+
+        def submit(self, fn, task, key, **kw):
+            return fut
+
+        def cancel(self, fs):
+            pass
+
+        def scheduler_info(self, **kw):
+            return {"workers": {"tcp://w:1": {"status": "running", "metrics": {"executing": 0}}}}
+
+    class AsCompleted:
+        def __init__(self, fs, loop=None):
+            self.batches = [list(fs)]
+
+        def is_empty(self):
+            return not self.batches
+
+        def next_batch(self, block=False):
+            return self.batches.pop(0) if self.batches else []
+
+        def add(self, f):
+            self.batches.append([f])
+
+    monkeypatch.setattr(dask.distributed, "as_completed", AsCompleted)
+    runner = object.__new__(engine.DaskRunner)
+    runner.client, runner.address = Client(), "tcp://s:1"
+    from types import SimpleNamespace
+
+    (outcome,) = list(runner.map(lambda t: {}, [SimpleNamespace(name="a", key="gli-chunk-a", chunk=None, days=())]))
+    assert (outcome.summary, outcome.error) == ({"days": "a"}, None)
+    assert asked == [10.0, 20.0, 40.0]
+
+
+def test_cloud_masks_lost_with_their_worker_are_sent_again(havel_reference, tmp_path):
+    """The L1C path on a worker that does not see the work folder: the coarse cloud masks its chunk
+    tasks read were scattered to the cluster, and a worker killed with them (its nanny starts a new
+    one) made every chunk left fail as "cancelled" (47-48 of 50 in the review), or the run crash.
+    They are now tasks the scheduler can compute again: the run completes with the layers of a run
+    in this process."""
+    _needs_unshare()
+    killed: list[int] = []
+    with _cluster([(_elsewhere(tmp_path), {})]) as client:
+        def kill(done: int, total: int, key: str) -> None:
+            if done == 3 and not killed:  # a few chunks in, the masks are on the worker
+                (pid,) = client.run(os.getpid).values()
+                killed.append(pid)
+                os.kill(pid, signal.SIGKILL)
+
+        res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=64, progress=False,
+                     client=client, work_dir=tmp_path / "work", on_progress=kill)
+        assert killed and killed[0] not in client.run(os.getpid).values()  # a new worker process took over
+    assert res.run["complete"] is True, res.run["incomplete"]
+    assert _layers(res) == _layers(havel_reference)
+
+
+def test_dem_items_of_a_local_catalog_the_workers_do_not_see_are_refused(tmp_path):
+    """``--dem auto`` with a catalog whose DEM item is a file in a folder the workers do not see:
+    every chunk failed to read it; now the run stops before any read with one line naming it."""
+    _needs_unshare()
+    import pystac
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    dem = hidden / "dem.tif"
+    with rasterio.open(dem, "w", driver="GTiff", height=60, width=60, count=1, dtype="float32", crs="EPSG:4326",
+                       transform=rasterio.transform.from_bounds(9.9, 45.9, 10.2, 46.2, 60, 60)) as dst:
+        dst.write(np.full((1, 60, 60), 2400.0, np.float32))
+    items = [it for it in pystac.Catalog.from_file(str(SAMPLE / "catalog.json")).get_items(recursive=True)
+             if it.collection_id == "sentinel-2-c1-l2a"]
+    for it in items:
+        it.make_asset_hrefs_absolute()
+    dem_item = pystac.Item("dem-1", {"type": "Polygon", "coordinates": [[[9.9, 45.9], [10.2, 45.9], [10.2, 46.2],
+                                                                         [9.9, 46.2], [9.9, 45.9]]]},
+                           [9.9, 45.9, 10.2, 46.2], dt.datetime(2021, 4, 22, tzinfo=dt.timezone.utc), {},
+                           collection="cop-dem-glo-30")
+    dem_item.add_asset("data", pystac.Asset(str(dem), media_type=pystac.MediaType.COG))
+    fc = {"type": "FeatureCollection", "features": [it.to_dict() for it in [*items, dem_item]]}
+    (tmp_path / "items.json").write_text(json.dumps(fc))
+    out_parent = tmp_path / "run"
+    out_parent.mkdir()
+    with _cluster([(_elsewhere(hidden), {})]) as client:
+        from click.testing import CliRunner
+
+        from gli_toolbox.cli import cli
+
+        res = CliRunner().invoke(cli, ["detect", "--aoi", BARBELLINO["aoi"], "--stac", str(tmp_path / "items.json"),
+                                       "--collection", "sentinel-2-c1-l2a", "--years", "2017", "--dem", "auto",
+                                       "--out", str(out_parent / "out"), "--scheduler", client.scheduler.address])
+        (addr,) = client.nthreads()
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("Error: ")]
+    assert line.startswith(f"Error: the Dask worker {addr} does not see 1 of the 5 file(s) of this machine the run "
+                           f"reads, e.g. {dem}: "), line
+    assert "does not share the work folder" not in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in out_parent.iterdir()) == []
+
+
+def test_task_folders_of_killed_workers_are_removed(tmp_path, monkeypatch):
+    """A worker killed mid-task leaves its task folder (tens of MB with ``--dem``); the next worker
+    process on the machine removes those of processes that no longer run, not the others'."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(engine, "_ORPHANS_REMOVED", False)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (tmp_path / f"gli-task-{gone.pid}-abc").mkdir()
+    (tmp_path / f"gli-task-{gone.pid}-abc" / "chunk.tif").write_bytes(b"x")
+    (tmp_path / f"gli-task-{os.getppid()}-def").mkdir()  # a process still running
+    (tmp_path / "gli-task-notapid").mkdir()
+    engine._remove_orphans()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"gli-task-{os.getppid()}-def", "gli-task-notapid"]
+
+
+def test_a_full_temporary_folder_on_a_worker_says_which_disk(tmp_path):
+    """A worker without the work folder writes each chunk's files into its temporary folder first;
+    when that is full, the failure said "No space left on device", read as the disk of --out. It now
+    names the worker's temporary folder and what to set."""
+    _needs_unshare()
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    tiny = hidden / "tiny"
+    worker = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+              (f"mount -t tmpfs tmpfs {hidden} && mkdir {tiny} && mount -t tmpfs -o size=4k tmpfs {tiny} && "
+               f"TMPDIR={tiny} exec {' '.join(_WORKER)} --local-directory {tmp_path / 'scratch'}")]
+    with _cluster([(worker, {})]) as client, pytest.raises(NoScenesFoundError) as err:
+        detect(BARBELLINO["aoi"], years=(2017,), stac=CATALOG, progress=False, client=client, work_dir=hidden / "work")
+    msg = str(err.value)
+    assert f"no space left in the temporary folder {tiny} of a Dask worker" in msg, msg
+    assert "TMPDIR" in msg

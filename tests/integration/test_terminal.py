@@ -101,3 +101,20 @@ def test_a_warning_is_printed_on_its_own_line_above_the_progress_bar(capsys):
     # the bar was cleared before the warning: what is left on the terminal line is the warning alone
     assert line.split("\r")[-1] == "WARNING: 2018: no scene"
     assert "reading scenes: 100%" in err.split("2018: no scene")[-1]  # and the bar drawn again below it
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_dask_warnings_about_what_gli_handles_show_only_with_v(capsys, verbose):
+    """After a worker died, Dask's client logged "Couldn't gather 1 keys, rescheduling" at the default
+    verbosity (its configuration sets that logger's level apart): gli handles it and says what
+    matters itself, so it shows with -v only. Dask's errors always show, as gli's own warnings."""
+    configure_logging(verbose, 0)
+    try:
+        logging.getLogger("distributed.client").warning("Couldn't gather 1 keys, rescheduling")
+        logging.getLogger("distributed.client").error("Failed to reconnect to scheduler")
+        logging.getLogger("gli_toolbox.engine").warning("a chunk failed")
+    finally:
+        logging.basicConfig(force=True)
+    err = capsys.readouterr().err
+    assert ("Couldn't gather" in err) == bool(verbose)
+    assert "ERROR: Failed to reconnect to scheduler" in err and "WARNING: a chunk failed" in err

@@ -108,6 +108,9 @@ def configure_logging(verbose: int, quiet: int) -> None:
     own = max(logging.DEBUG, min(logging.CRITICAL, own))
     handler = _TqdmHandler()
     handler.setFormatter(_Formatter())
+    if not verbose:  # Dask's warnings about what gli handles itself ("Couldn't gather 1 keys, rescheduling"
+        # after a worker died): its configuration sets distributed.client's level apart, so filtered here
+        handler.addFilter(lambda r: r.levelno >= logging.ERROR or not r.name.startswith("distributed"))
     root_level = logging.DEBUG if verbose >= 3 else max(own, logging.WARNING)
     logging.basicConfig(level=root_level, handlers=[handler], force=True)
     logging.getLogger("gli_toolbox").setLevel(own)
@@ -115,7 +118,6 @@ def configure_logging(verbose: int, quiet: int) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 3 else max(own, logging.WARNING))
     # dask.distributed, imported only when a cluster is used, sets its logger to INFO on import unless
     # Dask's configuration says otherwise: without this, --workers N printed some 30 lines of cluster
-    # start-up and shut-down (workers registered, nannies closed) among gli's own lines
     # start-up and shut-down (workers registered, nannies closed) among gli's own lines; its warnings
     # ("Restarting worker" after a worker died) only with -v: gli says what matters itself
     dask_level = "debug" if verbose >= 3 else "warning" if verbose else "error"
