@@ -8,6 +8,9 @@ Values for a chunk of the 10 m grid are resampled from it on demand.
 from __future__ import annotations
 
 import logging
+import math
+import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import rasterio
+from affine import Affine
 from numpy.typing import NDArray
 from odc.geo.geobox import GeoBox
 from rasterio.warp import Resampling, reproject
@@ -23,8 +27,8 @@ from .errors import ConfigError, StacError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEM_COLLECTION", "Dem", "dem_grid", "find_dem_items", "load_dem", "read_dem_file", "read_dem_items",
-           "read_dem_stac"]
+__all__ = ["DEM_COLLECTION", "Dem", "dem_grid", "find_dem_items", "load_dem", "read_dem_blocks", "read_dem_file",
+           "read_dem_items", "read_dem_stac"]
 
 #: Copernicus DEM GLO-30 on Planetary Computer and Earth Search v1.
 DEM_COLLECTION = "cop-dem-glo-30"
@@ -141,6 +145,54 @@ def read_dem_items(items: Sequence[Any], target: GeoBox) -> NDArray[np.float32]:
         take = np.isnan(elev) & np.isfinite(layer)
         elev[take] = layer[take]
     return elev
+
+
+#: Side (pixels of the DEM lattice) of the fixed blocks a chunk's DEM is cut from (15 km at 30 m).
+DEM_BLOCK_PX = 512
+_BLOCKS: OrderedDict[tuple[Any, ...], NDArray[np.float32]] = OrderedDict()
+#: Blocks kept per process (1 MB each): neighbouring chunks share most of theirs.
+_BLOCKS_KEPT = 48
+
+
+def read_dem_blocks(source: str, items: Sequence[Any], target: GeoBox) -> NDArray[np.float32]:
+    """The DEM (the file ``source``, or ``items`` with ``source == "auto"``) on ``target``, a window
+    of the absolute lattice of :func:`dem_grid`, cut from fixed blocks of that lattice.
+
+    Reprojecting onto the window itself made a chunk's DEM depend on the chunk's extent (GDAL's
+    approximate transformer and resampling scale are set per warped region: 0.05 m of elevation and
+    0.02 degrees of slope between 128 and 1024 px chunks, enough to move a lake across the slope
+    limit). Each block is always warped onto the same grid, so every chunk gets the same values.
+    """
+    a = target.affine
+    res = a.a
+    h, w = target.shape
+    if a.b or a.d or a.e != -res or (a.c / res) % 1 or (a.f / res) % 1:  # not on the lattice
+        return read_dem_items(items, target) if source == "auto" else read_dem_file(source, target)
+    span = DEM_BLOCK_PX * res
+    crs = _wkt(target)
+    if source == "auto":
+        key: tuple[Any, ...] = ("auto", tuple(it.id for it in items))
+    else:
+        try:  # a file changed between two runs of one session is read again
+            st = os.stat(source)
+        except OSError:
+            return read_dem_file(source, target)  # says what is wrong with it
+        key = (source, st.st_mtime_ns, st.st_size)
+    out = np.full(target.shape, np.nan, dtype=np.float32)
+    for r in range(math.floor(-a.f / span), math.floor((-a.f + h * res - 1e-6) / span) + 1):
+        for c in range(math.floor(a.c / span), math.floor((a.c + w * res - 1e-6) / span) + 1):
+            bkey = (*key, crs, res, r, c)
+            block = _BLOCKS.pop(bkey, None)
+            if block is None:
+                grid = GeoBox((DEM_BLOCK_PX, DEM_BLOCK_PX), Affine(res, 0, c * span, 0, -res, -r * span), target.crs)
+                block = read_dem_items(items, grid) if source == "auto" else read_dem_file(source, grid)
+            _BLOCKS[bkey] = block
+            while len(_BLOCKS) > _BLOCKS_KEPT:
+                _BLOCKS.popitem(last=False)
+            col, row = round((c * span - a.c) / res), round((a.f + r * span) / res)  # block origin in target
+            ty0, ty1, tx0, tx1 = max(row, 0), min(row + DEM_BLOCK_PX, h), max(col, 0), min(col + DEM_BLOCK_PX, w)
+            out[ty0:ty1, tx0:tx1] = block[ty0 - row:ty1 - row, tx0 - col:tx1 - col]
+    return out
 
 
 def read_dem_stac(stac: str, target: GeoBox) -> NDArray[np.float32]:

@@ -734,6 +734,39 @@ def test_two_zone_aoi_is_mapped_on_each_zone_grid_whatever_the_chunking(two_zone
         a.masks[2019].observed_share(ll)
 
 
+def test_terrain_attributes_do_not_depend_on_chunking_across_zones(two_zone_region, tmp_path):
+    """With ``--dem``, each chunk keeps its elevation and slope (a GeoTIFF beside its counts) and the
+    zone layers are assembled from them: on a DEM that rises 1 m per 0.0001 degree of longitude
+    (about 7 degrees here), every lake's ``elev_m`` and ``slope_deg`` are the same at 128 and 1024 px
+    chunks, on both sides of the zone border (they differed in ``slope_deg``: each chunk's DEM was
+    warped onto its own window), and ``elev_m`` is the plane's height within the lake."""
+    from affine import Affine
+
+    aoi_geom = json.loads((two_zone_region / "aoi.geojson").read_text())["features"][0]["geometry"]
+    from shapely.geometry import shape
+
+    x0, y0, x1, y1 = shape(aoi_geom).buffer(0.2).bounds
+    res_deg = 0.0003
+    w, h = int((x1 - x0) / res_deg), int((y1 - y0) / res_deg)
+    lon = x0 + (np.arange(w) + 0.5) * res_deg
+    plane = np.broadcast_to(2000.0 + (lon - x0) * 1e4, (h, w)).astype(np.float32)  # 1 m per 0.0001 degree
+    with rasterio.open(tmp_path / "dem.tif", "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=Affine(res_deg, 0, x0, 0, -res_deg, y1)) as dst:
+        dst.write(plane[None])
+    kw = {"years": (2019,), "stac": str(two_zone_region / "items.json"), "collection": "synthetic-l2a", "progress": False,
+          "dem": str(tmp_path / "dem.tif"), "max_slope_deg": 45.0}
+    aoi = str(two_zone_region / "aoi.geojson")
+    a = detect(aoi, chunk_px=128, work_dir=tmp_path / "a", **kw).lakes[2019]
+    b = detect(aoi, chunk_px=1024, work_dir=tmp_path / "b", **kw).lakes[2019]
+    assert list(a["elev_m"]) == list(b["elev_m"]) and list(a["slope_deg"]) == list(b["slope_deg"])
+    assert len(a) > 5 and (a["lon"] < 72.0).any() and (a["lon"] > 72.0).any()
+    # the median of the plane over a lake's pixels lies between its heights at the lake's west and east ends
+    b4326 = a.to_crs("EPSG:4326").geometry.bounds
+    assert ((a["elev_m"] >= 2000.0 + (b4326["minx"] - x0) * 1e4 - 1)
+            & (a["elev_m"] <= 2000.0 + (b4326["maxx"] - x0) * 1e4 + 1)).all()
+    assert ((a["slope_deg"] > 5) & (a["slope_deg"] < 9)).all()
+
+
 def test_the_river_like_objects_left_out_are_counted_with_their_area(tmp_path):
     """run.json says how many water objects were left out as river-like and their area (the terminal
     prints it): the same objects a --keep-rivers run keeps with is_river=1. (A 1024 px tile of the
