@@ -220,9 +220,10 @@ def finished_chunks(work_base: Path) -> int:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None], run_dir: str = "") -> None:
-    """``write`` into a temporary file beside ``path``, then rename it. With ``run_dir`` (a task's run
-    folder), nothing is written once that folder is gone: a task still running when its run was
-    stopped and its folder removed must not make it again."""
+    """``write`` into a temporary file beside ``path``, then rename it; an empty file is a full disk
+    (every file gli writes holds something). With ``run_dir`` (a task's run folder), nothing is
+    written once that folder is gone: a task still running when its run was stopped and its folder
+    removed must not make it again."""
     if run_dir and not os.path.isdir(run_dir):
         from .errors import ClusterError
 
@@ -236,6 +237,10 @@ def _atomic_write(path: Path, write: Callable[[Path], None], run_dir: str = "") 
     os.close(fd)
     try:
         write(Path(tmp))
+        if not os.path.getsize(tmp):  # GDAL leaves an empty GeoTIFF on a full disk, without an error
+            import errno
+
+            raise OSError(errno.ENOSPC, f"No space left on device: {path.name} was written empty")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -283,9 +288,9 @@ def run_shipped(fn: Callable[[Any], dict[str, Any]], task: Any, version: str,
     every file it wrote (relative path -> content), which the main process writes into the work
     folder (:meth:`DaskRunner.map`). ``version`` is the gli-toolbox of the run: a worker of another
     version refuses the task as it would in a shared folder (:func:`check_run_folder`)."""
-    _remove_orphans()
+    base = _task_base()
     try:
-        with tempfile.TemporaryDirectory(prefix=f"{_TASK_PREFIX}{os.getpid()}-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="gli-task-", dir=base) as tmp:
             root = Path(tmp)
             (root / RUN_MARKER).write_text(version, encoding="utf-8")
             for rel, data in inputs.items():
@@ -299,36 +304,22 @@ def run_shipped(fn: Callable[[Any], dict[str, Any]], task: Any, version: str,
             raise
         from .errors import ClusterError
 
-        raise ClusterError(f"no space left in the temporary folder {tempfile.gettempdir()} of a Dask worker (a chunk's "
-                           "files are written there before they are sent back): give the workers a larger one "
-                           "(TMPDIR, or the worker's --local-directory)") from None
+        raise ClusterError(f"no space left in {base or tempfile.gettempdir()}, where a Dask worker writes a chunk's files "
+                           "before sending them back: start the workers with --local-directory on a larger disk") from None
     return {"summary": summary, "files": files}
 
 
-#: Name of a task folder of :func:`run_shipped` (then the worker's process id).
-_TASK_PREFIX = "gli-task-"
-_ORPHANS_REMOVED = False
+def _task_base() -> str | None:
+    """Where :func:`run_shipped` makes its task folders: the Dask worker's own local directory (on the
+    disk its operator chose with ``--local-directory``; Dask removes those of workers that died),
+    else the temporary folder."""
+    import sys
 
-
-def _remove_orphans() -> None:
-    """Once per worker process: remove the task folders (:func:`run_shipped`) of worker processes
-    of this machine that no longer run (killed mid-task: a chunk's files can be tens of MB)."""
-    global _ORPHANS_REMOVED
-    if _ORPHANS_REMOVED:
-        return
-    _ORPHANS_REMOVED = True
-    import shutil
-
-    for d in Path(tempfile.gettempdir()).glob(f"{_TASK_PREFIX}*-*"):
-        pid = d.name[len(_TASK_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # that process is gone
-            shutil.rmtree(d, ignore_errors=True)
-        except OSError:  # another user's process, still running
-            continue
+    distributed = sys.modules.get("distributed")
+    try:
+        return str(distributed.get_worker().local_directory) if distributed is not None else None
+    except (ValueError, AttributeError):  # not in a worker
+        return None
 
 
 def _content(data: bytes) -> bytes:
@@ -923,9 +914,10 @@ class DaskRunner:
         # refused by unfit workers while no other worker was there: placed again when one joins, or
         # recorded as failed after the wait for workers (task, since when, why)
         parked: list[tuple[ChunkTask, float, str]] = []
-        # the time allowed for fetching a result, doubled after each timeout: a result sent back over a
-        # slow link (shipping) arrives in the end, and a worker gone quiet costs that time, not a hang
-        fetch_s: dict[Any, float] = {}
+        # the time allowed for fetching a result, doubled after each timeout and kept for the results
+        # after it (a slow link stays slow; an abandoned fetch goes on competing for it): a result sent
+        # back over a slow link (shipping) arrives in the end, and a worker gone quiet costs that time
+        fetch_s = 60.0 if self.shipping else 10.0
         try:
             while not done.is_empty() or parked:
                 batch = done.next_batch(block=False)
@@ -954,12 +946,11 @@ class DaskRunner:
                     t = futures.pop(fut)
                     restricted.pop(fut, None)
                     if fut.status == "finished":
-                        limit = fetch_s.pop(fut, 60.0 if self.shipping else 10.0)  # with its files: longer
                         try:  # the result lives on a worker: if it dies now, Dask computes it again
-                            summary = fut.result(timeout=limit)
+                            summary = fut.result(timeout=fetch_s)
                         except (TimeoutError, asyncio.TimeoutError):
                             futures[fut] = t
-                            fetch_s[fut] = 2 * limit
+                            fetch_s *= 2
                             done.add(fut)
                             watch.check(self.address, futures)
                             continue

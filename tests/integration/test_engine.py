@@ -1167,35 +1167,39 @@ def test_chunks_refused_by_an_unfit_worker_wait_for_a_fit_one(monkeypatch):
     assert [(o.summary, o.error) for o in outcomes] == [({"by": "fit2"}, None)] * 2
 
 
-def test_a_result_slower_to_fetch_than_the_limit_arrives(monkeypatch):
+def test_results_slower_to_fetch_than_the_limit_arrive(monkeypatch):
     """A result sent back over a slow link (a chunk's files with ``--dem`` are tens of MB) took longer
     than the fetch limit: the fetch was abandoned and started again with the same limit, for ever
     (0 of 1 chunks after 4 minutes at 2 Mbit/s in the review). The limit now doubles after each
-    timeout, so the result arrives. (Dask's objects are stood in for: no slow link here.)"""
+    timeout and stays doubled for the results after it (an abandoned fetch goes on using the link):
+    both results arrive, the second without a timeout. (Dask's objects are stood in for.)"""
     import dask.distributed
 
-    asked: list[float] = []
+    asked: list[tuple[str, float]] = []
 
     class Fut:
-        key, status = "a", "finished"
+        status = "finished"
+
+        def __init__(self, key):
+            self.key = key
 
         def result(self, timeout=None):
-            asked.append(timeout)
-            assert len(asked) < 6, f"fetched again and again: {asked}"
-            if timeout < 35:  # the transfer takes 35 s
+            asked.append((self.key, timeout))
+            assert len(asked) < 8, f"fetched again and again: {asked}"
+            if timeout < 35:  # each transfer takes 35 s
                 raise TimeoutError
-            return {"days": "a"}
+            return {"days": self.key}
 
         def release(self):
             pass
 
-    fut = Fut()
+    futs = {n: Fut(n) for n in "ab"}
 
     class Client:
         loop = None
 
         def submit(self, fn, task, key, **kw):
-            return fut
+            return futs[task.name]
 
         def cancel(self, fs):
             pass
@@ -1205,7 +1209,7 @@ def test_a_result_slower_to_fetch_than_the_limit_arrives(monkeypatch):
 
     class AsCompleted:
         def __init__(self, fs, loop=None):
-            self.batches = [list(fs)]
+            self.batches = [sorted(fs, key=lambda f: f.key)]
 
         def is_empty(self):
             return not self.batches
@@ -1221,9 +1225,11 @@ def test_a_result_slower_to_fetch_than_the_limit_arrives(monkeypatch):
     runner.client, runner.address = Client(), "tcp://s:1"
     from types import SimpleNamespace
 
-    (outcome,) = list(runner.map(lambda t: {}, [SimpleNamespace(name="a", key="gli-chunk-a", chunk=None, days=())]))
-    assert (outcome.summary, outcome.error) == ({"days": "a"}, None)
-    assert asked == [10.0, 20.0, 40.0]
+    tasks = [SimpleNamespace(name=n, key=f"gli-chunk-{n}", chunk=None, days=()) for n in "ab"]
+    outcomes = list(runner.map(lambda t: {}, tasks))
+    assert sorted((o.task.name, o.summary, o.error) for o in outcomes) == [
+        ("a", {"days": "a"}, None), ("b", {"days": "b"}, None)]
+    assert asked == [("a", 10.0), ("b", 20.0), ("a", 40.0), ("b", 40.0)]
 
 
 def test_cloud_masks_lost_with_their_worker_are_sent_again(havel_reference, tmp_path):
@@ -1292,36 +1298,48 @@ def test_dem_items_of_a_local_catalog_the_workers_do_not_see_are_refused(tmp_pat
     assert sorted(p.name for p in out_parent.iterdir()) == []
 
 
-def test_task_folders_of_killed_workers_are_removed(tmp_path, monkeypatch):
-    """A worker killed mid-task leaves its task folder (tens of MB with ``--dem``); the next worker
-    process on the machine removes those of processes that no longer run, not the others'."""
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(engine, "_ORPHANS_REMOVED", False)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    (tmp_path / f"gli-task-{gone.pid}-abc").mkdir()
-    (tmp_path / f"gli-task-{gone.pid}-abc" / "chunk.tif").write_bytes(b"x")
-    (tmp_path / f"gli-task-{os.getppid()}-def").mkdir()  # a process still running
-    (tmp_path / "gli-task-notapid").mkdir()
-    engine._remove_orphans()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"gli-task-{os.getppid()}-def", "gli-task-notapid"]
+def _small_disk_worker(hidden: Path, *, tmpdir_kb: int | None = None, local_kb: int | None = None) -> list[str]:
+    """A worker that does not see ``hidden``, with a small ``TMPDIR`` and/or ``--local-directory``."""
+    cmd = f"mount -t tmpfs tmpfs {hidden}"
+    worker = " ".join(_WORKER)
+    for name, kb in (("tmp", tmpdir_kb), ("local", local_kb)):
+        d = hidden / name
+        cmd += f" && mkdir {d}" + (f" && mount -t tmpfs -o size={kb}k tmpfs {d}" if kb else "")
+    cmd += f" && TMPDIR={hidden / 'tmp'} exec {worker} --local-directory {hidden / 'local'}"
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", cmd]
 
 
-def test_a_full_temporary_folder_on_a_worker_says_which_disk(tmp_path):
-    """A worker without the work folder writes each chunk's files into its temporary folder first;
-    when that is full, the failure said "No space left on device", read as the disk of --out. It now
-    names the worker's temporary folder and what to set."""
+def test_task_folders_go_where_the_worker_keeps_its_files(havel_reference, tmp_path):
+    """A worker without the work folder writes each chunk's files into a folder of its own first: in
+    its local directory (``--local-directory``, on a disk its operator chose; Dask removes those of
+    workers that died), not the temporary folder (the review's worker had a large local directory and
+    a full ``TMPDIR``). L1C sample, 4 kB ``TMPDIR``: complete, the layers of a run in this process."""
     _needs_unshare()
     hidden = tmp_path / "hidden"
     hidden.mkdir()
-    tiny = hidden / "tiny"
-    worker = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-              (f"mount -t tmpfs tmpfs {hidden} && mkdir {tiny} && mount -t tmpfs -o size=4k tmpfs {tiny} && "
-               f"TMPDIR={tiny} exec {' '.join(_WORKER)} --local-directory {tmp_path / 'scratch'}")]
-    with _cluster([(worker, {})]) as client, pytest.raises(NoScenesFoundError) as err:
-        detect(BARBELLINO["aoi"], years=(2017,), stac=CATALOG, progress=False, client=client, work_dir=hidden / "work")
+    with _cluster([(_small_disk_worker(hidden, tmpdir_kb=4), {})]) as client:
+        res = detect(HAVEL["aoi"], **{k: v for k, v in HAVEL.items() if k != "aoi"}, chunk_px=256, progress=False,
+                     client=client, work_dir=hidden / "work")
+    assert res.run["complete"] is True, res.run["incomplete"]
+    assert _layers(res) == _layers(havel_reference)
+
+
+@pytest.mark.parametrize("case", ["l2a", "l1c"])
+def test_a_full_disk_on_a_worker_says_which_folder(tmp_path, case):
+    """When the worker's folder for chunk files is full, the failure said "No space left on device",
+    read as the disk of --out; on the L1C path GDAL wrote an empty cloud mask without an error, which
+    was sent back and kept, so that --resume failed on it too. Now each failure names the worker's
+    folder and what to do, and no empty file reaches the work folder."""
+    _needs_unshare()
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    args = ({"aoi": BARBELLINO["aoi"], "years": (2017,), "stac": CATALOG} if case == "l2a" else
+            {**HAVEL, "chunk_px": 256})
+    with _cluster([(_small_disk_worker(hidden, local_kb=8), {})]) as client, \
+            pytest.raises(NoScenesFoundError) as err:
+        (local,) = client.run(lambda dask_worker: dask_worker.local_directory).values()
+        detect(**args, progress=False, client=client, work_dir=hidden / "work")
     msg = str(err.value)
-    assert f"no space left in the temporary folder {tiny} of a Dask worker" in msg, msg
-    assert "TMPDIR" in msg
+    assert f"no space left in {local}, where a Dask worker writes a chunk's files" in msg, msg
+    assert "--local-directory on a larger disk" in msg
+    assert not [p for p in (hidden / "work").rglob("*") if p.is_file() and p.stat().st_size == 0]
