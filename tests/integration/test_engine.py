@@ -194,7 +194,8 @@ def _needs_unshare() -> None:
 def _task_folders() -> set[str]:
     import tempfile
 
-    return {p.name for p in Path(tempfile.gettempdir()).glob("gli-task-*")}
+    tmp = Path(tempfile.gettempdir())  # in the workers' local directories (Dask's default: under the temporary folder)
+    return {str(p) for p in [*tmp.glob("gli-task-*"), *tmp.glob("dask-scratch-space/*/gli-task-*")]}
 
 
 def test_workers_without_the_work_folder_send_their_results_back(havel_reference, tmp_path, caplog):
